@@ -1,0 +1,65 @@
+"""The ``labctl`` command line. Subcommands import their machinery lazily so
+``labctl --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that define ``register(subparsers)``: each adds its subcommand's parser and
+# sets ``func`` (a callable taking the parsed args, returning an exit code).
+SUBCOMMANDS = (
+    "labctl.cli.sim",
+    "labctl.cli.analyze",
+    "labctl.cli.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from labctl import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="labctl",
+        description="Instrument control, simulation and live analysis for a THz spectroscopy lab.",
+    )
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # a half-installed extra must not break the rest
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from labctl.errors import LabctlError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except LabctlError as exc:
+        print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"labctl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""pymeasure Procedures (installed as labctl.procedures)."""

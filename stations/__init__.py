@@ -1,0 +1,1 @@
+"""Bundled station files."""

@@ -1,0 +1,108 @@
+"""Station files: validation with errors that say where, and the bundled sim station."""
+
+import math
+
+import pytest
+import yaml
+
+from labctl.errors import StationError
+from labctl.station import Station, load_station_spec, parse_station
+
+GOOD = {
+    "name": "bench",
+    "time_scale": 100,
+    "instruments": {
+        "lockin_ref": {"driver": "sr830", "address": "GPIB0::8::INSTR"},
+        "furnace": {
+            "driver": "eurotherm2408",
+            "address": "/dev/ttyUSB0",
+            "options": {"max_setpoint_c": 380},
+        },
+    },
+}
+
+
+def test_parse_good_station():
+    spec = parse_station(GOOD, "bench.yaml")
+    assert spec.name == "bench"
+    assert spec.time_scale == 100
+    assert spec.instruments["furnace"].options == {"max_setpoint_c": 380}
+    assert not spec.needs_world
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("instruments"), "'instruments' must map roles"),
+        (
+            lambda d: d["instruments"]["furnace"].pop("driver"),
+            "instruments.furnace: 'driver' is required",
+        ),
+        (
+            lambda d: d["instruments"]["furnace"].update(driver="eurotherm9999"),
+            "unknown instrument model 'eurotherm9999'",
+        ),
+        (
+            lambda d: d["instruments"]["furnace"].update(adress="x"),
+            "instruments.furnace: unknown keys",
+        ),
+        (lambda d: d["instruments"]["furnace"].update(options=[1]), "'options' must be a mapping"),
+        (lambda d: d.update(time_scale=-3), "time_scale must be positive"),
+        (lambda d: d.update(time_scale="fast"), "time_scale must be a number"),
+        (lambda d: d.update(instrumnets={}), "unknown top-level keys"),
+    ],
+)
+def test_malformed_station_says_what_and_where(mutate, message):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    mutate(data)
+    with pytest.raises(StationError, match="bench.yaml") as err:
+        parse_station(data, "bench.yaml")
+    assert message in str(err.value)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(StationError, match="does not exist"):
+        load_station_spec(tmp_path / "nope.yaml")
+    with pytest.raises(StationError, match="no station file 'nope'"):
+        load_station_spec("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("instruments: [unclosed\n")
+    with pytest.raises(StationError, match="not valid YAML"):
+        load_station_spec(bad)
+
+
+def test_bundled_sim_station_spec():
+    spec = load_station_spec(None)
+    assert spec.name == "sim"
+    assert spec.needs_world
+    assert {"furnace", "lockin_ref", "lockin_pump", "stages", "spectrometer", "power_meter"} <= set(
+        spec.instruments
+    )
+    assert all(i.simulated_in_process for i in spec.instruments.values())
+
+
+def test_time_scale_override():
+    spec = load_station_spec("sim")
+    assert spec.time_scale is None  # real time by default, like hardware
+    from labctl.station import _parse_time_scale, make_clock
+
+    assert math.isinf(_parse_time_scale("virtual", "x"))
+    assert type(make_clock(_parse_time_scale("virtual", "x"))).__name__ == "VirtualClock"
+    assert make_clock(_parse_time_scale(250, "x")).scale == 250
+
+
+def test_unreachable_hardware_address_gives_station_error(tmp_path):
+    station = tmp_path / "hw.yaml"
+    station.write_text(
+        yaml.safe_dump(
+            {
+                "instruments": {
+                    "meter": {"driver": "pm100", "address": "TCPIP0::127.0.0.1::9::SOCKET"}
+                }
+            }
+        )
+    )
+    with pytest.raises(
+        StationError, match=r"cannot connect meter \(pm100 at TCPIP0::127.0.0.1::9::SOCKET\)"
+    ):
+        Station.from_file(station)
