@@ -198,9 +198,9 @@ class SimServer:
     @property
     def resource(self) -> str:
         """The address a client uses: a VISA SOCKET resource or a pyserial URL."""
-        if self.handler.kind == "serial":
-            return f"socket://{self.host}:{self.port}"
-        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+        if self.handler.kind == "visa":
+            return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+        return f"socket://{self.host}:{self.port}"
 
     def start(self) -> SimServer:
         self._thread.start()

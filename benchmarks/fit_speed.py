@@ -1,0 +1,114 @@
+"""Speed of the conductivity fits and of one live-fit update.
+
+Prints ms per Drude-Smith fit (60 frequency points) for the fast path
+(scipy least_squares + analytic Jacobian) and the lmfit path from the same start,
+checks they agree, and ms per live update (FFT + Δσ + warm-started fit) for
+400-point TDS sweeps. The last line is one JSON object.
+
+    /work/venv/bin/python benchmarks/fit_speed.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from labctl.analysis import fitting, models, synthetic
+from labctl.livefit import LiveTDSFit
+
+
+def per_call_ms(fn, min_time=0.5, min_calls=20) -> float:
+    fn()  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while n < min_calls or time.perf_counter() - t0 < min_time:
+        fn()
+        n += 1
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def main() -> dict:
+    p = synthetic.TABLE2[300]
+    rng = np.random.default_rng(0)
+    freq = np.linspace(0.3e12, 2.2e12, 60)
+    truth = models.drude_smith(freq, p["tau_fs"] * 1e-15, p["c"], p["N_m3"])
+    err = np.full(freq.size, 0.3)
+    sigma = truth + err * (rng.standard_normal(60) + 1j * rng.standard_normal(60))
+    start = fitting.initial_guess("drude-smith", freq, sigma, err)
+
+    fast = fitting.fit_conductivity(freq, sigma, err, initial=start, method="fast")
+    slow = fitting.fit_conductivity(freq, sigma, err, initial=start, method="lmfit")
+    max_rel_diff = max(
+        abs(fast.values[k] - slow.values[k]) / abs(slow.values[k]) for k in fast.param_names
+    )
+    max_err_diff = max(
+        abs(fast.errors[k] - slow.errors[k]) / slow.errors[k] for k in fast.param_names
+    )
+
+    ms_fast = per_call_ms(
+        lambda: fitting.fit_conductivity(freq, sigma, err, initial=start, method="fast")
+    )
+    ms_lmfit = per_call_ms(
+        lambda: fitting.fit_conductivity(freq, sigma, err, initial=start, method="lmfit")
+    )
+    ms_cold = per_call_ms(lambda: fitting.fit_conductivity(freq, sigma, err, method="fast"))
+    warm = np.array([fast.values[k] for k in fast.param_names]) * 1.02
+    ms_warm = per_call_ms(
+        lambda: fitting.fit_conductivity(freq, sigma, err, initial=warm, method="fast")
+    )
+    print(f"Drude-Smith fit, 60 frequency points (same start, {start.round(3)}):")
+    print(f"  fast (least_squares + analytic Jacobian): {ms_fast:7.2f} ms  nfev {fast.nfev}")
+    print(f"  lmfit (leastsq, numerical Jacobian):      {ms_lmfit:7.2f} ms  nfev {slow.nfev}")
+    print(f"  ratio lmfit/fast:                         {ms_lmfit / ms_fast:7.1f}x")
+    print(f"  fast, cold start (incl. grid guess):      {ms_cold:7.2f} ms")
+    print(f"  fast, warm start (2 % off):               {ms_warm:7.2f} ms")
+    print(f"  agreement: max rel. diff values {max_rel_diff:.1e}, errors {max_err_diff:.1e}")
+
+    # live update: 400-point sweeps (0.05 ps → 20 ps), inline mode to time the work itself
+    data = synthetic.synthetic_tds(
+        tau_fs=p["tau_fs"],
+        c=p["c"],
+        n_m3=p["N_m3"],
+        duration_ps=20.0,
+        n_sweeps=60,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=1,
+    )
+    assert data.time_ps.size == 400
+    live = LiveTDSFit(100e-9, 1.95, threaded=False)
+    times = []
+    for k in range(60):
+        t0 = time.perf_counter()
+        live.add_sweep(data.time_ps, data.e_ref[k], data.delta_e[k])
+        times.append((time.perf_counter() - t0) * 1e3)
+    last = live.latest
+    steady = np.array(times[5:])  # after the cold first fits
+    print("Live update (400-point sweep: FFT + Δσ + scatter + warm fit):")
+    print(
+        f"  median {np.median(steady):.2f} ms, 95th pct {np.percentile(steady, 95):.2f} ms, "
+        f"max {steady.max():.2f} ms; first (cold) {times[0]:.2f} ms"
+    )
+    print(
+        f"  after 60 sweeps: tau = {last.params['tau_fs']:.2f} ± {last.params['tau_fs_err']:.2f} fs "
+        f"(truth {p['tau_fs']}), {last.fit.n_freq} frequency points"
+    )
+    result = {
+        "ms_per_fit_live": round(ms_fast, 3),
+        "ms_per_fit_lmfit": round(ms_lmfit, 3),
+        "lmfit_over_live": round(ms_lmfit / ms_fast, 2),
+        "ms_per_fit_live_cold": round(ms_cold, 3),
+        "ms_per_fit_live_warm": round(ms_warm, 3),
+        "ms_per_update": round(float(np.median(steady)), 3),
+        "ms_per_update_p95": round(float(np.percentile(steady, 95)), 3),
+        "max_rel_diff_fast_vs_lmfit": float(f"{max_rel_diff:.3g}"),
+        "n_freq_fit": 60,
+        "n_time_points_update": 400,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

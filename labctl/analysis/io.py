@@ -1,0 +1,193 @@
+"""Reading and validating the CSV files ``labctl analyze`` accepts.
+
+Format: first line a comma-separated header, then one row of numbers per line; no
+comment lines. Every problem raises :class:`labctl.errors.DataFileError` naming the
+file and what is wrong (one line).
+
+- TDS: ``time_ps,E_ref,dE`` (ΔE = E_pumped − E_ref); time strictly increasing and
+  equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows.
+- OPTP: ``pump_delay_ps`` plus either ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``
+  (−ΔE/E = −dE_peak/E_ref_peak); optional ``minus_dE_over_E_err``.
+- Absorption: ``wavelength_nm`` plus either ``absorbance`` or ``sample,reference``
+  (and optional ``dark``) raw spectrometer counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labctl.errors import DataFileError
+
+MIN_TDS_POINTS = 32
+MIN_OPTP_POINTS = 10
+MIN_ABSORPTION_POINTS = 20
+
+
+def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """All columns of a numeric CSV file by header name; checks ``required`` are present,
+    every cell parses as a finite number, and rows have the header's width."""
+    p = Path(path)
+    if not p.exists():
+        raise DataFileError(p, "no such file")
+    if not p.is_file():
+        raise DataFileError(p, "not a regular file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(p, f"cannot read: {exc}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataFileError(p, "empty file (expected a header line)")
+    header = [h.strip() for h in lines[0].split(",")]
+    if any(not h for h in header):
+        raise DataFileError(p, f"empty column name in header {lines[0]!r}")
+    try:
+        float(header[0])
+        raise DataFileError(p, f"first line must be a header, got numbers: {lines[0]!r}")
+    except ValueError:
+        pass
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataFileError(
+            p, f"missing column(s) {', '.join(missing)} (header has: {', '.join(header)})"
+        )
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != len(header):
+            raise DataFileError(
+                p, f"line {lineno}: {len(cells)} values, header has {len(header)} columns"
+            )
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            raise DataFileError(p, f"line {lineno}: not a number in {line.strip()!r}") from None
+        for name, v in zip(header, values, strict=True):
+            if not math.isfinite(v):
+                raise DataFileError(p, f"line {lineno}: {name} is {v} (NaN/inf not allowed)")
+        rows.append(values)
+    if not rows:
+        raise DataFileError(p, "no data rows after the header")
+    arr = np.array(rows, float)
+    return {name: arr[:, i] for i, name in enumerate(header)}
+
+
+def _check_count(p, n, minimum, what):
+    if n < minimum:
+        raise DataFileError(p, f"too few points: {n} rows, {what} needs at least {minimum}")
+
+
+def _check_increasing(p, x, name, equal_spacing: bool):
+    steps = np.diff(x)
+    bad = np.nonzero(steps <= 0)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise DataFileError(
+            p,
+            f"{name} is not strictly increasing (row {i + 2}: {x[i]:g} → row {i + 3}: {x[i + 1]:g})",
+        )
+    if equal_spacing:
+        step = float(np.median(steps))
+        dev = np.abs(steps - step)
+        if dev.max() > 0.01 * step:
+            i = int(np.argmax(dev))
+            raise DataFileError(
+                p,
+                f"{name} is not equally spaced (step {steps[i]:g} at row {i + 3}, "
+                f"typical {step:g}); the FFT needs a uniform grid",
+            )
+
+
+@dataclass
+class TDSData:
+    time_ps: np.ndarray
+    e_ref: np.ndarray
+    delta_e: np.ndarray
+    path: str
+
+
+def load_tds_csv(path) -> TDSData:
+    """Read and validate a ``time_ps,E_ref,dE`` file."""
+    cols = read_csv_columns(path, ("time_ps", "E_ref", "dE"))
+    t = cols["time_ps"]
+    _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
+    _check_increasing(path, t, "time_ps", equal_spacing=True)
+    if not np.any(cols["E_ref"]):
+        raise DataFileError(path, "E_ref is zero everywhere")
+    return TDSData(t, cols["E_ref"], cols["dE"], str(path))
+
+
+@dataclass
+class OPTPData:
+    pump_delay_ps: np.ndarray
+    minus_de_over_e: np.ndarray
+    minus_de_over_e_err: np.ndarray | None
+    path: str
+
+
+def load_optp_csv(path) -> OPTPData:
+    """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``."""
+    cols = read_csv_columns(path, ("pump_delay_ps",))
+    t = cols["pump_delay_ps"]
+    if "minus_dE_over_E" in cols:
+        sig = cols["minus_dE_over_E"]
+    elif "E_ref_peak" in cols and "dE_peak" in cols:
+        ref = cols["E_ref_peak"]
+        if np.any(ref == 0):
+            raise DataFileError(path, "E_ref_peak is zero in some rows")
+        sig = -cols["dE_peak"] / ref
+    else:
+        raise DataFileError(
+            path,
+            "missing column(s): need minus_dE_over_E, or E_ref_peak and dE_peak "
+            f"(header has: {', '.join(cols)})",
+        )
+    _check_count(path, t.size, MIN_OPTP_POINTS, "an OPTP trace")
+    _check_increasing(path, t, "pump_delay_ps", equal_spacing=False)
+    err = cols.get("minus_dE_over_E_err")
+    if err is not None and np.any(err <= 0):
+        raise DataFileError(path, "minus_dE_over_E_err must be positive")
+    return OPTPData(t, sig, err, str(path))
+
+
+@dataclass
+class AbsorptionData:
+    wavelength_nm: np.ndarray
+    absorbance: np.ndarray  # NaN where the raw spectra give no valid absorbance
+    path: str
+    n_invalid: int = 0
+
+
+def load_absorption_csv(path) -> AbsorptionData:
+    """Read ``wavelength_nm`` with ``absorbance`` or ``sample,reference[,dark]``; sorted by λ."""
+    from .uvvis import absorbance
+
+    cols = read_csv_columns(path, ("wavelength_nm",))
+    wl = cols["wavelength_nm"]
+    if "absorbance" in cols:
+        a = cols["absorbance"]
+    elif "sample" in cols and "reference" in cols:
+        a = absorbance(cols["sample"], cols["reference"], cols.get("dark"))
+    else:
+        raise DataFileError(
+            path,
+            "missing column(s): need absorbance, or sample and reference (optional dark) "
+            f"(header has: {', '.join(cols)})",
+        )
+    _check_count(path, wl.size, MIN_ABSORPTION_POINTS, "an absorption spectrum")
+    order = np.argsort(wl)
+    wl, a = wl[order], a[order]
+    if np.any(np.diff(wl) == 0):
+        raise DataFileError(path, "wavelength_nm has repeated values")
+    n_bad = int(np.sum(~np.isfinite(a)))
+    if n_bad > wl.size // 2:
+        raise DataFileError(
+            path, f"{n_bad} of {wl.size} points give no valid absorbance (sample ≤ dark?)"
+        )
+    return AbsorptionData(wl, a, str(path), n_bad)

@@ -1,0 +1,423 @@
+"""``labctl analyze``: THz-TDS photoconductivity fits, OPTP traces, UV-Vis absorption.
+
+numpy/scipy/lmfit/matplotlib are imported inside the command functions so
+``labctl --help`` stays fast. Errors are :class:`labctl.errors.LabctlError`s, which the
+main CLI prints as one line and turns into exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="analyse TDS, OPTP and absorption data files",
+        description="Analyse THz-TDS, OPTP and UV-Vis data files (CSV, header line first).",
+    )
+    sub = p.add_subparsers(dest="analysis", metavar="KIND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    t = sub.add_parser(
+        "tds",
+        help="complex photoconductivity from a TDS scan, with a model fit",
+        description="FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced.",
+    )
+    t.add_argument("file", metavar="FILE.csv")
+    t.add_argument("--thickness-nm", type=float, required=True, help="film thickness, nm")
+    t.add_argument("--substrate-index", type=float, required=True, help="substrate THz index")
+    t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
+    t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
+    t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
+    t.add_argument("--model", choices=MODEL_CHOICES, default="drude-smith")
+    t.add_argument(
+        "--fit-method", choices=("fast", "lmfit"), default="fast", help="least_squares or lmfit"
+    )
+    t.add_argument("--window", default=None, help="FFT window (scipy name, e.g. hann)")
+    t.add_argument("--pad-factor", type=float, default=1.0, help="zero-padding factor")
+    t.add_argument(
+        "--small-signal", action="store_true", help="use -(1+n)/(Z0 d)·dE/E_ref, not the exact form"
+    )
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
+    t.set_defaults(func=run_tds)
+
+    o = sub.add_parser(
+        "optp",
+        help="OPTP trace: peak, normalisation by absorbed photons, decay fit",
+        description=(
+            "FILE columns: pump_delay_ps and either minus_dE_over_E or E_ref_peak,dE_peak "
+            "(optional minus_dE_over_E_err). Normalise with --fluence-uJcm2 or "
+            "--pump-power-mW/--rep-rate-kHz/--spot-diameter-mm, and --absorptance."
+        ),
+    )
+    o.add_argument("file", metavar="FILE.csv")
+    o.add_argument("--fluence-uJcm2", type=float, help="pump fluence, µJ/cm²")
+    o.add_argument("--pump-power-mW", type=float, help="average pump power, mW")
+    o.add_argument("--rep-rate-kHz", type=float, help="repetition rate, kHz")
+    o.add_argument("--spot-diameter-mm", type=float, help="pump spot diameter, mm")
+    o.add_argument("--profile", choices=("flat-top", "gaussian"), default="flat-top")
+    o.add_argument("--absorptance", type=float, help="film absorptance at the pump (0–1)")
+    o.add_argument("--photon-energy-eV", type=float, default=3.10)
+    o.add_argument("--substrate-index", type=float, default=1.95)
+    o.add_argument("--n-exp", type=int, default=2, help="number of exponentials (default 2)")
+    o.add_argument("--irf-fwhm-ps", type=float, help="fix the instrument response FWHM, ps")
+    o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
+    o.add_argument("--json", action="store_true")
+    o.add_argument("--plot", metavar="OUT.png")
+    o.set_defaults(func=run_optp)
+
+    a = sub.add_parser(
+        "absorption",
+        help="UV-Vis: exciton peaks and Tauc gap",
+        description="FILE columns: wavelength_nm and absorbance, or sample,reference[,dark].",
+    )
+    a.add_argument("file", metavar="FILE.csv")
+    a.add_argument(
+        "--search-nm", type=float, nargs=2, default=(400.0, 700.0), metavar=("MIN", "MAX")
+    )
+    a.add_argument("--tauc-range-eV", type=float, nargs=2, metavar=("LO", "HI"))
+    a.add_argument("--tauc-max-eV", type=float, help="cap the automatic Tauc search range")
+    a.add_argument("--thickness-nm", type=float, help="film thickness (scales α only)")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--plot", metavar="OUT.png")
+    a.set_defaults(func=run_absorption)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _clean(obj):
+    """JSON-safe: numpy scalars → float, non-finite → None."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(_clean(obj), allow_nan=False))
+
+
+def _fmt(v, e=None) -> tuple[str, str]:
+    if v is None:
+        return "—", ""
+    return f"{v:.4g}", ("" if e is None else f"{e:.2g}")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _check_positive(name: str, value) -> None:
+    from labctl.errors import AnalysisError
+
+    if value is not None and not value > 0:
+        raise AnalysisError(f"{name} must be positive, got {value}")
+
+
+# ---------------------------------------------------------------- tds
+
+
+def run_tds(args: argparse.Namespace) -> int:
+    from labctl.analysis.fitting import fit_spectrum
+    from labctl.analysis.io import load_tds_csv
+    from labctl.analysis.tds import photoconductivity
+    from labctl.errors import AnalysisError
+
+    _check_positive("--thickness-nm", args.thickness_nm)
+    _check_positive("--substrate-index", args.substrate_index)
+    _check_positive("--effective-mass", args.effective_mass)
+    if args.fmin >= args.fmax:
+        raise AnalysisError(f"--fmin ({args.fmin}) must be below --fmax ({args.fmax})")
+    data = load_tds_csv(args.file)
+    try:
+        spec = photoconductivity(
+            data.time_ps,
+            data.e_ref,
+            data.delta_e,
+            thickness_m=args.thickness_nm * 1e-9,
+            substrate_index=args.substrate_index,
+            fmin_hz=args.fmin * 1e12,
+            fmax_hz=args.fmax * 1e12,
+            window=args.window,
+            pad_factor=args.pad_factor,
+            method="small-signal" if args.small_signal else "exact",
+        )
+        fit = fit_spectrum(
+            spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
+        )
+    except AnalysisError as exc:
+        raise AnalysisError(f"{args.file}: {exc}") from None
+    result = fit.to_dict() | {
+        "file": str(args.file),
+        "thickness_nm": args.thickness_nm,
+        "substrate_index": args.substrate_index,
+        "noise_source": spec.noise_source,
+        "conductivity_method": spec.method,
+        "n_time_points": int(data.time_ps.size),
+    }
+    if args.plot:
+        _plot_tds(args.plot, spec, fit)
+        result["plot"] = args.plot
+    if args.json:
+        _print_json(result)
+    else:
+        _table_tds(result)
+    return 0
+
+
+def _table_tds(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{r['model']} fit of {r['file']}")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    table.add_column("± 1σ", justify="right")
+    table.add_column("unit")
+    rows = [
+        ("τ", "tau_fs", "fs"),
+        ("c", "c", ""),
+        ("N", "N_m3", "m⁻³"),
+        ("μ (DC)", "mobility_cm2_Vs", "cm²/Vs"),
+        ("N_X", "N_X_m3", "m⁻³"),
+        ("f₀", "f0_THz", "THz"),
+        ("γ/2π", "gamma_THz", "THz"),
+    ]
+    for label, key, unit in rows:
+        if key in r and r[key] is not None:
+            table.add_row(label, *_fmt(r[key], r.get(f"{key}_err")), unit)
+    table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
+    table.add_row("window", f"{r['fmin_THz']:.2f}–{r['fmax_THz']:.2f}", "", "THz")
+    console = Console()
+    console.print(table)
+    console.print(f"noise estimate: {r['noise_source'] or 'none (errors scaled by χ²_red)'}")
+    for w in r["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _plot_tds(path, spec, fit) -> None:
+    import numpy as np
+
+    plt = _pyplot()
+    f = spec.freq_hz / 1e12
+    fine = np.linspace(spec.freq_hz.min(), spec.freq_hz.max(), 300)
+    model = fit.evaluate(fine)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    err = spec.sigma_err
+    ax.errorbar(f, spec.sigma.real, yerr=err, fmt="o", ms=3, color="C3", label="Re Δσ")
+    ax.errorbar(f, spec.sigma.imag, yerr=err, fmt="s", ms=3, color="k", label="Im Δσ")
+    ax.plot(fine / 1e12, model.real, color="C3")
+    ax.plot(fine / 1e12, model.imag, color="k")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set_xlabel("frequency (THz)")
+    ax.set_ylabel("Δσ (S/m)")
+    ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- optp
+
+
+def _n_abs(args):
+    """Absorbed photons per m² from the options, or None if not enough given."""
+    from labctl.analysis import optp
+    from labctl.errors import AnalysisError
+
+    if args.absorptance is None:
+        return None, None
+    if args.fluence_uJcm2 is not None:
+        _check_positive("--fluence-uJcm2", args.fluence_uJcm2)
+        fluence = args.fluence_uJcm2 * 1e-6 / 1e-4
+    elif None not in (args.pump_power_mW, args.rep_rate_kHz, args.spot_diameter_mm):
+        fluence = optp.fluence_j_m2(
+            args.pump_power_mW * 1e-3,
+            args.rep_rate_kHz * 1e3,
+            args.spot_diameter_mm * 1e-3,
+            args.profile,
+        )
+    else:
+        raise AnalysisError(
+            "--absorptance needs --fluence-uJcm2 or all of --pump-power-mW, "
+            "--rep-rate-kHz, --spot-diameter-mm"
+        )
+    return fluence, optp.absorbed_photon_density(fluence, args.absorptance, args.photon_energy_eV)
+
+
+def run_optp(args: argparse.Namespace) -> int:
+    from labctl.analysis import optp
+    from labctl.analysis.io import load_optp_csv
+    from labctl.errors import AnalysisError
+
+    data = load_optp_csv(args.file)
+    fluence, n_abs = _n_abs(args)
+    peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
+    result: dict = {
+        "file": str(args.file),
+        "peak_delay_ps": peak.pump_delay_ps,
+        "peak_minus_dE_over_E": peak.value,
+        "peak_minus_dE_over_E_err": peak.value_err,
+    }
+    if n_abs is not None:
+        result |= {
+            "fluence_uJcm2": fluence * 1e-2,
+            "N_abs_per_cm2": n_abs * 1e-4,
+            "peak_per_N_abs_cm2": peak.value / (n_abs * 1e-4),
+            "peak_per_N_abs_cm2_err": peak.value_err / (n_abs * 1e-4),
+            "phi_mu_cm2_Vs": float(
+                optp.yield_mobility_cm2_vs(peak.value, n_abs, args.substrate_index)
+            ),
+            "phi_mu_cm2_Vs_err": float(
+                optp.yield_mobility_cm2_vs(peak.value_err, n_abs, args.substrate_index)
+            ),
+        }
+    fit = None
+    if not args.no_fit:
+        try:
+            fit = optp.fit_decay(
+                data.pump_delay_ps,
+                data.minus_de_over_e,
+                data.minus_de_over_e_err,
+                n_exp=args.n_exp,
+                irf_fwhm_ps=args.irf_fwhm_ps,
+            )
+        except AnalysisError as exc:
+            raise AnalysisError(f"{args.file}: {exc}") from None
+        result["decay"] = fit.to_dict()
+    if args.plot:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(data.pump_delay_ps, data.minus_de_over_e, "o", ms=3, label="−ΔE/E")
+        if fit is not None:
+            import numpy as np
+
+            tt = np.linspace(data.pump_delay_ps[0], data.pump_delay_ps[-1], 1000)
+            ax.plot(tt, fit.evaluate(tt), label="fit")
+        ax.set_xlabel("pump delay (ps)")
+        ax.set_ylabel("−ΔE/E")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+        result["plot"] = args.plot
+    if args.json:
+        _print_json(result)
+        return 0
+    from rich.console import Console
+
+    c = Console()
+    c.print(f"[bold]OPTP[/bold] {args.file}")
+    c.print(f"peak −ΔE/E = {peak.value:.4g} ± {peak.value_err:.2g} at {peak.pump_delay_ps:.3f} ps")
+    if n_abs is not None:
+        c.print(
+            f"N_abs = {result['N_abs_per_cm2']:.3g} cm⁻²; peak/N_abs = "
+            f"{result['peak_per_N_abs_cm2']:.3g} cm²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"
+        )
+    if fit is not None:
+        for k, (tau, e) in enumerate(zip(fit.lifetimes_ps, fit.lifetimes_ps_err, strict=True)):
+            c.print(f"τ{k + 1} = {tau:.3g} ± {e:.2g} ps (amplitude {fit.amplitudes[k]:.3g})")
+        c.print(f"IRF FWHM = {fit.irf_fwhm_ps:.3g} ps, χ²_red = {fit.chi2_red:.3g}")
+        for w in fit.warnings:
+            c.print(f"[yellow]warning:[/yellow] {w}")
+    return 0
+
+
+# ---------------------------------------------------------------- absorption
+
+
+def run_absorption(args: argparse.Namespace) -> int:
+    from labctl.analysis import uvvis
+    from labctl.analysis.io import load_absorption_csv
+    from labctl.errors import AnalysisError
+
+    data = load_absorption_csv(args.file)
+    warnings: list[str] = []
+    if data.n_invalid:
+        warnings.append(f"{data.n_invalid} points without valid absorbance (sample ≤ dark) skipped")
+    try:
+        peaks = uvvis.find_exciton_peaks(
+            data.wavelength_nm, data.absorbance, search_nm=tuple(args.search_nm)
+        )
+    except AnalysisError as exc:
+        raise AnalysisError(f"{args.file}: {exc}") from None
+    try:
+        tauc = uvvis.tauc_gap(
+            data.wavelength_nm,
+            data.absorbance,
+            fit_range_ev=tuple(args.tauc_range_eV) if args.tauc_range_eV else None,
+            max_ev=args.tauc_max_eV,
+            thickness_m=args.thickness_nm * 1e-9 if args.thickness_nm else None,
+        )
+    except AnalysisError as exc:
+        tauc = None
+        warnings.append(f"Tauc gap: {exc}")
+    result = {
+        "file": str(args.file),
+        "peaks": peaks.to_dict(),
+        "tauc": tauc.to_dict() if tauc else None,
+        "warnings": warnings + peaks.warnings,
+    }
+    if args.plot:
+        plt = _pyplot()
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+        ax1.plot(data.wavelength_nm, data.absorbance, lw=1)
+        for key, pk in (("HH", peaks.heavy_hole), ("LH", peaks.light_hole)):
+            if pk:
+                ax1.axvline(pk.wavelength_nm, ls="--", color="C3")
+                ax1.annotate(key, (pk.wavelength_nm, pk.absorbance))
+        ax1.set_xlabel("wavelength (nm)")
+        ax1.set_ylabel("absorbance")
+        if tauc is not None:
+            ax2.plot(tauc.energy_ev, tauc.tauc_y, lw=1)
+            import numpy as np
+
+            ee = np.linspace(tauc.gap_ev, tauc.fit_range_ev[1], 50)
+            ax2.plot(ee, tauc.slope * ee + tauc.intercept, "C3")
+            ax2.axvspan(*tauc.fit_range_ev, color="C3", alpha=0.1)
+            ax2.set_xlabel("photon energy (eV)")
+            ax2.set_ylabel("(αhν)²")
+            ax2.set_title(f"Eg = {tauc.gap_ev:.3f} eV")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+        result["plot"] = args.plot
+    if args.json:
+        _print_json(result)
+        return 0
+    from rich.console import Console
+
+    c = Console()
+    c.print(f"[bold]Absorption[/bold] {args.file}")
+    for key, pk in (("heavy-hole", peaks.heavy_hole), ("light-hole", peaks.light_hole)):
+        if pk:
+            c.print(
+                f"{key} exciton: {pk.wavelength_nm:.2f} ± {pk.wavelength_nm_err:.2f} nm "
+                f"({pk.energy_ev:.4f} eV, {pk.kind})"
+            )
+    if tauc:
+        c.print(
+            f"Tauc gap (direct): {tauc.gap_ev:.3f} ± {tauc.gap_ev_err:.3f} eV, fit "
+            f"{tauc.fit_range_ev[0]:.3f}–{tauc.fit_range_ev[1]:.3f} eV (R² {tauc.r_squared:.4f})"
+        )
+    for w in result["warnings"]:
+        c.print(f"[yellow]warning:[/yellow] {w}")
+    return 0

@@ -1,0 +1,175 @@
+"""THz-TDS → Δσ(ω): conventions, exact round trip, noise estimate."""
+
+import numpy as np
+import pytest
+
+from labctl.analysis import models, synthetic, tds
+from labctl.errors import AnalysisError
+
+D = 100e-9
+N_SUB = 1.95
+F = np.linspace(0.2e12, 2.5e12, 50)
+
+
+def test_drude_is_positive_real_and_imaginary():
+    s = models.drude(F, 50e-15, 5e21)
+    assert np.all(s.real > 0) and np.all(s.imag > 0)
+
+
+def test_drude_smith_negative_c_gives_negative_imaginary_at_low_frequency():
+    s = models.drude_smith(F, 44e-15, -0.87, 8.35e21)
+    assert np.all(s.real > 0)
+    assert s.imag[0] < 0
+    assert np.all(models.drude_smith(F, 44e-15, 0.0, 8.35e21).imag > 0)
+
+
+def test_lorentz_far_above_window_has_negative_imaginary_growing_with_frequency():
+    s = models.lorentz(F, 5e21, 36e12, 5e12)
+    assert np.all(s.imag < 0)
+    assert np.all(np.diff(-s.imag) > 0)
+    assert np.all(s.real > 0)
+
+
+def test_spectrum_uses_physics_convention_for_a_delay():
+    t = np.arange(0, 25, 0.05)
+    f, e1 = tds.spectrum(t, synthetic.thz_pulse(t, 5.0))
+    _, e2 = tds.spectrum(t, synthetic.thz_pulse(t, 6.0))
+    band = (f > 0.3e12) & (f < 2.5e12)
+    # E(t − Δ) ↔ E(ω)·e^{+iωΔ} when E(ω) = ∫E(t)e^{+iωt}dt
+    expected = np.exp(1j * 2 * np.pi * f[band] * 1e-12)
+    np.testing.assert_allclose(e2[band] / e1[band], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", sorted(synthetic.TABLE2))
+def test_exact_round_trip_recovers_table2_conductivity(temperature):
+    p = synthetic.TABLE2[temperature]
+    data = synthetic.synthetic_tds(tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"])
+    spec = tds.photoconductivity(
+        data.time_ps,
+        data.e_ref,
+        data.delta_e,
+        thickness_m=D,
+        substrate_index=N_SUB,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+    )
+    truth = models.drude_smith(spec.freq_hz, p["tau_fs"] * 1e-15, p["c"], p["N_m3"])
+    np.testing.assert_allclose(spec.sigma, truth, rtol=1e-8)
+    # the small-signal form is off by about |ΔE/E| (1e-4–1e-3), not more
+    small = tds.photoconductivity(
+        data.time_ps,
+        data.e_ref,
+        data.delta_e,
+        thickness_m=D,
+        substrate_index=N_SUB,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+        method="small-signal",
+    )
+    rel = np.abs(small.sigma - truth) / np.abs(truth)
+    assert 1e-6 < rel.max() < 1e-2
+
+
+def test_causal_response_has_no_delta_e_before_the_pulse():
+    # slow Drude response (τ = 1 ps) makes any acausal precursor obvious
+    def sigma(f):
+        return models.drude(f, 1e-12, 2e21)
+
+    data = synthetic.synthetic_tds(sigma, pulse_center_ps=8.0)
+    onset = np.argmax(np.abs(data.e_ref) > 1e-3 * np.abs(data.e_ref).max())
+    assert np.abs(data.delta_e[:onset]).max() < 1e-3 * np.abs(data.delta_e).max()
+    # the opposite (numpy) convention would put the response before the pulse
+    flipped = synthetic.transmit_film(
+        data.time_ps, data.e_ref, lambda f: np.conj(sigma(f)), D, N_SUB
+    )
+    de_flipped = flipped - data.e_ref
+    assert np.abs(de_flipped[:onset]).max() > 0.05 * np.abs(de_flipped).max()
+
+
+def test_baseline_noise_estimate_matches_actual_scatter():
+    rng = np.random.default_rng(7)
+    clean = synthetic.synthetic_tds()
+    spectra = []
+    errs = []
+    for _ in range(40):
+        de = clean.delta_e + 3e-6 * rng.standard_normal(clean.delta_e.size)
+        s = tds.photoconductivity(
+            clean.time_ps,
+            clean.e_ref,
+            de,
+            thickness_m=D,
+            substrate_index=N_SUB,
+            fmin_hz=0.3e12,
+            fmax_hz=2.2e12,
+        )
+        spectra.append(s.sigma)
+        errs.append(s.sigma_err)
+        assert s.noise_source == "baseline"
+    spectra = np.array(spectra)
+    actual = np.sqrt((spectra.real.var(axis=0) + spectra.imag.var(axis=0)) / 2)
+    ratio = np.mean(errs, axis=0) / actual
+    assert 0.8 < np.median(ratio) < 1.25
+
+
+def test_noise_from_repeated_sweeps():
+    data = synthetic.synthetic_tds(n_sweeps=8, noise_de=5e-6, rng=3)
+    s = tds.photoconductivity(
+        data.time_ps,
+        data.e_ref,
+        data.delta_e,
+        thickness_m=D,
+        substrate_index=N_SUB,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+    )
+    assert s.noise_source == "sweeps" and s.n_sweeps == 8
+    b = tds.photoconductivity(
+        data.time_ps,
+        data.e_ref,
+        data.delta_e,
+        thickness_m=D,
+        substrate_index=N_SUB,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+        noise="baseline",
+    )
+    # both estimate the noise of the 8-sweep average; agree within sampling scatter
+    assert 0.6 < np.median(s.sigma_err / b.sigma_err) < 1.6
+
+
+def test_window_and_padding_keep_the_spectrum_close():
+    data = synthetic.synthetic_tds(pulse_center_ps=8.0)
+    s = tds.photoconductivity(
+        data.time_ps,
+        data.e_ref,
+        data.delta_e,
+        thickness_m=D,
+        substrate_index=N_SUB,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+        window=("tukey", 0.3),
+        pad_factor=2,
+    )
+    truth = models.drude_smith(s.freq_hz, 44e-15, -0.87, 8.35e21)
+    assert s.points_per_independent == 2
+    assert np.max(np.abs(s.sigma - truth) / np.abs(truth)) < 0.02
+
+
+def test_bad_inputs_raise_analysis_error():
+    t = np.arange(0, 10, 0.05)
+    with pytest.raises(AnalysisError, match="no frequency points"):
+        tds.photoconductivity(
+            t,
+            synthetic.thz_pulse(t),
+            t * 0,
+            thickness_m=D,
+            substrate_index=N_SUB,
+            fmin_hz=50e12,
+            fmax_hz=60e12,
+        )
+    with pytest.raises(AnalysisError, match="equally spaced"):
+        tt = t.copy()
+        tt[10] += 0.02
+        tds.photoconductivity(
+            tt, synthetic.thz_pulse(tt), tt * 0, thickness_m=D, substrate_index=N_SUB
+        )

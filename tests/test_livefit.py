@@ -1,0 +1,125 @@
+"""Live fit: converges while sweeps arrive, never raises into the scan, bounded work."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from labctl.analysis import synthetic
+from labctl.livefit import LiveTDSFit
+
+TRUTH = synthetic.TABLE2[300]
+
+
+@pytest.fixture(scope="module")
+def sweeps():
+    return synthetic.synthetic_tds(
+        tau_fs=TRUTH["tau_fs"],
+        c=TRUTH["c"],
+        n_m3=TRUTH["N_m3"],
+        duration_ps=20,
+        n_sweeps=12,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=1,
+    )
+
+
+def test_feeding_sweeps_converges_to_the_truth(sweeps):
+    updates = []
+    with LiveTDSFit(100e-9, 1.95, threaded=False) as live:
+        live.subscribe(updates.append)
+        for k in range(12):
+            live.add_sweep(sweeps.time_ps, sweeps.e_ref[k], sweeps.delta_e[k])
+    assert [u.n_sweeps for u in updates] == list(range(1, 13))
+    assert all(u.ok for u in updates)
+    last = updates[-1].params
+    for key in ("tau_fs", "c", "N_m3"):
+        assert abs(last[key] - TRUTH[key]) < 3 * last[f"{key}_err"], key
+    # more sweeps, smaller errors; noise from sweep scatter once there are ≥ 3
+    assert last["tau_fs_err"] < 0.6 * updates[0].params["tau_fs_err"]
+    assert updates[-1].noise_source == "sweeps" and updates[0].noise_source == "baseline"
+    # published for plotting: spectrum, errors, model curve on the same frequencies
+    u = updates[-1]
+    assert u.freq_hz.shape == u.sigma.shape == u.model_sigma.shape == u.sigma_err.shape
+    assert u.to_dict()["fit"]["model"] == "drude-smith"
+
+
+def test_points_feed_and_refit_every_n_points(sweeps):
+    updates = []
+    live = LiveTDSFit(100e-9, 1.95, threaded=False, refit_every_points=100)
+    live.subscribe(updates.append)
+    for k in range(4):
+        for i, t in enumerate(sweeps.time_ps):
+            live.add_point(t, sweeps.e_ref[k, i], sweeps.delta_e[k, i])
+    live.end_sweep()
+    assert live.n_sweeps == 4
+    # one update per finished sweep, plus every 100 points after the first sweep
+    assert len(updates) >= 4 + 3 * (sweeps.time_ps.size // 100) - 3
+    assert updates[-1].ok and updates[-1].n_sweeps == 4
+    assert (
+        abs(updates[-1].params["tau_fs"] - TRUTH["tau_fs"]) < 3 * updates[-1].params["tau_fs_err"]
+    )
+
+
+def test_fit_errors_are_published_not_raised(sweeps):
+    updates = []
+    live = LiveTDSFit(100e-9, 1.95, threaded=False)
+    live.subscribe(updates.append)
+
+    def broken_subscriber(update):
+        raise RuntimeError("GUI fell over")
+
+    live.subscribe(broken_subscriber)
+    bad = sweeps.delta_e[0].copy()
+    bad[50] = np.nan
+    live.add_sweep(sweeps.time_ps, sweeps.e_ref[0], bad)  # must not raise
+    assert updates[-1].error is not None and "NaN" in updates[-1].error
+    assert updates[-1].fit is None
+    live.add_sweep(sweeps.time_ps[:100], sweeps.e_ref[0, :100], sweeps.delta_e[0, :100])
+    assert "does not match the grid" in updates[-1].error
+    live.reset()
+    live.add_sweep(sweeps.time_ps, sweeps.e_ref[1], sweeps.delta_e[1])
+    assert updates[-1].ok  # recovers after the bad data
+
+
+def test_threaded_acquisition_never_waits_for_the_fit(sweeps):
+    started = threading.Event()
+
+    def slow_subscriber(update):
+        started.set()
+        time.sleep(0.3)  # a sluggish GUI
+
+    updates = []
+    with LiveTDSFit(100e-9, 1.95) as live:
+        live.subscribe(slow_subscriber)
+        live.subscribe(updates.append)
+        worst = 0.0
+        for k in range(6):
+            for i, t in enumerate(sweeps.time_ps):
+                t0 = time.perf_counter()
+                live.add_point(t, sweeps.e_ref[k, i], sweeps.delta_e[k, i])
+                worst = max(worst, time.perf_counter() - t0)
+        live.end_sweep()
+        assert started.is_set()
+        assert live.wait_idle(timeout=10)
+    assert worst < 0.02  # per point: copy into buffers, never a fit
+    # requests made while the worker was busy were coalesced, the newest data won
+    assert len(updates) < 6
+    assert updates[-1].n_sweeps == 6 and updates[-1].ok
+    # one update (FFT + Δσ + warm fit) is bounded by max_nfev: a few ms, generously 100
+    assert max(u.compute_ms for u in updates) < 100
+
+
+def test_threaded_errors_reach_subscribers_from_the_worker(sweeps):
+    seen = []
+    with LiveTDSFit(100e-9, 1.95) as live:
+        live.subscribe(lambda u: seen.append((u, threading.current_thread().name)))
+        live.add_sweep(sweeps.time_ps, sweeps.e_ref[0], sweeps.delta_e[0])
+        live.add_sweep(sweeps.time_ps[:50], sweeps.e_ref[0, :50], sweeps.delta_e[0, :50])
+        assert live.wait_idle(timeout=10)
+    errors = [u for u, _ in seen if u.error]
+    assert errors and "does not match the grid" in errors[0].error
+    assert {name for _, name in seen} == {"LiveTDSFit"}
+    assert any(u.ok for u, _ in seen)
