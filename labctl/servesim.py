@@ -44,10 +44,7 @@ class ServedStation:
                     raise StationError(f"{role}: model {inst.driver!r} has no simulator")
                 handler = load(m.simulator)(self.world, name=role, **inst.simulator)
                 self.handlers[role] = handler
-                tcp_handler = (
-                    handler if handler.kind in ("visa", "serial") else handler.tcp_handler()
-                )
-                self.servers[role] = SimServer(tcp_handler).start()
+                self.servers[role] = SimServer(handler).start()
         except Exception:
             self.stop()
             raise
