@@ -1,0 +1,1 @@
+"""Physics of the simulated lab: furnace plant, films, optics. Pure, clock-free."""

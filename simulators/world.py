@@ -1,0 +1,401 @@
+"""The simulated world every simulated instrument observes.
+
+One :class:`World` holds the physical state: the furnace's thermal plant, the
+films in the sample holder with their annealing history, the three motorised
+axes of the optical table, and the OPTP/THz optics. Simulators (protocol
+handlers) read and act on it; they never keep physics of their own. The
+physics lives in :mod:`labctl.simulators.physics` and every parameter in
+:mod:`labctl.simulators.physics.params`; ``docs/physics.md`` explains both.
+
+Time: the world integrates lazily up to ``clock.now()`` whenever it is
+observed (:meth:`World.advance`), in steps of at most ``max_step_s``; on each
+step every registered controller (e.g. the Eurotherm's PID and programmer) is
+called first, so control and plant evolve together over virtual time.
+
+Geometry: an in-situ optical tube furnace. The holder (a rod with one slot
+every ``holder.pitch_mm``) rides on stage 3 along the tube axis; the UV-Vis
+and THz/pump beams cross the tube through side windows at the hot-zone
+centre. Slot k is at the hot-zone centre — heated *and* in the beams — when
+stage 3 reads ``k × pitch`` mm (:meth:`World.slot_position_mm`); the other
+slots sit out in the tube's cool ends (axial profile: flat ±10 mm, Gaussian
+roll-off 15 mm, so a neighbour 40 mm away warms by < 2 % of the rise). Slot 0
+holds the blank fused-silica reference; slots 1…n hold fresh films. Between
+slots the beams pass the holder's open gaps (nothing in the beam).
+
+Interface contract (used by simulators in this package):
+
+* ``world.lock`` — RLock; hold it while reading or acting on the world.
+* ``world.advance()`` — integrate to now; call before every observation.
+* ``world.add_controller(fn)`` — ``fn(t_s, dt_s)`` called every step.
+* ``world.furnace`` — :class:`~labctl.simulators.physics.furnace.FurnacePlant`:
+  ``heater_fraction`` (0..1, set by the controller), ``thermocouple_c``
+  (reads ``range_max_c`` while ``sensor_broken``: upscale burnout),
+  ``sensor_broken``, ``ambient_c``, ``sample_c`` (hot-zone centre).
+* ``world.stages[i]`` — :class:`Stage` for axis ``i+1`` (1 THz sampling delay,
+  2 pump delay, 3 sample translation), positions in mm.
+* ``world.films`` — films in the holder (blank excluded);
+  ``world.slots`` (:class:`FilmSlot`); ``world.slot_in_beam()``,
+  ``world.film_in_beam()`` (a Film, the blank, or None);
+  ``world.slot_position_mm(k)``, ``world.film_slots()``, ``world.blank_slot``.
+* ``world.sampling_delay_ps()``, ``world.pump_delay_ps()``.
+* ``world.lockin_input_v(channel)`` — noise-free demodulated input (volts,
+  in-phase, rms) for lock-in ``channel`` ("ref" or "pump"): "ref" sees
+  E_ref + ΔE/2, "pump" sees ΔE (see :mod:`~labctl.simulators.physics.table`).
+* ``world.lockin_noise_v_per_rthz(channel)`` — white input noise density
+  (0 when ``noise`` is False).
+* ``world.lockin_reference_hz(channel)`` — chopper frequency it locks to.
+* ``world.spectrum_counts(wavelengths_nm, integration_time_s, dark=False)`` —
+  noise-free mean photo-signal counts (lamp × transmission of what is in the
+  beam), no dark signal, offset or saturation; ``dark=True`` or
+  ``world.lamp_shutter_open = False`` → zeros.
+* ``world.pump_power_w(wavelength_nm)`` — average pump power at the meter head.
+* ``world.configure(**opts)`` — the station's ``simulation:`` options.
+* Truth for tests and metadata: ``world.photoresponse(film)``,
+  ``world.true_parameters(film)``, ``world.absorbance(film, wavelengths_nm)``,
+  ``world.optp_peak_delay_ps()``, ``world.tds_pump_delay_ps()``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from labctl.clock import Clock, VirtualClock
+from labctl.simulators.physics.params import WorldParams, default_params
+
+PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel / c
+#: a film this cold and this close to its surroundings is stepped in one go (exact at constant T)
+_QUIESCENT_BELOW_C = 60.0
+_QUIESCENT_DT_C = 0.05
+
+
+@dataclass
+class Stage:
+    """One motorised axis with finite velocity (constant-velocity moves).
+
+    Position is a function of virtual time; a move started at ``t_start``
+    from ``start_mm`` reaches ``target_mm`` after ``|Δ|/velocity``.
+    """
+
+    axis: int
+    min_mm: float = -25.0
+    max_mm: float = 125.0
+    velocity_mm_s: float = 2.0
+    motor_on: bool = True
+    start_mm: float = 0.0
+    target_mm: float = 0.0
+    t_start: float = 0.0
+    stopped_at_mm: float | None = None
+
+    def position_mm(self, t: float) -> float:
+        dx = self.target_mm - self.start_mm
+        if dx == 0 or self.velocity_mm_s <= 0:
+            return self.target_mm
+        travel = self.velocity_mm_s * max(0.0, t - self.t_start)
+        if travel >= abs(dx):
+            return self.target_mm
+        return self.start_mm + math.copysign(travel, dx)
+
+    def is_moving(self, t: float) -> bool:
+        return self.position_mm(t) != self.target_mm
+
+    def move_to(self, target_mm: float, t: float) -> None:
+        self.start_mm = self.position_mm(t)
+        self.target_mm = float(target_mm)
+        self.t_start = t
+
+    def stop(self, t: float) -> None:
+        here = self.position_mm(t)
+        self.start_mm = self.target_mm = here
+        self.t_start = t
+
+
+@dataclass
+class FilmSlot:
+    """A place in the holder; ``film`` is a Film, the BlankSubstrate, or None (empty)."""
+
+    index: int
+    position_mm: float
+    film: object | None = None
+    label: str = ""
+
+
+#: ``simulation:`` options understood by :meth:`World.configure`.
+CONFIG_OPTIONS = {
+    "n_films": "number of fresh film slots after the blank (default 8)",
+    "film_thickness_nm": "thickness of every film (default 100)",
+    "pump_fluence_uj_cm2": "pump fluence at the sample (default 5)",
+    "ambient_c": "room temperature (default 25)",
+    "substrate_thickness_mm": "fused-silica substrate thickness (default 1.0; echo at 2nL/c)",
+    "substrate_index": "THz refractive index of the substrate (default 1.95)",
+    "slot_pitch_mm": "slot spacing on the holder (default 40)",
+}
+
+
+class World:
+    """Shared physical state of the simulated lab (see module docstring)."""
+
+    max_step_s = 1.0
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        seed: int | None = 0,
+        noise: bool = True,
+        params: WorldParams | None = None,
+    ) -> None:
+        self.clock = clock if clock is not None else VirtualClock()
+        self.params = params.copy() if params is not None else default_params()
+        self.noise = noise
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.lock = threading.RLock()
+        self._controllers: list[Callable[[float, float], None]] = []
+        self.t = self.clock.now()
+        self.pump_fluence_uj_cm2 = float(self.params.table["pump_fluence_uj_cm2"])
+        self.lamp_shutter_open = True  # UV-Vis light source shutter (closed: dark spectra)
+        self._build()
+
+    def _build(self) -> None:
+        from labctl.simulators.physics.absorption import AbsorptionModel
+        from labctl.simulators.physics.furnace import FurnacePlant
+        from labctl.simulators.physics.photoconductivity import PhotoModel
+        from labctl.simulators.physics.table import OpticalTable
+
+        p = self.params
+        self.furnace = FurnacePlant(p.furnace)
+        self.stages = [Stage(axis=i + 1, **p.stages[i]) for i in range(len(p.stages))]
+        self.absorption = AbsorptionModel(p.optics)
+        self.photo = PhotoModel(p.photo, p.film, self.absorption)
+        self.table = OpticalTable(self)
+        self.slots = self._make_slots()
+
+    def _make_slots(self) -> list[FilmSlot]:
+        from labctl.simulators.physics.film import BlankSubstrate, Film
+
+        h = self.params.holder
+        ambient = self.furnace.ambient_c
+        slots = []
+        n = int(h["n_film_slots"]) + 1
+        blank = int(h["blank_slot"])
+        k_film = 0
+        for k in range(n):
+            pos = k * float(h["pitch_mm"])
+            if k == blank:
+                slots.append(FilmSlot(k, pos, BlankSubstrate("blank", ambient), "blank"))
+            else:
+                k_film += 1
+                label = f"film{k_film}"
+                slots.append(FilmSlot(k, pos, Film(self.params.film, label, ambient), label))
+        return slots
+
+    def configure(self, **opts) -> None:
+        """Apply a station's ``simulation:`` options (see :data:`CONFIG_OPTIONS`); resets the holder."""
+        from labctl.errors import StationError
+
+        unknown = set(opts) - set(CONFIG_OPTIONS)
+        if unknown:
+            known = "; ".join(f"{k}: {v}" for k, v in CONFIG_OPTIONS.items())
+            raise StationError(f"simulation: unknown options {sorted(unknown)} (known: {known})")
+        p = self.params
+        try:
+            with self.lock:
+                for key, value in opts.items():
+                    if key == "n_films":
+                        n = int(value)
+                        if not 1 <= n <= 64:
+                            raise ValueError("n_films must be 1…64")
+                        p.holder["n_film_slots"] = n
+                        pitch = float(p.holder["pitch_mm"])
+                        p.stages[2]["max_mm"] = max(float(p.stages[2]["max_mm"]), n * pitch + 10.0)
+                    elif key == "film_thickness_nm":
+                        p.film["thickness_nm"] = _positive(value, key)
+                    elif key == "pump_fluence_uj_cm2":
+                        p.table["pump_fluence_uj_cm2"] = float(value)
+                        if not p.table["pump_fluence_uj_cm2"] >= 0:
+                            raise ValueError("pump_fluence_uj_cm2 must be ≥ 0")
+                    elif key == "ambient_c":
+                        p.furnace["ambient_c"] = float(value)
+                    elif key == "substrate_thickness_mm":
+                        p.table["substrate_thickness_mm"] = _positive(value, key)
+                    elif key == "substrate_index":
+                        p.table["substrate_index"] = _positive(value, key)
+                    elif key == "slot_pitch_mm":
+                        p.holder["pitch_mm"] = _positive(value, key)
+                        n = int(p.holder["n_film_slots"])
+                        p.stages[2]["max_mm"] = max(
+                            float(p.stages[2]["max_mm"]), n * p.holder["pitch_mm"] + 10.0
+                        )
+                self.pump_fluence_uj_cm2 = float(p.table["pump_fluence_uj_cm2"])
+                self._build()
+        except (TypeError, ValueError) as exc:
+            raise StationError(f"simulation: {exc}") from None
+
+    def set_pump_fluence(self, fluence_uj_cm2: float) -> None:
+        """Change the pump fluence (e.g. an attenuator) — N scales with it."""
+        with self.lock:
+            self.pump_fluence_uj_cm2 = float(fluence_uj_cm2)
+
+    # --- time ---------------------------------------------------------------
+    def add_controller(self, fn: Callable[[float, float], None]) -> None:
+        with self.lock:
+            self._controllers.append(fn)
+
+    def advance(self) -> None:
+        """Integrate controllers, furnace and films up to the clock's now."""
+        with self.lock:
+            t_end = self.clock.now()
+            furnace = self.furnace
+            holder_stage = self.stages[2]
+            lag = furnace.sample_lag_s
+            slots = [s for s in self.slots if s.film is not None]
+            idle = [0.0] * len(
+                slots
+            )  # time a quiescent (cold, settled) film has not yet been stepped
+            while self.t < t_end:
+                dt = min(self.max_step_s, t_end - self.t)
+                for fn in self._controllers:
+                    fn(self.t, dt)
+                furnace.step(dt)
+                x = holder_stage.position_mm(self.t + dt)
+                for i, slot in enumerate(slots):
+                    item = slot.film
+                    env = furnace.local_temperature_c(slot.position_mm - x)
+                    if env < _QUIESCENT_BELOW_C and abs(env - item.temperature_c) < _QUIESCENT_DT_C:
+                        idle[i] += dt  # constant temperature: one exact step later does the same
+                        continue
+                    if idle[i]:
+                        item.step(idle[i], item.temperature_c, lag)
+                        idle[i] = 0.0
+                    item.step(dt, env, lag)
+                self.t += dt
+            for i, slot in enumerate(slots):
+                if idle[i]:
+                    slot.film.step(idle[i], slot.film.temperature_c, lag)
+
+    # --- geometry -----------------------------------------------------------
+    @property
+    def films(self) -> list:
+        """The films in the holder (the blank reference excluded)."""
+        return [
+            s.film
+            for s in self.slots
+            if s.film is not None and not getattr(s.film, "is_blank", False)
+        ]
+
+    @property
+    def blank_slot(self) -> FilmSlot:
+        return self.slots[int(self.params.holder["blank_slot"])]
+
+    def film_slots(self) -> list[FilmSlot]:
+        return [
+            s for s in self.slots if s.film is not None and not getattr(s.film, "is_blank", False)
+        ]
+
+    def slot_position_mm(self, index: int) -> float:
+        """Stage-3 position that puts slot ``index`` at the hot-zone centre, in the beams."""
+        return self.slots[index].position_mm
+
+    def now(self) -> float:
+        return self.t
+
+    def film_temperature_c(self, slot: FilmSlot) -> float:
+        """Temperature of what a slot holds (or of the holder there, if empty)."""
+        if slot.film is not None:
+            return slot.film.temperature_c
+        x = self.stages[2].position_mm(self.t)
+        return self.furnace.local_temperature_c(slot.position_mm - x)
+
+    def slot_in_beam(self) -> FilmSlot | None:
+        x = self.stages[2].position_mm(self.t)
+        half = self.params.holder["beam_tolerance_mm"]
+        for slot in self.slots:
+            if abs(x - slot.position_mm) <= half:
+                return slot
+        return None
+
+    def film_in_beam(self):
+        slot = self.slot_in_beam()
+        return None if slot is None else slot.film
+
+    def sampling_delay_ps(self) -> float:
+        x = self.stages[0].position_mm(self.t)
+        return (x - self.params.table["sampling_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+
+    def pump_delay_ps(self) -> float:
+        x = self.stages[1].position_mm(self.t)
+        return (x - self.params.table["pump_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+
+    # --- observations -------------------------------------------------------
+    def lockin_input_v(self, channel: str) -> float:
+        return self.table.lockin_input_v(channel)
+
+    def lockin_noise_v_per_rthz(self, channel: str) -> float:
+        return self.table.lockin_noise_v_per_rthz(channel) if self.noise else 0.0
+
+    def lockin_reference_hz(self, channel: str) -> float:
+        return self.table.lockin_reference_hz(channel)
+
+    def spectrum_counts(
+        self, wavelengths_nm: np.ndarray, integration_time_s: float, dark: bool = False
+    ) -> np.ndarray:
+        return self.table.spectrum_counts(wavelengths_nm, integration_time_s, dark=dark)
+
+    def pump_power_w(self, wavelength_nm: float = 400.0) -> float:
+        return self.table.pump_power_w(wavelength_nm)
+
+    # --- truth (tests, metadata of synthetic data) -----------------------------
+    def photoresponse(self, film):
+        """The film's photoresponse at the TDS delay for the current fluence."""
+        return self.photo.response(film, self.pump_fluence_uj_cm2)
+
+    def absorbance(self, film, wavelengths_nm) -> np.ndarray:
+        """Noise-free film absorbance (what a perfect spectrometer would report)."""
+        return self.absorption.film_absorbance(film, wavelengths_nm)
+
+    def optp_peak_delay_ps(self) -> float:
+        return self.photo.optp_peak_delay_ps
+
+    def tds_pump_delay_ps(self) -> float:
+        """Pump delay of the paper's THz-TDS: 0.2 ps after the OPTP peak."""
+        return self.photo.tds_delay_ps
+
+    def true_parameters(self, film) -> dict:
+        """Everything the simulator knows about a film's state and photoresponse."""
+        out = film.snapshot()
+        if getattr(film, "is_blank", False):
+            return out
+        r = self.photoresponse(film)
+        wl = np.array([400.0])
+        out.update(
+            {
+                "tau_fs": r.tau_s * 1e15,
+                "c": r.c,
+                "N_m3": r.n_free_m3,
+                "mobility_cm2_Vs": r.as_dict()["mobility_cm2_Vs"],
+                "exciton_density_m3": r.n_exciton_m3,
+                "exciton_weight": r.exciton_weight,
+                "absorbed_density_m3": r.n_abs_m3,
+                "free_carrier_yield": r.free_carrier_yield,
+                "absorptance_400nm": self.absorption.absorptance(film, 400.0),
+                "absorbance_400nm": float(self.absorbance(film, wl)[0]),
+                "hh_exciton_nm": 1239.841984
+                / self.absorption.hh_energy_ev(film.distance_nm, film.temperature_c),
+                "effective_mass": r.effective_mass,
+                "pump_fluence_uj_cm2": self.pump_fluence_uj_cm2,
+                "params_version": self.params.version,
+            }
+        )
+        return out
+
+
+def _positive(value, key: str) -> float:
+    v = float(value)
+    if not v > 0:
+        raise ValueError(f"{key} must be positive, got {value!r}")
+    return v
