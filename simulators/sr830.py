@@ -35,6 +35,7 @@ Signal chain (per query, lazily over virtual time):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -132,13 +133,24 @@ class _RCFilter:
             u0 = u0 + (u1 - u0) * frac
             dt = horizon
         n = self.n
-        phi, g_u, g_r = _rc_chain_response(n, dt, self.tau)
+        phi, g_u, g_r, noise_sqrt = _step_matrices(n, dt, self.tau)
         slope = (u1 - u0) / dt
         new = self.state[:, :n] @ phi.T + np.outer(u0, g_u) + np.outer(slope, g_r)
         if noise_psd > 0:
-            q = (self.p_inf - phi @ self.p_inf @ phi.T) * noise_psd
-            new += rng.standard_normal((2, n)) @ _psd_sqrt(q).T
+            new += math.sqrt(noise_psd) * (rng.standard_normal((2, n)) @ noise_sqrt.T)
         self.state[:, :n] = new
+
+
+@functools.lru_cache(maxsize=256)
+def _step_matrices(n: int, dt: float, tau: float) -> tuple[np.ndarray, ...]:
+    """Step matrices and the unit-PSD noise square root, cached: the world steps the
+    filters with the same ``dt`` for hours of virtual time."""
+    phi, g_u, g_r = _rc_chain_response(n, dt, tau)
+    a = (-np.eye(n) + np.eye(n, k=-1)) / tau
+    b = np.zeros(n)
+    b[0] = 1.0 / tau
+    p_inf = solve_continuous_lyapunov(a, -np.outer(b, b))
+    return phi, g_u, g_r, _psd_sqrt(p_inf - phi @ p_inf @ phi.T)
 
 
 def _rc_chain_response(n: int, dt: float, tau: float) -> tuple[np.ndarray, ...]:
