@@ -14,54 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labctl import paper
+
 from .constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
 from .models import drude_smith
 
 FILM_THICKNESS_M = 100e-9
 
 #: Drude-Smith parameters of Table 2 (annealing temperature °C → τ, c, N and their errors).
-TABLE2: dict[int, dict[str, float]] = {
-    250: {
-        "tau_fs": 43,
-        "tau_fs_err": 3,
-        "c": -0.95,
-        "c_err": 0.01,
-        "N_m3": 4.17e21,
-        "N_m3_err": 1e19,
-    },
-    300: {
-        "tau_fs": 44,
-        "tau_fs_err": 2,
-        "c": -0.87,
-        "c_err": 0.01,
-        "N_m3": 8.35e21,
-        "N_m3_err": 2e19,
-    },
-    325: {
-        "tau_fs": 47,
-        "tau_fs_err": 5,
-        "c": -0.89,
-        "c_err": 0.03,
-        "N_m3": 8.54e21,
-        "N_m3_err": 5e19,
-    },
-    335: {
-        "tau_fs": 49,
-        "tau_fs_err": 4,
-        "c": -0.83,
-        "c_err": 0.01,
-        "N_m3": 9.08e21,
-        "N_m3_err": 3e19,
-    },
-    350: {
-        "tau_fs": 69,
-        "tau_fs_err": 5,
-        "c": -0.67,
-        "c_err": 0.02,
-        "N_m3": 12.10e21,
-        "N_m3_err": 2e19,
-    },
-}
+TABLE2 = paper.TABLE2
 
 
 def thz_pulse(time_ps, center_ps: float = 5.0, width_ps: float = 0.25, amplitude: float = 1.0):

@@ -15,32 +15,19 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 
+from labctl import paper
+
 PARAMS_VERSION = "1.0"
 
-#: Table 2 of the paper: Drude-Smith parameters 0.2 ps after the OPTP peak.
-#: (anneal °C, τ fs, c, N m⁻³) and the paper's 1σ errors.
-TABLE2 = (
-    (250.0, 43.0, -0.95, 4.17e21),
-    (300.0, 44.0, -0.87, 8.35e21),
-    (325.0, 47.0, -0.89, 8.54e21),
-    (335.0, 49.0, -0.83, 9.08e21),
-    (350.0, 69.0, -0.67, 12.10e21),
+#: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
+TABLE2 = tuple(
+    (float(t), float(r["tau_fs"]), r["c"], r["N_m3"]) for t, r in sorted(paper.TABLE2.items())
 )
-TABLE2_ERRORS = (
-    (250.0, 3.0, 0.01, 1e19),
-    (300.0, 2.0, 0.01, 2e19),
-    (325.0, 5.0, 0.03, 5e19),
-    (335.0, 4.0, 0.01, 3e19),
-    (350.0, 5.0, 0.02, 2e19),
+TABLE2_ERRORS = tuple(
+    (float(t), float(r["tau_fs_err"]), r["c_err"], r["N_m3_err"])
+    for t, r in sorted(paper.TABLE2.items())
 )
-#: TEM face-to-face distances (paper, Fig. 2): anneal °C (25 = as made) → (nm, ±nm).
-TEM_DISTANCES_NM = {
-    25.0: (3.8, 0.5),
-    80.0: (2.5, 0.4),
-    250.0: (2.5, 0.5),
-    300.0: (1.5, 0.4),
-    340.0: (1.0, 0.2),
-}
+TEM_DISTANCES_NM = paper.TEM_DISTANCES_NM
 
 
 def _furnace() -> dict:
