@@ -162,6 +162,7 @@ class _Connection(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sim.reset_input()
+        self.server.clients.add(sock)  # type: ignore[attr-defined]
         try:
             while True:
                 data = sock.recv(65536)
@@ -173,12 +174,17 @@ class _Connection(socketserver.BaseRequestHandler):
         except OSError:
             pass  # client went away; the simulated instrument stays as it is
         finally:
+            self.server.clients.discard(sock)  # type: ignore[attr-defined]
             sim.reset_input()
 
 
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.clients: set[socket.socket] = set()
+        super().__init__(*args, **kwargs)
 
 
 class SimServer:
@@ -207,8 +213,14 @@ class SimServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and drop every client, as a powered-off instrument would."""
         self._server.shutdown()
         self._server.server_close()
+        for sock in list(self._server.clients):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> SimServer:
         return self.start()
