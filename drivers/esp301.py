@@ -25,12 +25,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import pyvisa
 from pymeasure.instruments.newport.esp300 import ESP300, Axis, AxisError, GeneralError
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError, StationError
-from labctl.locking import SerializedIO
+from labctl.locking import LINK_ERRORS, SerializedIO
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ N_AXES = 3
 _MAX_ERRORS_READ = 20  # the controller buffers at most 10
 
 # Link failures that are not the instrument's fault (pyserial's errors are OSErrors).
-_LINK_ERRORS = (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -108,36 +106,13 @@ class MotionController(SerializedIO, ESP300):
             raise ValueError(f"{name}: poll_interval_s must be positive, got {poll_interval_s!r}")
         self.poll_interval_s = float(poll_interval_s)
 
-    # --- I/O with errors that say what and where ---------------------------
-    def write(self, command: str, **kwargs) -> None:
-        try:
-            super().write(command, **kwargs)
-        except _LINK_ERRORS as exc:
-            raise CommunicationError(self.name, f"cannot send {command!r}: {exc}") from exc
-
-    def read(self, **kwargs) -> str:
-        try:
-            return super().read(**kwargs)
-        except _LINK_ERRORS as exc:
-            raise CommunicationError(self.name, f"no reply: {exc}") from exc
-
-    def ask(self, command: str, query_delay: float | None = None) -> str:
-        with self.lock:
-            self.write(command)
-            self.wait_for(query_delay)
-            try:
-                return self.read()
-            except CommunicationError as exc:
-                raise CommunicationError(
-                    self.name, f"no reply to {command!r}{self._explain_silence()}"
-                ) from exc
-
-    def _explain_silence(self) -> str:
+    # --- I/O: SerializedIO serializes and names link errors ------------------
+    def explain_silence(self) -> str:
         """The controller is silent after a bad query; its error buffer says why."""
         try:
-            self.write("TB?")
-            code, _, message = self._parse_tb(super().read())
-        except (CommunicationError, *_LINK_ERRORS):
+            super(SerializedIO, self).write("TB?")
+            code, _, message = self._parse_tb(super(SerializedIO, self).read())
+        except (CommunicationError, *LINK_ERRORS):
             return " (timeout; the controller does not answer)"
         return f" (controller error {code}: {message})" if code else " (timeout)"
 
@@ -574,7 +549,7 @@ def open_instrument(
     if isinstance(connection, str):
         try:
             adapter = _visa_adapter(connection, visa)
-        except _LINK_ERRORS as exc:
+        except LINK_ERRORS as exc:
             raise CommunicationError(name, f"cannot open {connection}: {exc}") from exc
     else:
         adapter = connection

@@ -48,28 +48,7 @@ class PowerMeter(SerializedIO, ThorlabsPM100USB):
         except Exception as exc:  # e.g. pymeasure's "No sensor connected."
             raise InstrumentError(name, f"cannot initialise the power meter: {exc}") from exc
 
-    # --- I/O with errors that say where -----------------------------------------
-    def write(self, command: str, **kwargs) -> None:
-        try:
-            super().write(command, **kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise CommunicationError(self.name, f"writing {command!r} failed: {exc}") from exc
-
-    def read(self, **kwargs) -> str:
-        try:
-            return super().read(**kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise CommunicationError(self.name, f"no reply (timeout or lost link): {exc}") from exc
-
-    def ask(self, command: str, query_delay: float | None = None) -> str:
-        with self.lock:
-            try:
-                return super().ask(command, query_delay)
-            except CommunicationError as exc:
-                raise CommunicationError(
-                    self.name, f"no reply to {command!r} (timeout, lost link or refused command)"
-                ) from exc
-
+    # --- I/O: SerializedIO serializes and names link errors --------------------
     def _float(self, command: str) -> float:
         result = self.values(command)
         if len(result) != 1 or isinstance(result[0], str):

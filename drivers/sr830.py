@@ -74,28 +74,7 @@ class LockIn(SerializedIO, SR830):
         except (pyvisa.errors.Error, OSError) as exc:
             raise CommunicationError(name, f"cannot open {adapter!r}: {exc}") from exc
 
-    # --- I/O with errors that say where -----------------------------------------
-    def write(self, command: str, **kwargs) -> None:
-        try:
-            super().write(command, **kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise CommunicationError(self.name, f"writing {command!r} failed: {exc}") from exc
-
-    def read(self, **kwargs) -> str:
-        try:
-            return super().read(**kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise CommunicationError(self.name, f"no reply (timeout or lost link): {exc}") from exc
-
-    def ask(self, command: str, query_delay: float | None = None) -> str:
-        with self.lock:
-            try:
-                return super().ask(command, query_delay)
-            except CommunicationError as exc:
-                raise CommunicationError(
-                    self.name, f"no reply to {command!r} (timeout, lost link or refused command)"
-                ) from exc
-
+    # --- I/O: SerializedIO serializes and names link errors; garbled replies here
     def values(self, command: str, separator: str = ",", cast=float, **kwargs) -> list:
         result = super().values(command, separator=separator, cast=cast, **kwargs)
         if cast is not str and any(isinstance(v, str) for v in result):

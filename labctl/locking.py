@@ -1,24 +1,30 @@
-"""Serialized instrument I/O.
+"""Serialized instrument I/O with errors that name the instrument.
 
 A GUI monitor and a running procedure share instruments, and pymeasure has no
 locking: a query is a write followed by a read, and two threads interleaving
 them get each other's replies. :class:`SerializedIO` gives a pymeasure
-instrument an ``RLock`` held across every write, read and query, and usable
-as ``with instrument.lock:`` for multi-command sequences.
+instrument an ``RLock`` held across every write, read and query, usable as
+``with instrument.lock:`` for multi-command sequences, and turns link failures
+(VISA timeouts, closed sockets) into :class:`~labctl.errors.CommunicationError`
+saying which instrument and which command.
 """
 
 from __future__ import annotations
 
 import threading
 
-_IO_METHODS = (
-    "write",
+import pyvisa
+
+from labctl.errors import CommunicationError
+
+#: What a broken or silent link raises below pymeasure.
+LINK_ERRORS: tuple[type[BaseException], ...] = (pyvisa.errors.Error, OSError, EOFError)
+
+_LOCKED_ONLY = (
     "write_bytes",
     "write_binary_values",
-    "read",
     "read_bytes",
     "read_binary_values",
-    "ask",
     "values",
     "binary_values",
 )
@@ -31,6 +37,35 @@ class SerializedIO:
         self.lock = threading.RLock()
         super().__init__(*args, **kwargs)
 
+    def write(self, command: str, **kwargs) -> None:
+        with self.lock:
+            try:
+                super().write(command, **kwargs)  # type: ignore[misc]
+            except LINK_ERRORS as exc:
+                raise CommunicationError(self.name, f"cannot send {command!r}: {exc}") from exc
+
+    def read(self, **kwargs) -> str:
+        with self.lock:
+            try:
+                return super().read(**kwargs)  # type: ignore[misc]
+            except LINK_ERRORS as exc:
+                raise CommunicationError(
+                    self.name, f"no reply (timeout or lost link): {exc}"
+                ) from exc
+
+    def ask(self, command: str, query_delay: float | None = None) -> str:
+        with self.lock:
+            try:
+                return super().ask(command, query_delay)  # type: ignore[misc]
+            except CommunicationError as exc:
+                raise CommunicationError(
+                    self.name, f"no reply to {command!r}{self.explain_silence()}"
+                ) from exc
+
+    def explain_silence(self) -> str:
+        """Why a query went unanswered, from the instrument's error report if it has one."""
+        return " (timeout, lost link or refused command)"
+
 
 def _locked(name: str):
     def method(self, *args, **kwargs):
@@ -42,5 +77,5 @@ def _locked(name: str):
     return method
 
 
-for _name in _IO_METHODS:
+for _name in _LOCKED_ONLY:
     setattr(SerializedIO, _name, _locked(_name))

@@ -8,6 +8,7 @@ import pyvisa
 import serial
 from pymeasure.instruments import Instrument
 
+from labctl.errors import CommunicationError
 from labctl.locking import SerializedIO
 from labctl.simulators.base import ProtocolHandler, TextProtocolHandler
 from labctl.transport import SimAdapter, SimSerial, SimServer, visa_options
@@ -51,13 +52,22 @@ def test_text_handler_survives_internal_error_and_garbage():
 
 
 def test_sim_adapter_roundtrip_and_silence_times_out_like_visa():
-    inst = ParrotInstrument(SimAdapter(Parrot(world=None, name="parrot")))
+    adapter = SimAdapter(Parrot(world=None, name="parrot"))
+    inst = ParrotInstrument(adapter)
     assert inst.ask("ECHO 42") == "42"
     assert inst.values("ECHO 1.5,2.5") == [1.5, 2.5]
-    with pytest.raises(pyvisa.errors.VisaIOError) as err:
-        inst.ask("SILENT")
+    adapter.write("SILENT")
+    with pytest.raises(pyvisa.errors.VisaIOError) as err:  # the adapter behaves like VISA
+        adapter.read()
     assert "parrot" in str(err.value)
     assert err.value.error_code == pyvisa.constants.StatusCode.error_timeout
+
+
+def test_serialized_io_names_the_instrument_and_command_on_silence():
+    inst = ParrotInstrument(SimAdapter(Parrot(world=None, name="parrot")))
+    with pytest.raises(CommunicationError, match=r"parrot: no reply to 'SILENT'"):
+        inst.ask("SILENT")
+    assert inst.ask("ECHO still there") == "still there"
 
 
 def test_serialized_io_keeps_query_pairs_together():
