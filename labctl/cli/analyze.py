@@ -370,6 +370,9 @@ def run_absorption(args: argparse.Namespace) -> int:
     except AnalysisError as exc:
         tauc = None
         warnings.append(f"Tauc gap: {exc}")
+    caveat = uvvis.excitonic_tauc_warning(peaks)
+    if tauc is not None and caveat:
+        warnings.append(caveat)
     result = {
         "file": str(args.file),
         "peaks": peaks.to_dict(),
@@ -384,6 +387,8 @@ def run_absorption(args: argparse.Namespace) -> int:
             if pk:
                 ax1.axvline(pk.wavelength_nm, ls="--", color="C3")
                 ax1.annotate(key, (pk.wavelength_nm, pk.absorbance))
+        if not peaks.excitonic:
+            ax1.set_title("no exciton feature (bulk-like edge)")
         ax1.set_xlabel("wavelength (nm)")
         ax1.set_ylabel("absorbance")
         if tauc is not None:
@@ -411,7 +416,7 @@ def run_absorption(args: argparse.Namespace) -> int:
         if pk:
             c.print(
                 f"{key} exciton: {pk.wavelength_nm:.2f} ± {pk.wavelength_nm_err:.2f} nm "
-                f"({pk.energy_ev:.4f} eV, {pk.kind})"
+                f"({pk.energy_ev:.4f} eV, {pk.kind}, {pk.significance:.0f}σ)"
             )
     if tauc:
         c.print(
