@@ -304,6 +304,22 @@ def _vertex(x, y) -> float:
     return float(fine[int(np.argmax(spline(fine)))])
 
 
+def _optp_scan(pump_stage, lockin, delays, progress, label: str):
+    """−ΔE at the THz peak vs pump delay, scanned forth and back (the lock-in's lag cancels)."""
+    import numpy as np
+
+    task = progress.add_task(label, total=2 * len(delays))
+    minus_de = np.zeros(delays.size)
+    for order in (range(delays.size), range(delays.size - 1, -1, -1)):
+        pump_stage.move_to_ps(float(delays[order[0]]))
+        lockin.settle(10.0)
+        for i in order:
+            pump_stage.move_to_ps(float(delays[i]))
+            minus_de[i] -= 0.5 * _read_mean(lockin, 5.0)
+            progress.advance(task)
+    return minus_de
+
+
 def run_tds(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -340,28 +356,12 @@ def run_tds(args: argparse.Namespace) -> int:
             delays = np.arange(-0.6, 1.2001, 0.025)
             stages.pump.move_to_ps(1.0)
             _range_with_headroom(pump)
-            task = progress.add_task("OPTP scan", total=2 * len(delays))
-            optp = np.zeros(delays.size)
-            for order in (range(delays.size), range(delays.size - 1, -1, -1)):
-                stages.pump.move_to_ps(float(delays[order[0]]))
-                pump.settle(10.0)
-                for i in order:
-                    stages.pump.move_to_ps(float(delays[i]))
-                    optp[i] -= 0.5 * _read_mean(pump, 5.0)
-                    progress.advance(task)
+            optp = _optp_scan(stages.pump, pump, delays, progress, "OPTP scan")
             coarse_peak = _vertex(delays, optp)
             # fine scan around the peak with a longer time constant, fitted by a quartic
             pump.time_constant = 3 * args.time_constant_s
             fine = np.arange(coarse_peak - 0.15, coarse_peak + 0.1501, 0.01)
-            task = progress.add_task("OPTP peak", total=2 * len(fine))
-            fine_optp = np.zeros(fine.size)
-            for order in (range(fine.size), range(fine.size - 1, -1, -1)):
-                stages.pump.move_to_ps(float(fine[order[0]]))
-                pump.settle(10.0)
-                for i in order:
-                    stages.pump.move_to_ps(float(fine[i]))
-                    fine_optp[i] -= 0.5 * _read_mean(pump, 5.0)
-                    progress.advance(task)
+            fine_optp = _optp_scan(stages.pump, pump, fine, progress, "OPTP peak")
             pump.time_constant = args.time_constant_s
             poly = np.polyfit(fine - coarse_peak, fine_optp, 4)
             grid = np.linspace(-0.1, 0.1, 2001)
