@@ -56,6 +56,7 @@ class OceanSpectrometer:
         clock: Clock | None = None,
         integration_time_s: float = 0.1,
         discard_after_change: bool = True,
+        lamp_shutter: bool = False,
         closer: Any = None,
     ) -> None:
         from seabreeze.spectrometers import SeaBreezeError
@@ -89,6 +90,11 @@ class OceanSpectrometer:
         self.integration_limits_s: tuple[float, float] = (lo_s, hi_s)
         self._nonlinearity = np.poly1d(coeffs[::-1]) if len(coeffs) > 1 else None
         self.integration_time_s = integration_time_s
+        #: The light source's shutter follows the Lamp Enable line (J2 pin 4).
+        self.lamp_shutter = bool(lamp_shutter)
+        self._shutter_open: bool | None = None
+        if self.lamp_shutter:
+            self.shutter_open = True
 
     # --- plumbing -------------------------------------------------------------
     def _transaction(self, what: str):
@@ -199,6 +205,32 @@ class OceanSpectrometer:
             self._last = (result, mask, float(np.min(ceilings)))
             return result
 
+    @property
+    def shutter_open(self) -> bool | None:
+        """Light-source shutter state (None when no shutter is wired to Lamp Enable)."""
+        return self._shutter_open
+
+    @shutter_open.setter
+    def shutter_open(self, is_open: bool) -> None:
+        if not self.lamp_shutter:
+            raise InstrumentError(
+                self.name, "no light-source shutter is wired to Lamp Enable (option lamp_shutter)"
+            )
+        with self._transaction(f"{'open' if is_open else 'close'} the lamp shutter"):
+            self._spec.f.continuous_strobe.set_enable(bool(is_open))
+            self._shutter_open = bool(is_open)
+            if self.discard_after_change:  # the scan in progress saw the old light
+                self._spec.intensities()
+
+    def acquire_dark(self, integration_time_s: float | None = None, averages: int = 1, **kw):
+        """A dark spectrum: shutter closed for the acquisition, reopened afterwards."""
+        with self.lock:
+            self.shutter_open = False
+            try:
+                return self.acquire(integration_time_s, averages, **kw)
+            finally:
+                self.shutter_open = True
+
     def saturated(self, counts: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask of saturated pixels.
 
@@ -233,6 +265,7 @@ class OceanSpectrometer:
             "integration_limits_s": list(self.integration_limits_s),
             "electric_dark_pixels": len(self._dark_pixels),
             "nonlinearity_calibrated": self._nonlinearity is not None,
+            "lamp_shutter": self.lamp_shutter,
         }
 
     def close(self) -> None:
@@ -298,6 +331,7 @@ def open_instrument(
     address, or a ``Spectrometer`` (from the in-process simulator's ``connect()``).
 
     Options: ``integration_time_s`` (initial, default 0.1), ``discard_after_change``,
+    ``lamp_shutter`` (the light source's shutter follows Lamp Enable),
     ``backend`` ("cseabreeze"/"pyseabreeze", hardware only).
     """
     closer = None

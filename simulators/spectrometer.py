@@ -134,8 +134,12 @@ class SpectrometerSimulator(ProtocolHandler):
         model: str = "FLAMES",
         serial_number: str | None = None,
         sensitivity: float = 1.0,
+        lamp_shutter: bool = False,
     ) -> None:
         super().__init__(world, name)
+        #: The light source's TTL shutter is wired to the Lamp Enable line (J2 pin 4):
+        #: lamp enable high opens it, so dark spectra are taken through the instrument.
+        self.lamp_shutter = bool(lamp_shutter)
         try:
             self.model = MODELS[model.upper()]
         except KeyError:
@@ -189,10 +193,16 @@ class SpectrometerSimulator(ProtocolHandler):
         slots[17] = bytes([0x00, 0x00, 0x00, 0x00]) + struct.pack("<H", m.adc_max) + b"\x00" * 9
         return slots
 
+    def _set_lamp(self, enabled: bool) -> None:
+        self.lamp_enabled = enabled
+        if self.lamp_shutter:
+            with self.world.lock:
+                self.world.lamp_shutter_open = enabled
+
     def _power_on(self) -> None:
         self.integration_time_us = self.model.integration_default_us
         self.trigger_mode = 0
-        self.lamp_enabled = False
+        self._set_lamp(False)
         self._queues: dict[int, bytearray] = {
             EP_QUERY_IN: bytearray(),
             EP_SPECTRUM_IN: bytearray(),
@@ -257,7 +267,7 @@ class SpectrometerSimulator(ProtocolHandler):
             if self.model.integration_min_us <= us <= self.model.integration_max_us:
                 self.integration_time_us = us
         elif op == 0x03:
-            self.lamp_enabled = bool(struct.unpack_from("<H", data, 1)[0])
+            self._set_lamp(bool(struct.unpack_from("<H", data, 1)[0]))
         elif op == 0x05:
             slot = data[1]
             if slot in self.eeprom:

@@ -358,3 +358,31 @@ def test_served_over_tcp(lamp_sim):
                 assert counts[lamp_band(lamp_sim)].min() > 1000
             finally:
                 drv.close()
+
+
+def test_dark_spectrum_through_the_lamp_enable_shutter(sim_station):
+    """The station wires the light source's shutter to Lamp Enable: dark spectra need no hands."""
+    spec = sim_station["spectrometer"]
+    world = sim_station.world
+    assert spec.shutter_open is True and world.lamp_shutter_open is True
+    sim_station["stages"].sample.move_to_slot(world.blank_slot.index)
+    lit = spec.acquire(0.05, averages=4)
+    dark = spec.acquire_dark(0.05, averages=4)
+    assert world.lamp_shutter_open is True  # reopened afterwards
+    assert lit.max() > 1000.0
+    assert abs(float(np.median(dark))) < 0.01 * float(lit.max())
+    assert spec.settings()["lamp_shutter"] is True
+
+
+def test_no_shutter_wired_is_a_clear_error(world):
+    from labctl.drivers.spectrometer import open_instrument
+    from labctl.errors import InstrumentError
+
+    sim = SpectrometerSimulator(world, name="bare")
+    spec = open_instrument(sim.connect(), name="bare", clock=world.clock)
+    try:
+        with pytest.raises(InstrumentError, match="no light-source shutter"):
+            spec.acquire_dark(0.01)
+        assert world.lamp_shutter_open is True  # untouched
+    finally:
+        spec.close()

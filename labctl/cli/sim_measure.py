@@ -451,12 +451,8 @@ def run_absorption(args: argparse.Namespace) -> int:
             station.connect_measurement()
             spec = station["spectrometer"]
             task = progress.add_task("spectra", total=3)
-            # dark: the lamp shutter closed (the world's light is zero) — same integration time
-            world.lamp_shutter_open = False
-            try:
-                dark = spec.acquire(it, averages=args.averages)
-            finally:
-                world.lamp_shutter_open = True
+            # dark: the light source's shutter closed through Lamp Enable, same integration time
+            dark = spec.acquire_dark(it, averages=args.averages)
             progress.advance(task)
             stages.sample.move_to_slot(world.blank_slot.index)
             reference = spec.acquire(it, averages=args.averages)
