@@ -40,7 +40,7 @@ Interface contract (used by simulators in this package):
 * ``world.sampling_delay_ps()``, ``world.pump_delay_ps()``.
 * ``world.lockin_input_v(channel)`` — noise-free demodulated input (volts,
   in-phase, rms) for lock-in ``channel`` ("ref" or "pump"): "ref" sees
-  E_ref + ΔE/2, "pump" sees ΔE (see :mod:`~labctl.simulators.physics.table`).
+  E_ref + ΔE/2, "pump" sees ΔE/2 (see :mod:`~labctl.simulators.physics.table`).
 * ``world.lockin_noise_v_per_rthz(channel)`` — white input noise density
   (0 when ``noise`` is False).
 * ``world.lockin_reference_hz(channel)`` — chopper frequency it locks to.

@@ -123,13 +123,14 @@ def test_lockin_channels_and_thin_film_formula(films):
     set_delays(world, pump_ps=-5.0)
     e_ref = world.lockin_input_v("ref")
     assert abs(world.lockin_input_v("pump")) < 1e-9 * e_ref
-    assert x_ref - x_pump / 2 == pytest.approx(e_ref, rel=1e-12)
+    # the pump lock-in sees ΔE/2 of the doubly chopped signal, the ref one E_ref + ΔE/2
+    assert x_ref - x_pump == pytest.approx(e_ref, rel=1e-12)
     assert e_ref == pytest.approx(world.params.table["thz_peak_v"], rel=1e-6)
     assert x_pump < 0  # photoconductivity absorbs THz
     # small-signal Tinkham: −ΔE/E ≈ Z0 d Re Δσ/(1+n) near the spectral centroid
     r = world.photoresponse(film)
     sheet = 376.73 * film.thickness_nm * 1e-9 * r.sigma(np.array([0.8e12]))[0].real / 2.95
-    assert -x_pump / e_ref == pytest.approx(sheet, rel=0.35)
+    assert -2 * x_pump / e_ref == pytest.approx(sheet, rel=0.35)
     assert world.lockin_noise_v_per_rthz("pump") == 0.0  # noise-free world
     assert world.lockin_reference_hz("ref") != world.lockin_reference_hz("pump")
     with pytest.raises(KeyError):

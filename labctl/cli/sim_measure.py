@@ -9,8 +9,8 @@ exactly as an experimenter would:
 
 * tds: find the THz peak (stage 1) and the OPTP peak (stage 2, pump lock-in),
   park the pump 0.2 ps after the OPTP peak and scan the gate, reading both
-  lock-ins after 3 time constants at each point (E_ref = X_ref − X_pump/2,
-  ΔE = X_pump), averaging sweeps. FILE.csv is ``time_ps,E_ref,dE`` — what
+  lock-ins after 3 time constants at each point (E_ref = X_ref − X_pump,
+  ΔE = 2·X_pump: the pump lock-in sees ΔE/2 of the doubly chopped signal), averaging sweeps. FILE.csv is ``time_ps,E_ref,dE`` — what
   ``labctl analyze tds`` reads.
 * absorption: dark (shutter closed), blank fused silica (slot 0) and the film,
   ``A = −log₁₀((S − D)/(R − D))``. FILE.csv is ``wavelength_nm,absorbance``.
@@ -315,7 +315,7 @@ def _optp_scan(pump_stage, lockin, delays, progress, label: str):
         lockin.settle(10.0)
         for i in order:
             pump_stage.move_to_ps(float(delays[i]))
-            minus_de[i] -= 0.5 * _read_mean(lockin, 5.0)
+            minus_de[i] -= _read_mean(lockin, 5.0)  # mean of two passes of ΔE/2
             progress.advance(task)
     return minus_de
 
@@ -388,10 +388,10 @@ def run_tds(args: argparse.Namespace) -> int:
                     progress.advance(task)
             overloads = {"lockin_ref": ref.read_overload(), "lockin_pump": pump.read_overload()}
         xr, xp = x_ref.mean(axis=0), x_pump.mean(axis=0)
-        e_ref = xr - 0.5 * xp
+        e_ref, delta_e = xr - xp, 2.0 * xp  # the pump lock-in sees ΔE/2
         with out.open("w") as fh:
             fh.write("time_ps,E_ref,dE\n")
-            for t_ps, e, de in zip(times, e_ref, xp, strict=True):
+            for t_ps, e, de in zip(times, e_ref, delta_e, strict=True):
                 fh.write(f"{t_ps:.4f},{e:.8e},{de:.8e}\n")
         power_w = None
         if "power_meter" in station:
@@ -404,8 +404,8 @@ def run_tds(args: argparse.Namespace) -> int:
                 "anneal": anneal_info,
                 "columns": {
                     "time_ps": "gate delay, ps",
-                    "E_ref": "X_ref − X_pump/2, V",
-                    "dE": "X_pump, V",
+                    "E_ref": "X_ref − X_pump, V",
+                    "dE": "2·X_pump, V",
                 },
                 "gate_peak_ps": gate_peak,
                 "optp_peak_delay_ps": optp_peak,

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from labctl import paper
 
-PARAMS_VERSION = "1.0"
+PARAMS_VERSION = "1.1"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped
 
 #: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
 TABLE2 = tuple(
@@ -203,16 +203,12 @@ def _table() -> dict:
         "thz_fmax_thz": 5.0,
         "substrate_index": 1.95,  # fused silica at THz (paper/science.md)
         "substrate_thickness_mm": 1.0,  # echo 2nL/c = 13.0 ps after the main pulse
-        # the pump lock-in sees the pump-chopped component of the THz-chopped
-        # signal, ΔE/2 at the detector; its detection chain is calibrated ×2 so
-        # that X_pump = ΔE on the scale of X_ref (see docs/physics.md)
-        "pump_channel_gain": 2.0,
         # white noise at the lock-in inputs (V/√Hz): a floor plus a part ∝ the
         # instantaneous EO signal (laser noise, partly cancelled in the pump channel)
         "noise_ref_floor_v_per_rthz": 2e-7,
         "noise_ref_relative_per_rthz": 2e-3,
-        "noise_pump_floor_v_per_rthz": 5e-9,
-        "noise_pump_relative_per_rthz": 3e-7,
+        "noise_pump_floor_v_per_rthz": 2.5e-9,
+        "noise_pump_relative_per_rthz": 1.5e-7,
         # pump beam
         "pump_fluence_uj_cm2": 5.0,
         "pump_spot_diameter_mm": 5.0,  # flat-top equivalent

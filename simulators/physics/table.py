@@ -5,10 +5,9 @@ Detection scheme (1 kHz amplifier; see docs/physics.md):
 * the THz generation beam is chopped at ``chopper_ref_hz`` (500 Hz): lock-in
   "ref" sees E_avg = E_ref + ΔE/2 (the pump, chopped independently, is on half
   the time);
-* the pump is chopped at ``chopper_pump_hz`` (250 Hz): lock-in "pump" sees ΔE.
-  (At the detector the pump-chopped component of the THz-chopped signal is
-  ΔE/2; the pump channel is calibrated ×``pump_channel_gain`` = 2 so that
-  X_pump = ΔE on the scale of X_ref: E_ref = X_ref − X_pump/2, ΔE = X_pump.)
+* the pump is chopped at ``chopper_pump_hz`` (250 Hz): lock-in "pump" sees the
+  pump-chopped component of the THz-chopped signal, ΔE/2 (the THz is on half
+  the time). Hence E_ref = X_ref − X_pump and ΔE = 2·X_pump.
 
 Both are the fundamental of the chopped signal in V rms (the EO gain includes
 √2/π of a square wave's peak-to-peak). Values are noise-free; the SR830
@@ -102,7 +101,7 @@ class OpticalTable:
         if channel == "ref":
             return e_ref + 0.5 * de
         if channel == "pump":
-            return float(self.p["pump_channel_gain"]) * 0.5 * de
+            return 0.5 * de
         raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
 
     def lockin_noise_v_per_rthz(self, channel: str) -> float:
