@@ -161,7 +161,6 @@ class _Connection(socketserver.BaseRequestHandler):
         sim: ProtocolHandler = self.server.protocol_handler  # type: ignore[attr-defined]
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sim.reset_input()
         self.server.clients.add(sock)  # type: ignore[attr-defined]
         try:
             while True:
@@ -173,7 +172,7 @@ class _Connection(socketserver.BaseRequestHandler):
                     sock.sendall(reply)
         except OSError:
             pass  # client went away; the simulated instrument stays as it is
-        finally:
+        finally:  # a client that left mid-message leaves no half command behind
             self.server.clients.discard(sock)  # type: ignore[attr-defined]
             sim.reset_input()
 
