@@ -59,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"labctl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: say what, keep the trace on -v
+        if args.verbose:
+            raise
+        print(
+            f"labctl {args.command}: unexpected {type(exc).__name__}: {exc} "
+            "(run with -v for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

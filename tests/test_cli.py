@@ -1,0 +1,44 @@
+"""The command line: fast help, clear errors, never a bare traceback."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labctl.cli import main
+
+
+def test_help_is_fast_and_lists_commands():
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert time.monotonic() - t0 < 5.0  # generous: lazy imports keep it ~0.1 s
+    for command in ("sim", "analyze", "demo"):
+        assert command in out
+
+
+def test_bad_station_is_one_clear_line(tmp_path, capsys):
+    station = tmp_path / "broken.yaml"
+    station.write_text("instruments:\n  furnace: {driver: eurotherm2408}\n")
+    code = main(["sim", "serve", "--station", str(station)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.yaml: instruments.furnace: 'address' is required" in err
+    assert "Traceback" not in err
+
+
+def test_unexpected_failure_is_reported_not_dumped(monkeypatch, capsys):
+    import labctl.cli.demo as demo
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(demo, "run", boom)
+    assert main(["demo", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected ZeroDivisionError: division by zero" in err
+    assert "-v" in err
+    with pytest.raises(ZeroDivisionError):
+        main(["-v", "demo", "--quiet"])
