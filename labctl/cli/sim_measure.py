@@ -10,7 +10,8 @@ exactly as an experimenter would:
 * tds: find the THz peak (stage 1) and the OPTP peak (stage 2, pump lock-in),
   park the pump 0.2 ps after the OPTP peak and scan the gate, reading both
   lock-ins after 3 time constants at each point (E_ref = X_ref − X_pump,
-  ΔE = 2·X_pump: the pump lock-in sees ΔE/2 of the doubly chopped signal), averaging sweeps. FILE.csv is ``time_ps,E_ref,dE`` — what
+  ΔE = 2·X_pump: the pump lock-in sees ΔE/2 of the doubly chopped signal),
+  averaging sweeps. FILE.csv is ``time_ps,E_ref,dE`` — what
   ``labctl analyze tds`` reads.
 * absorption: dark (shutter closed), blank fused silica (slot 0) and the film,
   ``A = −log₁₀((S − D)/(R − D))``. FILE.csv is ``wavelength_nm,absorbance``.
