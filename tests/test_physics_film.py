@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
+from labctl.simulators.annealing import anneal_slot
 from labctl.simulators.physics.film import Film, simulate_tga
-from labctl.simulators.physics.furnace import anneal_slot
 from labctl.simulators.physics.params import TEM_DISTANCES_NM
 from labctl.simulators.world import World
 

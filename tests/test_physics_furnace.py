@@ -5,26 +5,31 @@ import time
 import pytest
 
 from labctl.clock import VirtualClock
-from labctl.simulators.physics.furnace import FurnacePlant, ReferenceProgrammer, paper_program
+from labctl.simulators.physics.furnace import FurnacePlant
 from labctl.simulators.physics.params import default_params
 from labctl.simulators.world import World
 
 
-def _run(plant, ctl, seconds, dt=1.0):
-    trace = []
-    for i in range(int(seconds / dt)):
-        ctl(i * dt, dt)
-        plant.step(dt)
-        trace.append((plant.thermocouple_c, plant.sample_c))
-    return trace
+def _controller(world):
+    """The simulated Eurotherm (its default PID and programmer) through its driver."""
+    from labctl.simulators.annealing import furnace_station
+
+    return furnace_station(world)["furnace"]
 
 
 def test_ramp_to_350_overshoots_realistically_then_settles():
-    p = default_params().furnace
-    plant = FurnacePlant(p)
-    ctl = ReferenceProgrammer(plant, **p["reference_pid"])
-    ctl.load([("ramp", 10.0, 350.0), ("dwell", 60.0)])
-    trace = _run(plant, ctl, 32.5 * 60 + 60 * 60)
+    from labctl.drivers.eurotherm import Dwell, Ramp
+
+    world = World(VirtualClock(), seed=0, noise=False)
+    furnace = _controller(world)
+    trace = []  # thermocouple and sample, every world step (1 s)
+    world.add_controller(
+        lambda t, dt: trace.append((world.furnace.thermocouple_c, world.furnace.sample_c))
+    )
+    furnace.load_program([Ramp(10.0, 350.0), Dwell(60.0)])
+    furnace.run_program()
+    world.clock.sleep(32.5 * 60 + 60 * 60)
+    world.advance()
     tc = [t for t, _ in trace]
     overshoot = max(tc) - 350.0
     assert 1.0 < overshoot < 12.0
@@ -59,15 +64,16 @@ def test_sensor_break_reads_upscale():
 
 
 def test_paper_anneal_integrates_in_well_under_a_second_with_lockins_polling():
-    clock = VirtualClock()
-    world = World(clock, seed=0)
-    ctl = ReferenceProgrammer(world.furnace, **world.params.furnace["reference_pid"])
-    world.add_controller(ctl)
+    from labctl.drivers.eurotherm import anneal_program
+
+    world = World(VirtualClock(), seed=0)
+    furnace = _controller(world)
     world.add_controller(lambda t, dt: (world.lockin_input_v("ref"), world.lockin_input_v("pump")))
-    world.stages[2].move_to(world.slot_position_mm(2), 0.0)
-    ctl.load(paper_program(340.0))
+    world.stages[2].move_to(world.slot_position_mm(2), world.t)
+    furnace.load_program(anneal_program(340.0, 30.0, 10.0, (340.0 - 25.0) / 120.0, 25.0))
+    furnace.run_program()
     t0 = time.perf_counter()
-    clock.advance(3 * 3600)
+    world.clock.sleep(3 * 3600)
     world.advance()
     assert time.perf_counter() - t0 < 1.0
     assert world.slots[2].film.max_temperature_c > 339.0

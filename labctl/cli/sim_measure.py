@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
-
-COOL_MINUTES = 120.0
-ROOM_TEMPERATURE_READY_C = 30.0
 
 
 def register_measure(sub) -> None:
@@ -176,54 +172,36 @@ def _check_out(path: str) -> Path:
 def anneal(
     station, slot: int, anneal_c: float, dwell_min: float, ramp_c_per_min: float, progress=None
 ) -> dict:
-    """Anneal the film in ``slot`` on the furnace's programmer; wait until it is back below 30 °C."""
-    from labctl.drivers.eurotherm import anneal_program
-    from labctl.errors import LabctlError
+    """Anneal the film in ``slot`` on the furnace's programmer, with a progress bar."""
+    from labctl.procedures.annealing import COOL_MINUTES, anneal_film
 
-    furnace = station["furnace"]
-    stages = station["stages"]
-    world = station.world
-    ambient = float(world.furnace.ambient_c)
-    stages.sample.move_to_slot(slot)
-    if anneal_c <= ROOM_TEMPERATURE_READY_C:
-        return {"anneal_c": None, "note": "as made (not annealed)"}
-    if not ramp_c_per_min > 0 or not dwell_min >= 0:
-        raise LabctlError("ramp rate must be positive and dwell ≥ 0")
-    cool_rate = (anneal_c - ambient) / COOL_MINUTES
-    program = anneal_program(anneal_c, dwell_min, ramp_c_per_min, cool_rate, ambient)
-    total_min = (anneal_c - ambient) / ramp_c_per_min + dwell_min + COOL_MINUTES
+    clock = station.clock
+    ambient = float(station.world.furnace.ambient_c)
+    total_min = max(anneal_c - ambient, 0.0) / max(ramp_c_per_min, 1e-9) + dwell_min + COOL_MINUTES
     task = (
         progress.add_task(f"anneal {anneal_c:g} °C", total=round(total_min)) if progress else None
     )
-    t0 = station.clock.now()
-    max_pv = [-math.inf]
+    t0 = clock.now()
 
-    def on_poll(reading: dict) -> None:
-        max_pv[0] = max(max_pv[0], float(reading["temperature_c"]))
-        if progress is not None:
-            progress.update(
-                task, completed=min(round((station.clock.now() - t0) / 60.0), round(total_min))
-            )
+    def on_poll(_reading: dict) -> None:
+        if task is not None:
+            done = min(round((clock.now() - t0) / 60.0), round(total_min))
+            progress.update(task, completed=done)
 
-    furnace.load_program(program)
-    furnace.run_program()
-    furnace.wait_for_program(poll_s=600.0, on_poll=on_poll)
-    # natural cooling below ~30 °C (the furnace cannot cool faster than its losses)
-    deadline = station.clock.now() + 24 * 3600.0
-    while furnace.temperature_c > ROOM_TEMPERATURE_READY_C:
-        if station.clock.now() > deadline:
-            raise LabctlError("furnace did not cool below 30 °C within 24 h (virtual)")
-        station.clock.sleep(600.0)
-    if progress is not None:
+    info = anneal_film(
+        station["furnace"],
+        station["stages"].sample,
+        clock,
+        slot,
+        anneal_c,
+        dwell_min=dwell_min,
+        ramp_c_per_min=ramp_c_per_min,
+        ambient_c=ambient,
+        on_poll=on_poll,
+    )
+    if task is not None:
         progress.update(task, completed=round(total_min))
-    return {
-        "anneal_c": anneal_c,
-        "dwell_min": dwell_min,
-        "ramp_c_per_min": ramp_c_per_min,
-        "cool_min": COOL_MINUTES,
-        "max_thermocouple_c": max_pv[0],
-        "anneal_hours_virtual": (station.clock.now() - t0) / 3600.0,
-    }
+    return info
 
 
 def _film_in_slot(station, slot: int):

@@ -54,7 +54,6 @@ def _furnace() -> dict:
         # a PID that controls this plant as a factory-tuned Eurotherm would
         # (used by the reference controller in tests; the Eurotherm simulator
         # keeps its own parameters)
-        "reference_pid": {"pb_c": 10.0, "ti_s": 240.0, "td_s": 40.0},
     }
 
 
