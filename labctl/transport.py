@@ -167,14 +167,14 @@ class _Connection(socketserver.BaseRequestHandler):
                 data = sock.recv(65536)
                 if not data:
                     break
-                reply = sim.handle(data)
+                reply = sim.handle(data, source=sock)
                 if reply:
                     sock.sendall(reply)
         except OSError:
             pass  # client went away; the simulated instrument stays as it is
         finally:  # a client that left mid-message leaves no half command behind
             self.server.clients.discard(sock)  # type: ignore[attr-defined]
-            sim.reset_input()
+            sim.reset_input(sock)
 
 
 class _Server(socketserver.ThreadingTCPServer):

@@ -15,9 +15,12 @@ log = logging.getLogger(__name__)
 class ProtocolHandler:
     """A simulated instrument's wire protocol.
 
-    ``handle(data)`` takes whatever bytes arrived (any fragmentation) and
-    returns the bytes the instrument sends back (possibly ``b""``). A handler
-    must never raise on garbage: real instruments do not crash on bad input.
+    ``handle(data, source)`` takes whatever bytes arrived (any fragmentation)
+    from one client ``source`` and returns the bytes the instrument sends back
+    (possibly ``b""``). Half-received messages are kept per source, so two TCP
+    clients of one served instrument never splice their commands together;
+    ``reset_input(source)`` forgets a source's half message. A handler must
+    never raise on garbage: real instruments do not crash on bad input.
 
     ``kind`` says how the transport presents it: ``"visa"`` for text
     instruments (pyvisa SOCKET resources), ``"serial"`` for byte-oriented
@@ -31,11 +34,11 @@ class ProtocolHandler:
         self.name = name or type(self).__name__
         self.lock = threading.RLock()
 
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, source: object = None) -> bytes:
         raise NotImplementedError
 
-    def reset_input(self) -> None:
-        """Forget a half-received message (connection closed or reopened)."""
+    def reset_input(self, source: object = None) -> None:
+        """Forget ``source``'s half-received message (its connection closed)."""
 
 
 class TextProtocolHandler(ProtocolHandler):
@@ -51,18 +54,18 @@ class TextProtocolHandler(ProtocolHandler):
 
     def __init__(self, world: World, name: str = "") -> None:
         super().__init__(world, name)
-        self._buffer = b""
+        self._buffers: dict[object, bytes] = {}
 
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, source: object = None) -> bytes:
         with self.lock:
-            self._buffer += data
+            buffer = self._buffers.get(source, b"") + data
             out: list[str] = []
             while True:
-                cut = [i for i in (self._buffer.find(b"\n"), self._buffer.find(b"\r")) if i >= 0]
+                cut = [i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0]
                 if not cut:
                     break
                 i = min(cut)
-                raw, self._buffer = self._buffer[:i], self._buffer[i + 1 :]
+                raw, buffer = buffer[:i], buffer[i + 1 :]
                 if not raw.strip():
                     continue
                 line = raw.decode("ascii", errors="replace")
@@ -73,13 +76,14 @@ class TextProtocolHandler(ProtocolHandler):
                     reply = self.on_internal_error(line)
                 if reply is not None:
                     out.append(reply + self.reply_termination)
-            if len(self._buffer) > self.max_line:  # runaway input without terminator
-                self._buffer = b""
+            if len(buffer) > self.max_line:  # runaway input without terminator
+                buffer = b""
+            self._buffers[source] = buffer
             return "".join(out).encode("ascii", errors="replace")
 
-    def reset_input(self) -> None:
+    def reset_input(self, source: object = None) -> None:
         with self.lock:
-            self._buffer = b""
+            self._buffers.pop(source, None)
 
     def handle_line(self, line: str) -> str | None:
         raise NotImplementedError

@@ -128,7 +128,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self.model = model
         self.n_programs = int(programs)
         self.n_segments = min(int(segments), PROGRAM_STRIDE // SEGMENT_WORDS - 1)
-        self._framer = rtu.RtuRequestFramer()
+        self._framers: dict[object, rtu.RtuRequestFramer] = {}
         furnace = world.furnace
         params = getattr(furnace, "p", {}) or {}
         # type K thermocouple input range
@@ -177,13 +177,14 @@ class Eurotherm2408Simulator(ProtocolHandler):
         world.add_controller(self._control)
 
     # ------------------------------------------------------------------ wire
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, source: object = None) -> bytes:
         with self.lock:
+            framer = self._framers.setdefault(source, rtu.RtuRequestFramer())
             try:
-                requests = self._framer.feed(bytes(data))
+                requests = framer.feed(bytes(data))
             except Exception:  # never crash on garbage
                 log.exception("%s: framing error; input discarded", self.name)
-                self._framer.reset()
+                framer.reset()
                 return b""
             out = []
             for req in requests:
@@ -196,9 +197,9 @@ class Eurotherm2408Simulator(ProtocolHandler):
                     out.append(reply)
             return b"".join(out)
 
-    def reset_input(self) -> None:
+    def reset_input(self, source: object = None) -> None:
         with self.lock:
-            self._framer.reset()
+            self._framers.pop(source, None)
 
     def _serve(self, req: Request) -> bytes:
         broadcast = req.address == rtu.BROADCAST_ADDRESS

@@ -172,7 +172,7 @@ class SpectrometerSimulator(ProtocolHandler):
         self.eeprom = self._factory_eeprom()
         self.registers: dict[int, int] = {0x04: self.model.fpga_version}
         self._power_on()
-        self._tunnel_rx = b""
+        self._tunnel_rx: dict[object, bytes] = {}  # USB-over-TCP input, per client
         self._usb_id = seabreeze_usb.get_backend().plug(self)
 
     # --- state --------------------------------------------------------------
@@ -368,20 +368,21 @@ class SpectrometerSimulator(ProtocolHandler):
         seabreeze_usb.get_backend().unplug(self)
 
     # --- USB-over-TCP (ProtocolHandler) -----------------------------------------
-    def handle(self, data: bytes) -> bytes:
+    def handle(self, data: bytes, source: object = None) -> bytes:
         requests = []
         with self.lock:
-            self._tunnel_rx += data
+            rx = self._tunnel_rx.get(source, b"") + data
             while True:
-                request, self._tunnel_rx = seabreeze_usb.parse_request(self._tunnel_rx)
+                request, rx = seabreeze_usb.parse_request(rx)
                 if request is None:
                     break
                 requests.append(request)
+            self._tunnel_rx[source] = rx
         return b"".join(seabreeze_usb.serve_request(self, r) for r in requests)
 
-    def reset_input(self) -> None:
+    def reset_input(self, source: object = None) -> None:
         with self.lock:
-            self._tunnel_rx = b""
+            self._tunnel_rx.pop(source, None)
 
     def __repr__(self) -> str:
         return f"<SpectrometerSimulator {self.name} {self.model.name} {self.serial_number}>"

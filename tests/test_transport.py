@@ -28,7 +28,7 @@ class Parrot(TextProtocolHandler):
 class Reverser(ProtocolHandler):
     kind = "serial"
 
-    def handle(self, data):
+    def handle(self, data, source=None):
         return data[::-1]
 
 
@@ -142,3 +142,17 @@ def test_sim_server_survives_client_disconnect_mid_message():
         s.sendall(b"ECHO whole\n")
         assert s.recv(100) == b"whole\n"  # the half message was forgotten
         s.close()
+
+
+@pytest.mark.tcp
+def test_two_clients_of_one_served_instrument_never_splice_commands():
+    with SimServer(Parrot(world=None, name="parrot")) as server:
+        a = socket.create_connection((server.host, server.port), timeout=2)
+        b = socket.create_connection((server.host, server.port), timeout=2)
+        a.sendall(b"ECHO from-")
+        b.sendall(b"ECHO b\n")
+        assert b.recv(100) == b"b\n"
+        a.sendall(b"a\n")
+        assert a.recv(100) == b"from-a\n"
+        a.close()
+        b.close()
