@@ -108,17 +108,26 @@ class MotionController(SerializedIO, ESP300):
 
     # --- I/O: SerializedIO serializes and names link errors ------------------
     def explain_silence(self) -> str:
-        """The controller is silent after a bad query; its error buffer says why."""
-        try:
-            super(SerializedIO, self).write("TB?")
-            code, _, message = self._parse_tb(super(SerializedIO, self).read())
-        except (CommunicationError, *LINK_ERRORS):
-            return " (timeout; the controller does not answer)"
-        return f" (controller error {code}: {message})" if code else " (timeout)"
+        """The controller is silent after a bad query; its error buffer says why.
 
-    def wait_for(self, query_delay: float | None = None) -> None:
-        if query_delay:
-            self.clock.sleep(query_delay)
+        Drains the whole buffer (oldest first) so the report holds every error,
+        not only the oldest one, which may predate the failed query.
+        """
+        raw_write, raw_read = super(SerializedIO, self).write, super(SerializedIO, self).read
+        errors = []
+        try:
+            for _ in range(_MAX_ERRORS_READ):
+                raw_write("TB?")
+                code, _, message = self._parse_tb(raw_read())
+                if code == 0:
+                    break
+                errors.append(f"{code}: {message}")
+        except (CommunicationError, *LINK_ERRORS):
+            if not errors:
+                return " (timeout; the controller does not answer)"
+        if not errors:
+            return " (timeout)"
+        return f" (controller error{'s' if len(errors) > 1 else ''} {'; '.join(errors)})"
 
     def _query_number(self, command: str, cast=float):
         reply = self.ask(command).strip()

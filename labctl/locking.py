@@ -62,6 +62,15 @@ class SerializedIO:
                     self.name, f"no reply to {command!r}{self.explain_silence()}"
                 ) from exc
 
+    def wait_for(self, query_delay: float | None = None) -> None:
+        """The write→read delay of a query, on the instrument's clock when it has one."""
+        delay = query_delay if query_delay is not None else getattr(self, "query_delay", 0)
+        clock = getattr(self, "clock", None)
+        if delay and clock is not None:
+            clock.sleep(delay)
+        elif delay:
+            super().wait_for(delay)  # type: ignore[misc]
+
     def explain_silence(self) -> str:
         """Why a query went unanswered, from the instrument's error report if it has one."""
         return " (timeout, lost link or refused command)"

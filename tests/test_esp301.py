@@ -546,3 +546,15 @@ def test_driver_over_tcp_with_a_visa_address(quiet_world, clock):
             assert quiet_world.slot_in_beam().index == 1
         finally:
             stages.shutdown()
+
+
+def test_silent_query_reports_every_buffered_controller_error(sim_station):
+    controller = sim_station["stages"].controller
+    controller.write("1PA999")  # beyond the software limit: refused, error buffered
+    with pytest.raises(CommunicationError) as err:
+        controller.ask("XYZ?")  # no such command: silence, second error buffered
+    message = str(err.value)
+    assert "no reply to 'XYZ?'" in message
+    assert "controller errors" in message
+    assert "COMMAND DOES NOT EXIST" in message  # the one that explains the silence
+    assert controller.read_errors() == []  # drained into the report
