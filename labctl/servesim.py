@@ -14,8 +14,7 @@ import yaml
 
 from labctl.clock import ScaledClock
 from labctl.errors import StationError
-from labctl.registry import load, model
-from labctl.station import build_world, load_station_spec, station_path
+from labctl.station import build_world, load_station_spec, make_simulator, station_path
 from labctl.transport import SimServer
 
 log = logging.getLogger(__name__)
@@ -32,17 +31,14 @@ class ServedStation:
         sim = dict(self.spec.simulation)
         if seed is not None:
             sim["seed"] = seed
-        self.world = build_world(sim, self.clock)
+        self.world = build_world(sim, self.clock, self.spec.source)
         self.servers: dict[str, SimServer] = {}
         self.handlers: dict = {}
         try:
             for role, inst in self.spec.instruments.items():
                 if not inst.simulated_in_process:
                     continue
-                m = model(inst.driver)
-                if m.simulator is None:
-                    raise StationError(f"{role}: model {inst.driver!r} has no simulator")
-                handler = load(m.simulator)(self.world, name=role, **inst.simulator)
+                handler = make_simulator(self.spec, inst, self.world)
                 self.handlers[role] = handler
                 self.servers[role] = SimServer(handler).start()
         except Exception:

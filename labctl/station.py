@@ -139,7 +139,12 @@ def load_station_spec(name_or_path: str | Path | None = None) -> StationSpec:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise StationError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StationError(f"{where}: not valid YAML: {problem}") from None
+    except OSError as exc:
+        raise StationError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_station(data, str(path))
 
 
@@ -170,7 +175,7 @@ class Station:
         self.clock = clock if clock is not None else make_clock(scale)
         self.world = world
         if self.world is None and spec.needs_world:
-            self.world = build_world(spec.simulation, self.clock)
+            self.world = build_world(spec.simulation, self.clock, spec.source)
         self.simulators: dict[str, Any] = {}
         self.instruments: dict[str, Any] = {}
         try:
@@ -192,9 +197,7 @@ class Station:
             raise StationError(f"{self.spec.source}: {inst.role}: {exc}") from None
         connection: Any = inst.address
         if inst.simulated_in_process:
-            if m.simulator is None:
-                raise StationError(f"{inst.role}: model {inst.driver!r} has no simulator")
-            handler = load(m.simulator)(self.world, name=inst.role, **inst.simulator)
+            handler = make_simulator(self.spec, inst, self.world)
             self.simulators[inst.role] = handler
             connection = in_process_connection(handler)
         try:
@@ -234,19 +237,38 @@ class Station:
         self.close()
 
 
-def build_world(simulation: dict, clock: Clock):
+def build_world(simulation: dict, clock: Clock, source: str = "<station>"):
     """The shared simulated world for a station's ``simulation`` section."""
     from labctl.simulators.world import World
 
     opts = dict(simulation)
     seed = opts.pop("seed", 0)
     noise = opts.pop("noise", True)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise StationError(
+            f"{source}: simulation.seed must be a non-negative integer, got {seed!r}"
+        )
+    if not isinstance(noise, bool):
+        raise StationError(f"{source}: simulation.noise must be true or false, got {noise!r}")
     world = World(clock, seed=seed, noise=noise)
-    if hasattr(world, "configure"):
+    try:
         world.configure(**opts)
-    elif opts:
-        raise StationError(f"simulation: unknown options {sorted(opts)}")
+    except StationError as exc:
+        raise StationError(f"{source}: {exc}") from None
     return world
+
+
+def make_simulator(spec: StationSpec, inst: InstrumentSpec, world):
+    """Build the simulator of a ``sim://`` instrument; bad options name file and role."""
+    m = model(inst.driver)
+    if m.simulator is None:
+        raise StationError(f"{spec.source}: {inst.role}: model {inst.driver!r} has no simulator")
+    cls = load(m.simulator)
+    try:
+        return cls(world, name=inst.role, **inst.simulator)
+    except (TypeError, ValueError, KeyError) as exc:
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise StationError(f"{spec.source}: instruments.{inst.role}.simulator: {detail}") from None
 
 
 def in_process_connection(handler):

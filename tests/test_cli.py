@@ -42,3 +42,19 @@ def test_unexpected_failure_is_reported_not_dumped(monkeypatch, capsys):
     assert "-v" in err
     with pytest.raises(ZeroDivisionError):
         main(["-v", "demo", "--quiet"])
+
+
+@pytest.mark.parametrize("scale", ["inf", "0", "-1", "nan", "fast"])
+def test_sim_serve_refuses_impossible_time_scales(scale, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sim", "serve", "--time-scale", scale])
+    assert exc.value.code == 2
+    assert "--time-scale" in capsys.readouterr().err
+
+
+def test_sim_serve_refuses_unwritable_station_output_before_serving(tmp_path, capsys):
+    code = main(["sim", "serve", "--write-station", str(tmp_path / "missing" / "x.yaml")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "not a writable file path" in captured.err
+    assert captured.out == ""  # no resource lines: nothing was served

@@ -106,3 +106,42 @@ def test_unreachable_hardware_address_gives_station_error(tmp_path):
         StationError, match=r"cannot connect meter \(pm100 at TCPIP0::127.0.0.1::9::SOCKET\)"
     ):
         Station.from_file(station)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d["instruments"]["lockin_ref"].update(simulator={"channel": "bogus"}),
+            "instruments.lockin_ref.simulator: no lock-in channel 'bogus'",
+        ),
+        (
+            lambda d: d["instruments"]["lockin_ref"].update(simulator={"nosuchopt": 1}),
+            "instruments.lockin_ref.simulator:",
+        ),
+        (lambda d: d["simulation"].update(seed="abc"), "simulation.seed must be a non-negative"),
+        (lambda d: d["simulation"].update(seed=-1), "simulation.seed must be a non-negative"),
+        (lambda d: d["simulation"].update(noise="false"), "simulation.noise must be true or false"),
+        (lambda d: d["simulation"].update(n_flims=3), "simulation: unknown options ['n_flims']"),
+    ],
+)
+def test_bad_simulator_options_name_file_and_role(tmp_path, mutate, message):
+    from labctl.station import station_path
+
+    data = yaml.safe_load(station_path("sim").read_text())
+    mutate(data)
+    path = tmp_path / "mysim.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(StationError, match="mysim.yaml") as err:
+        Station.from_file(path, time_scale="virtual")
+    assert message in str(err.value)
+
+
+def test_yaml_syntax_error_is_one_line_with_position(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("name: x\ninstruments:\n  furnace: {driver: eurotherm2408\n")
+    with pytest.raises(StationError) as err:
+        load_station_spec(bad)
+    text = str(err.value)
+    assert text.startswith(f"{bad}:") and "not valid YAML" in text
+    assert "\n" not in text

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+
+def positive_time_scale(text: str) -> float:
+    """argparse type: a finite, positive number of virtual seconds per wall second."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite positive factor (virtual s per wall s), got {text!r}"
+        )
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--station", default=None, help="station file (default: the bundled 'sim')")
     s.add_argument(
         "--time-scale",
-        type=float,
+        type=positive_time_scale,
         default=1.0,
         help="virtual seconds per wall second (default 1: real time)",
     )
@@ -50,8 +66,13 @@ def serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from labctl.errors import StationError
     from labctl.servesim import serve_station
 
+    if args.write_station:  # refuse before anything is served: the output is a contract
+        out = Path(args.write_station)
+        if out.is_dir() or not out.parent.is_dir():
+            raise StationError(f"--write-station {out}: not a writable file path")
     stop = threading.Event()
 
     def _terminate(signum, frame):
