@@ -148,6 +148,10 @@ class LockIn(SerializedIO, SR830):
         return wait
 
     # --- ranging -----------------------------------------------------------------
+    def quick_range(self) -> float:
+        """pymeasure's ``quick_range`` waits in real time; here it is :meth:`auto_range`."""
+        return self.auto_range()
+
     def auto_range(self, fraction: float = AUTO_RANGE_FRACTION, n_tau: float = 3) -> float:
         """Choose the most sensitive range with no overload and |R| < ``fraction``·FS.
 

@@ -581,3 +581,15 @@ def test_labctl_driver_over_tcp(quiet_world):
                 lockin.ask("NOPE?")
         finally:
             lockin.shutdown()
+
+
+def test_quick_range_waits_on_the_station_clock(sim_station):
+    import time as _time
+
+    lockin = sim_station["lockin_ref"]
+    lockin.time_constant = 1.0  # pymeasure's version would sleep 5 s of wall time per step
+    lockin.sensitivity = 2e-9  # far too sensitive: overload
+    t0 = _time.monotonic()
+    chosen = lockin.quick_range()
+    assert _time.monotonic() - t0 < 2.0
+    assert chosen > 2e-9 and not lockin.read_overload()
