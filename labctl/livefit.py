@@ -399,9 +399,10 @@ class LiveTDSFit:
                 initial=warm,
                 max_nfev=self.max_nfev,
             )
+            fit.warnings[:0] = spec.warnings  # echo, dropped frequencies: the GUI shows them
             with self._lock:
                 self._warm = (
-                    np.array([fit.values[n] for n in fit.param_names]) if fit.success else None
+                    np.array([fit.values[n] for n in fit.param_names]) if fit.converged else None
                 )
             update = LiveFitUpdate(
                 sequence=self._next_sequence(),

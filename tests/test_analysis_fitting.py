@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from labctl.analysis import fitting, models, synthetic, tds
+from labctl.errors import AnalysisError
 
 D = 100e-9
 N_SUB = 1.95
@@ -183,3 +184,42 @@ def test_to_dict_has_contract_keys():
     for k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
         assert isinstance(d[k], float) and isinstance(d[f"{k}_err"], float)
     assert {"chi2_red", "model", "warnings", "fmin_THz", "fmax_THz"} <= set(d)
+
+
+def test_success_false_on_bound_or_huge_chi2_with_warnings():
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=2)
+    spec = _spectrum(data)
+    good = fitting.fit_spectrum(spec)
+    assert good.success and good.converged and good.on_bound == ()
+    # errors underestimated 30×: χ²_red ≈ 900 → warning and success False
+    spec.sigma_err = spec.sigma_err / 30
+    bad = fitting.fit_spectrum(spec)
+    assert bad.chi2_red > 100 and bad.converged and not bad.success
+    assert any("far above 1" in w and "underestimated" in w for w in bad.warnings)
+    # ×3: χ²_red ≈ 9 → warned, still a success
+    spec.sigma_err = spec.sigma_err * 10
+    mid = fitting.fit_spectrum(spec)
+    assert 5 < mid.chi2_red < 100 and mid.success and any("far above 1" in w for w in mid.warnings)
+    # unphysical data (a "c = −1.2" film, χ²_red ≈ 85 < 100): c pinned on its bound −1
+    beyond = synthetic.synthetic_tds(
+        lambda f: models.drude_smith(f, 40e-15, -1.2, 8e21), noise_de=3e-6, rng=1
+    )
+    fit = fitting.fit_spectrum(_spectrum(beyond))
+    assert fit.on_bound == ("c",) and fit.chi2_red < 100 and fit.converged
+    assert not fit.success and fit.to_dict()["success"] is False
+    assert any("sits on its bound" in w for w in fit.warnings)
+
+
+def test_too_few_usable_points_names_the_band():
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=0)
+    spec = _spectrum(data, fmin_hz=3.05e12, fmax_hz=3.3e12)
+    assert spec.freq_hz.size < 6
+    with pytest.raises(AnalysisError, match=r"need ≥ 6\); \|E_ref\| is usable over 0\.\d\d–3"):
+        fitting.fit_spectrum(spec)
+
+
+def test_spectrum_warnings_reach_the_fit():
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=0)
+    spec = _spectrum(data, fmax_hz=4e12)
+    fit = fitting.fit_spectrum(spec)
+    assert fit.warnings[0].startswith(f"dropped {spec.n_dropped_low_ref} of")

@@ -157,3 +157,82 @@ def test_bad_inputs_raise_analysis_error():
         tds.photoconductivity(
             tt, synthetic.thz_pulse(tt), tt * 0, thickness_m=D, substrate_index=N_SUB
         )
+
+
+# ---------------------------------------------------------------- data-quality checks
+
+
+def _echo_scan(echo_amplitude=0.1, echo_delay_ps=13.0, noise=3e-6, rng=0):
+    """A scan whose reference carries a delayed replica (substrate echo) that crossed the
+    excited film twice in the pumped scan, as in `labctl sim measure tds --t-stop-ps 25`."""
+    t = np.arange(0, 30, 0.05)
+
+    def sig(f):
+        return models.drude_smith(f, 44e-15, -0.87, 8.35e21)
+
+    main = synthetic.thz_pulse(t, 3.0)
+    echo = echo_amplitude * synthetic.thz_pulse(t, 3.0 + echo_delay_ps)
+    pumped = synthetic.transmit_film(t, main, sig) + synthetic.transmit_film(
+        t, synthetic.transmit_film(t, echo, sig), sig
+    )
+    de = pumped - (main + echo) + noise * np.random.default_rng(rng).standard_normal(t.size)
+    return t, main + echo, de
+
+
+def test_echo_in_reference_is_detected_and_reported_not_removed():
+    t, ref, de = _echo_scan()
+    s = photoconductivity_in_window(t, ref, de)
+    assert s.echo is not None and s.echo.delay_ps == pytest.approx(13.0, abs=0.06)
+    assert s.echo.relative_amplitude == pytest.approx(0.1, rel=0.2)
+    # leading edge of the echo: 10 % onset of the main pulse (≈ 2.6 ps) + 13 ps
+    assert 15.0 < s.echo.arrival_ps < 16.0
+    (w,) = [w for w in s.warnings if "replica" in w]
+    assert "13.00 ps" in w and "truncate the scan before t ≈ 15." in w
+    assert s.freq_hz.size == photoconductivity_in_window(t, ref, de, check_echo=False).freq_hz.size
+    # a clean scan of the same length, and a weaker echo below 3 %: no warning
+    clean = synthetic.synthetic_tds(noise_de=3e-6, rng=0, duration_ps=30)
+    s = photoconductivity_in_window(clean.time_ps, clean.e_ref, clean.delta_e)
+    assert s.echo is None and s.warnings == []
+    assert tds.detect_echo(*_echo_scan(echo_amplitude=0.01)[:2]) is None
+
+
+def test_no_usable_signal_is_refused():
+    t = np.arange(0, 25, 0.05)
+    ref = synthetic.thz_pulse(t)
+    with pytest.raises(AnalysisError, match="dE is zero everywhere"):
+        photoconductivity_in_window(t, ref, t * 0)
+    for seed in range(5):  # pure noise: no photoconductivity at all
+        noise = 1e-6 * np.random.default_rng(seed).standard_normal(t.size)
+        with pytest.raises(AnalysisError, match="no usable signal.*baseline noise"):
+            photoconductivity_in_window(t, ref, noise)
+    # a weak but real signal (raw peak 4σ, 8σ after low-passing to the band) passes
+    data = synthetic.synthetic_tds(n_m3=1e20, noise_de=1e-6, rng=3)
+    assert photoconductivity_in_window(data.time_ps, data.e_ref, data.delta_e).freq_hz.size > 30
+
+
+def test_frequencies_without_reference_field_are_dropped():
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=0)
+    s = photoconductivity_in_window(data.time_ps, data.e_ref, data.delta_e, fmax_hz=5e12)
+    lo, hi = s.usable_band_hz
+    assert 2.5e12 < hi < 4e12 and lo < 0.3e12
+    assert s.freq_hz.max() <= hi and s.n_dropped_low_ref > 10
+    ref_w = tds.spectrum(data.time_ps, data.e_ref)[1]
+    assert np.all(np.abs(s.e_ref) >= 0.01 * np.abs(ref_w[1:]).max())
+    assert any(f"dropped {s.n_dropped_low_ref} of" in w for w in s.warnings)
+    with pytest.raises(AnalysisError, match=r"usable band is 0\.\d\d–3\.\d\d THz"):
+        photoconductivity_in_window(
+            data.time_ps, data.e_ref, data.delta_e, fmin_hz=5e12, fmax_hz=8e12
+        )
+
+
+@pytest.mark.parametrize("pad", [0.5, 17, np.inf, np.nan])
+def test_bad_pad_factor_and_window_are_analysis_errors(pad):
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=0)
+    args = (data.time_ps, data.e_ref, data.delta_e)
+    with pytest.raises(AnalysisError, match="between 1 and 16"):
+        photoconductivity_in_window(*args, pad_factor=pad)
+    with pytest.raises(AnalysisError, match="valid names: hann"):
+        photoconductivity_in_window(*args, window="nosuch")
+    with pytest.raises(AnalysisError, match="kaiser"):
+        photoconductivity_in_window(*args, window="kaiser")  # needs its β
+    assert photoconductivity_in_window(*args, pad_factor=16).points_per_independent == 16

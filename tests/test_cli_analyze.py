@@ -162,6 +162,7 @@ def test_optp_json(tmp_path, capsys):
     )
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
+    assert r["fluence_uJcm2"] == pytest.approx(10, rel=1e-12)  # echoed in its own unit
     assert r["N_abs_per_cm2"] == pytest.approx(10 * 0.2 * 2.014e12, rel=0.01)
     assert r["peak_minus_dE_over_E"] == pytest.approx(sig.max(), rel=0.05)
     lifetimes = r["decay"]["lifetimes_ps"]
@@ -171,6 +172,13 @@ def test_optp_json(tmp_path, capsys):
     assert png.exists()
     assert main(["analyze", "optp", str(path), "--no-fit"]) == 0
     assert "peak −ΔE/E" in capsys.readouterr().out
+    # pump-power route: 1 mW at 1 kHz = 1 µJ on a 1 mm flat-top disc = 127.3 µJ/cm²
+    power = ["--pump-power-mW", "1", "--rep-rate-kHz", "1", "--spot-diameter-mm", "1"]
+    rc = main(["analyze", "optp", str(path), *power, "--absorptance", "0.2", "--no-fit", "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["fluence_uJcm2"] == pytest.approx(127.32, rel=1e-4)
+    assert r["N_abs_per_cm2"] == pytest.approx(127.32 * 0.2 * 2.014e12, rel=0.01)
 
 
 def test_optp_missing_signal_columns(tmp_path, capsys):
@@ -212,3 +220,103 @@ def test_analyze_help_is_cheap(capsys):
         main(["analyze", "tds", "--help"])
     assert exc.value.code == 0
     assert "--thickness-nm" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- data quality
+
+
+def test_tds_echo_and_bad_chi2_are_warned_and_flag_failure(tmp_path, capsys):
+    from test_analysis_tds import _echo_scan
+
+    t, ref, de = _echo_scan(noise=1e-6)
+    path = _write(tmp_path / "echo.csv", "time_ps,E_ref,dE", zip(t, ref, de, strict=True))
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["echo"]["delay_ps"] == pytest.approx(13.0, abs=0.06)
+    assert any("13.00 ps after the main pulse" in w and "truncate" in w for w in r["warnings"])
+    assert r["chi2_red"] > 100 and r["success"] is False
+    assert any("does not describe the data" in w for w in r["warnings"])
+    assert main(["analyze", "tds", str(path), *TDS_ARGS]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "substrate echo" in out and "unsuccessful" in out
+
+
+def test_tds_without_signal_is_an_error(tmp_path, capsys):
+    t = np.arange(500) * 0.05
+    ref = synthetic.thz_pulse(t)
+    noise = 1e-6 * np.random.default_rng(0).standard_normal(t.size)
+    for name, de, needle in (
+        ("zero.csv", 0 * t, "zero everywhere"),
+        ("noise.csv", noise, "no usable signal"),
+    ):
+        path = _write(tmp_path / name, "time_ps,E_ref,dE", zip(t, ref, de, strict=True))
+        assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and str(path) in captured.err and needle in captured.err
+    header = "time_ps,E_ref,dE,dE"
+    path = _write(tmp_path / "dup.csv", header, zip(t, ref, noise, noise, strict=True))
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
+    assert "column 'dE' appears more than once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--window", "nosuch"], "valid names: hann"),
+        (["--window", "tukey,x"], "must be numbers"),
+        (["--pad-factor", "inf"], "--pad-factor"),
+        (["--pad-factor", "32"], "between 1 and 16"),
+        (["--effective-mass", "inf"], "--effective-mass must be a finite positive"),
+        (["--effective-mass", "nan"], "--effective-mass must be a finite positive"),
+        (["--fmin", "-1"], "--fmin must be a finite positive"),
+        (["--fmax", "inf"], "--fmax must be a finite positive"),
+        (["--plot", "/nonexistent-dir/fit.png"], "does not exist"),
+        (["--plot", "fit.nosuchformat"], "unknown image format"),
+    ],
+)
+def test_tds_bad_options_fail_before_reading(tmp_path, capsys, extra, needle):
+    missing = tmp_path / "not-there.csv"  # would be "no such file" if the options passed
+    rc = main(["analyze", "tds", str(missing), *TDS_ARGS, *extra, "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and needle in err, err
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "0", "-3"])
+def test_tds_geometry_must_be_finite_positive(tds_file, capsys, bad):
+    for opt in ("--thickness-nm", "--substrate-index"):
+        args = {"--thickness-nm": "100", "--substrate-index": "1.95"} | {opt: bad}
+        rc = main(["analyze", "tds", str(tds_file), *sum(args.items(), ()), "--json"])
+        assert rc == 1 and f"{opt} must be a finite positive number" in capsys.readouterr().err
+
+
+def test_tds_window_with_parameter(tds_file, capsys):
+    assert (
+        main(["analyze", "tds", str(tds_file), *TDS_ARGS, "--window", "tukey,0.3", "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["tau_fs"] > 0
+
+
+@pytest.mark.parametrize(
+    "kind,extra,needle",
+    [
+        ("optp", ["--fluence-uJcm2", "inf", "--absorptance", "0.2"], "--fluence-uJcm2"),
+        ("optp", ["--fluence-uJcm2", "10", "--absorptance", "1.5"], "--absorptance must be in"),
+        ("optp", ["--fluence-uJcm2", "10", "--absorptance", "nan"], "--absorptance must be in"),
+        ("optp", ["--pump-power-mW", "1", "--absorptance", "0.2"], "needs all of"),
+        ("optp", ["--irf-fwhm-ps", "-0.2"], "--irf-fwhm-ps"),
+        ("optp", ["--photon-energy-eV", "nan"], "--photon-energy-eV"),
+        ("optp", ["--n-exp", "0"], "--n-exp must be 1 to 4"),
+        ("optp", ["--plot", "/nonexistent-dir/o.png"], "does not exist"),
+        ("absorption", ["--search-nm", "700", "400"], "must be below"),
+        ("absorption", ["--search-nm", "400", "inf"], "--search-nm (high)"),
+        ("absorption", ["--tauc-range-eV", "nan", "2.6"], "--tauc-range-eV (low)"),
+        ("absorption", ["--tauc-max-eV", "-1"], "--tauc-max-eV"),
+        ("absorption", ["--thickness-nm", "inf"], "--thickness-nm"),
+        ("absorption", ["--plot", "/nonexistent-dir/a.png"], "does not exist"),
+    ],
+)
+def test_optp_and_absorption_bad_options(tmp_path, capsys, kind, extra, needle):
+    missing = tmp_path / "not-there.csv"
+    rc = main(["analyze", kind, str(missing), *extra, "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and needle in err, err

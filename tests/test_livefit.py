@@ -123,3 +123,14 @@ def test_threaded_errors_reach_subscribers_from_the_worker(sweeps):
     assert errors and "does not match the grid" in errors[0].error
     assert {name for _, name in seen} == {"LiveTDSFit"}
     assert any(u.ok for u, _ in seen)
+
+
+def test_spectrum_warnings_reach_live_subscribers(sweeps):
+    """Frequencies without THz (here up to 6 THz) are dropped, and the live fit says so."""
+    updates = []
+    with LiveTDSFit(100e-9, 1.95, fmax_hz=6e12, threaded=False) as live:
+        live.subscribe(updates.append)
+        for k in range(3):
+            live.add_sweep(sweeps.time_ps, sweeps.e_ref[k], sweeps.delta_e[k])
+    assert updates[-1].ok
+    assert any("1 %" in w or "dropped" in w for w in updates[-1].fit.warnings)

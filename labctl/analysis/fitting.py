@@ -15,7 +15,10 @@ With measured noise (``sigma_err`` given) C is in absolute units and is inflated
 max(1, χ²_red) — never shrunk — so an inadequate model or underestimated noise widens
 the errors. Without noise (unit weights) C is scaled by χ²_red (lmfit's convention).
 If the spectrum was zero-padded, C is further multiplied by the padding factor.
-Warnings flag parameters on a bound or not constrained by the data.
+Warnings flag parameters on a bound or not constrained by the data, and (with
+measured noise) χ²_red > :data:`CHI2_RED_WARN`. ``success`` is False when the optimiser
+did not converge, a parameter sits on a bound, or χ²_red > :data:`CHI2_RED_FAIL`
+(``converged`` keeps the optimiser's own verdict).
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from .models import DENSITY_UNIT_M3, FS, MODELS, evaluate_model, get_model, weig
 
 #: limits of a parameter's 1σ error beyond which it counts as "not constrained"
 _C_UNCONSTRAINED = 0.5
+#: with measured noise: χ²_red above this gets a warning, above the second ``success``
+#: is False (the model does not describe the data, or the noise is underestimated)
+CHI2_RED_WARN = 5.0
+CHI2_RED_FAIL = 100.0
 
 
 @dataclass
@@ -57,6 +64,8 @@ class FitResult:
     nfev: int
     covariance_scale: float
     warnings: list[str] = field(default_factory=list)
+    converged: bool = True  # the optimiser's verdict; ``success`` also needs a sane fit
+    on_bound: tuple[str, ...] = ()
 
     # ---- physics views
     def _get(self, name: str, default: float | None = None) -> float | None:
@@ -139,6 +148,7 @@ class FitResult:
             "fit_method": self.method,
             "covariance_scale": self.covariance_scale,
             "success": self.success,
+            "converged": self.converged,
             "warnings": list(self.warnings),
         }
         return out
@@ -282,8 +292,19 @@ def fit_conductivity(
     values = dict(zip(m.param_names, map(float, p), strict=True))
     errors = dict(zip(m.param_names, map(float, errs), strict=True))
     warnings = _warnings(m, p, errs, lo, hi)
+    on_bound = tuple(
+        name
+        for name, v, low, high in zip(m.param_names, p, lo, hi, strict=True)
+        if _at_bound(v, low) or _at_bound(v, high)
+    )
     if not ok:
         warnings.insert(0, f"fit did not converge: {msg}")
+    if absolute and chi2_red > CHI2_RED_WARN:
+        warnings.append(
+            f"χ²_red = {chi2_red:.3g} is far above 1: the model does not describe the data "
+            "or the errors are underestimated (errors were inflated by √χ²_red)"
+        )
+    success = bool(ok) and not on_bound and not (absolute and chi2_red > CHI2_RED_FAIL)
     return FitResult(
         model=model,
         param_names=m.param_names,
@@ -298,18 +319,42 @@ def fit_conductivity(
         fmax_hz=float(f.max()),
         effective_mass=effective_mass,
         method=method,
-        success=bool(ok),
+        success=success,
         message=str(msg),
         nfev=int(nfev),
         covariance_scale=float(scale),
         warnings=warnings,
+        converged=bool(ok),
+        on_bound=on_bound,
     )
 
 
 def fit_spectrum(spectrum, **kwargs) -> FitResult:
-    """:func:`fit_conductivity` on a :class:`~labctl.analysis.tds.TDSSpectrum`."""
+    """:func:`fit_conductivity` on a :class:`~labctl.analysis.tds.TDSSpectrum`.
+
+    Needs at least two frequency points per parameter (else AnalysisError naming the
+    band where the reference is usable); the spectrum's warnings (echo, dropped
+    frequencies) come first in the result's ``warnings``.
+    """
+    model = kwargs.get("model", "drude-smith")
+    n_par = len(get_model(model).param_names)
+    n = int(spectrum.freq_hz.size)
+    if n < 2 * n_par:
+        band = getattr(spectrum, "usable_band_hz", None)
+        where = (
+            f"; |E_ref| is usable over {band[0] / 1e12:.2f}–{band[1] / 1e12:.2f} THz"
+            if band
+            else ""
+        )
+        raise AnalysisError(
+            f"only {n} usable frequency points between {spectrum.freq_hz.min() / 1e12:.2f} "
+            f"and {spectrum.freq_hz.max() / 1e12:.2f} THz for the {n_par} parameters of "
+            f"{model} (need ≥ {2 * n_par}){where}: widen the window or lengthen the scan"
+        )
     kwargs.setdefault("points_per_independent", spectrum.points_per_independent)
-    return fit_conductivity(spectrum.freq_hz, spectrum.sigma, spectrum.sigma_err, **kwargs)
+    fit = fit_conductivity(spectrum.freq_hz, spectrum.sigma, spectrum.sigma_err, **kwargs)
+    fit.warnings[:0] = list(getattr(spectrum, "warnings", ()))
+    return fit
 
 
 def covariance_from_jacobian(jac: np.ndarray) -> np.ndarray:
@@ -382,11 +427,15 @@ def _fit_lmfit(m, residuals, jacobian, p0, lo, hi, max_nfev):
     return p, cov, out.nfev, bool(out.success), out.message
 
 
+def _at_bound(v, bound) -> bool:
+    return bool(np.isfinite(bound) and abs(v - bound) <= 1e-4 * max(1.0, abs(bound)))
+
+
 def _warnings(m, p, errs, lo, hi) -> list[str]:
     out = []
     for name, v, e, low, high in zip(m.param_names, p, errs, lo, hi, strict=True):
         for bound in (low, high):
-            if np.isfinite(bound) and abs(v - bound) <= 1e-4 * max(1.0, abs(bound)):
+            if _at_bound(v, bound):
                 out.append(f"{name} = {v:.4g} sits on its bound {bound:g}")
         limit = _C_UNCONSTRAINED if name == "c" else abs(v)
         if not np.isfinite(e) or e > limit:

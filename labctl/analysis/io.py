@@ -1,8 +1,9 @@
 """Reading and validating the CSV files ``labctl analyze`` accepts.
 
-Format: first line a comma-separated header, then one row of numbers per line; no
-comment lines. Every problem raises :class:`labctl.errors.DataFileError` naming the
-file and what is wrong (one line).
+Format: first line a comma-separated header (unique column names), then one row of
+numbers per line; no comment lines, blank lines are skipped. Every problem raises
+:class:`labctl.errors.DataFileError` naming the file, the line where it applies (the
+file's own line number) and what is wrong (one line).
 
 - TDS: ``time_ps,E_ref,dE`` (ΔE = E_pumped − E_ref); time strictly increasing and
   equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows.
@@ -27,9 +28,21 @@ MIN_OPTP_POINTS = 10
 MIN_ABSORPTION_POINTS = 20
 
 
-def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """All columns of a numeric CSV file by header name; checks ``required`` are present,
-    every cell parses as a finite number, and rows have the header's width."""
+@dataclass
+class CSVTable:
+    """Numeric columns by header name, and the file line number (1-based) of each row."""
+
+    columns: dict[str, np.ndarray]
+    line_numbers: np.ndarray  # int, one per data row: where it is in the file
+
+
+def read_csv_table(path, required: list[str] | tuple[str, ...] = ()) -> CSVTable:
+    """All columns of a numeric CSV file by header name, with each row's line number.
+
+    Checks the header has no empty or repeated names, ``required`` are present, every
+    cell parses as a finite number, and rows have the header's width. Blank lines are
+    skipped (so row i is not line i + 2: use ``line_numbers`` in messages).
+    """
     p = Path(path)
     if not p.exists():
         raise DataFileError(p, "no such file")
@@ -50,12 +63,20 @@ def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[s
         raise DataFileError(p, f"first line must be a header, got numbers: {lines[0]!r}")
     except ValueError:
         pass
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataFileError(
+                p, f"column {name!r} appears more than once in the header {lines[0].strip()!r}"
+            )
+        seen.add(name)
     missing = [c for c in required if c not in header]
     if missing:
         raise DataFileError(
             p, f"missing column(s) {', '.join(missing)} (header has: {', '.join(header)})"
         )
     rows = []
+    line_numbers = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -72,10 +93,16 @@ def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[s
             if not math.isfinite(v):
                 raise DataFileError(p, f"line {lineno}: {name} is {v} (NaN/inf not allowed)")
         rows.append(values)
+        line_numbers.append(lineno)
     if not rows:
         raise DataFileError(p, "no data rows after the header")
     arr = np.array(rows, float)
-    return {name: arr[:, i] for i, name in enumerate(header)}
+    return CSVTable({name: arr[:, i] for i, name in enumerate(header)}, np.array(line_numbers))
+
+
+def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The columns of :func:`read_csv_table` (without the line numbers)."""
+    return read_csv_table(path, required).columns
 
 
 def _check_count(p, n, minimum, what):
@@ -83,14 +110,17 @@ def _check_count(p, n, minimum, what):
         raise DataFileError(p, f"too few points: {n} rows, {what} needs at least {minimum}")
 
 
-def _check_increasing(p, x, name, equal_spacing: bool):
+def _check_increasing(p, x, name, equal_spacing: bool, line_numbers=None):
+    """``x`` strictly increasing (and equally spaced, 1 %); messages give file lines."""
+    lines = np.arange(x.size) + 2 if line_numbers is None else np.asarray(line_numbers)
     steps = np.diff(x)
     bad = np.nonzero(steps <= 0)[0]
     if bad.size:
         i = int(bad[0])
         raise DataFileError(
             p,
-            f"{name} is not strictly increasing (row {i + 2}: {x[i]:g} → row {i + 3}: {x[i + 1]:g})",
+            f"{name} is not strictly increasing (line {lines[i]}: {x[i]:g} → "
+            f"line {lines[i + 1]}: {x[i + 1]:g})",
         )
     if equal_spacing:
         step = float(np.median(steps))
@@ -99,8 +129,8 @@ def _check_increasing(p, x, name, equal_spacing: bool):
             i = int(np.argmax(dev))
             raise DataFileError(
                 p,
-                f"{name} is not equally spaced (step {steps[i]:g} at row {i + 3}, "
-                f"typical {step:g}); the FFT needs a uniform grid",
+                f"{name} is not equally spaced (step {steps[i]:g} from line {lines[i]} to "
+                f"line {lines[i + 1]}, typical {step:g}); the FFT needs a uniform grid",
             )
 
 
@@ -114,10 +144,11 @@ class TDSData:
 
 def load_tds_csv(path) -> TDSData:
     """Read and validate a ``time_ps,E_ref,dE`` file."""
-    cols = read_csv_columns(path, ("time_ps", "E_ref", "dE"))
+    table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
+    cols = table.columns
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
-    _check_increasing(path, t, "time_ps", equal_spacing=True)
+    _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
     return TDSData(t, cols["E_ref"], cols["dE"], str(path))
@@ -133,7 +164,8 @@ class OPTPData:
 
 def load_optp_csv(path) -> OPTPData:
     """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``."""
-    cols = read_csv_columns(path, ("pump_delay_ps",))
+    table = read_csv_table(path, ("pump_delay_ps",))
+    cols = table.columns
     t = cols["pump_delay_ps"]
     if "minus_dE_over_E" in cols:
         sig = cols["minus_dE_over_E"]
@@ -149,7 +181,9 @@ def load_optp_csv(path) -> OPTPData:
             f"(header has: {', '.join(cols)})",
         )
     _check_count(path, t.size, MIN_OPTP_POINTS, "an OPTP trace")
-    _check_increasing(path, t, "pump_delay_ps", equal_spacing=False)
+    _check_increasing(
+        path, t, "pump_delay_ps", equal_spacing=False, line_numbers=table.line_numbers
+    )
     err = cols.get("minus_dE_over_E_err")
     if err is not None and np.any(err <= 0):
         raise DataFileError(path, "minus_dE_over_E_err must be positive")
@@ -168,7 +202,8 @@ def load_absorption_csv(path) -> AbsorptionData:
     """Read ``wavelength_nm`` with ``absorbance`` or ``sample,reference[,dark]``; sorted by λ."""
     from .uvvis import absorbance
 
-    cols = read_csv_columns(path, ("wavelength_nm",))
+    table = read_csv_table(path, ("wavelength_nm",))
+    cols = table.columns
     wl = cols["wavelength_nm"]
     if "absorbance" in cols:
         a = cols["absorbance"]
@@ -181,10 +216,16 @@ def load_absorption_csv(path) -> AbsorptionData:
             f"(header has: {', '.join(cols)})",
         )
     _check_count(path, wl.size, MIN_ABSORPTION_POINTS, "an absorption spectrum")
-    order = np.argsort(wl)
-    wl, a = wl[order], a[order]
-    if np.any(np.diff(wl) == 0):
-        raise DataFileError(path, "wavelength_nm has repeated values")
+    order = np.argsort(wl, kind="stable")
+    wl, a, lines = wl[order], a[order], table.line_numbers[order]
+    same = np.nonzero(np.diff(wl) == 0)[0]
+    if same.size:
+        i = int(same[0])
+        raise DataFileError(
+            path,
+            f"wavelength_nm has repeated values ({wl[i]:g} nm on lines {lines[i]} and "
+            f"{lines[i + 1]})",
+        )
     n_bad = int(np.sum(~np.isfinite(a)))
     if n_bad > wl.size // 2:
         raise DataFileError(

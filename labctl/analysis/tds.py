@@ -19,7 +19,7 @@ standard deviation s gives Re and Im of ΔE(ω) a standard deviation s·dt·sqrt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.signal import get_window
@@ -30,6 +30,13 @@ from .constants import TWO_PI, Z0_OHM
 
 PS = 1e-12
 MIN_SWEEPS_FOR_SCATTER = 3
+#: peak |ΔE| must reach this many baseline-noise standard deviations
+MIN_SIGNAL_TO_NOISE = 5.0
+#: frequencies where |E_ref(ω)| is below this fraction of its peak are dropped
+REF_SPECTRUM_FLOOR = 0.01
+#: echo search: lags beyond this (ps), replicas above this fraction of the main pulse
+ECHO_MIN_LAG_PS = 3.0
+ECHO_THRESHOLD = 0.03
 
 
 @dataclass
@@ -52,6 +59,10 @@ class TDSSpectrum:
     noise_source: str | None
     n_sweeps: int
     points_per_independent: float = 1.0
+    n_dropped_low_ref: int = 0  # window frequencies dropped: |E_ref| < 1 % of its peak
+    usable_band_hz: tuple[float, float] | None = None  # where |E_ref| ≥ 1 % of its peak
+    echo: Echo | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def freq_thz(self) -> np.ndarray:
@@ -81,6 +92,10 @@ class TDSSpectrum:
             self.noise_source,
             self.n_sweeps,
             self.points_per_independent,
+            self.n_dropped_low_ref,
+            self.usable_band_hz,
+            self.echo,
+            list(self.warnings),
         )
 
 
@@ -98,11 +113,63 @@ def time_step_s(time_ps) -> float:
     return dt * PS
 
 
+#: scipy window names usable without a parameter (``tukey``/``taylor``/``exponential``
+#: take an optional one) and those that need one (``("kaiser", 8.6)``, CLI ``kaiser,8.6``).
+WINDOW_NAMES = (
+    "hann",
+    "hamming",
+    "blackman",
+    "blackmanharris",
+    "nuttall",
+    "flattop",
+    "bartlett",
+    "triang",
+    "boxcar",
+    "cosine",
+    "bohman",
+    "parzen",
+    "barthann",
+    "lanczos",
+    "tukey",
+    "taylor",
+    "exponential",
+)
+WINDOW_NAMES_WITH_PARAMETER = ("kaiser", "gaussian", "general_gaussian", "chebwin", "dpss")
+
+
 def make_window(n: int, window: str | tuple | None) -> np.ndarray:
-    """A window of length n (scipy names, e.g. ``"hann"``, ``("tukey", 0.2)``) or ones."""
+    """A window of length n (scipy names, e.g. ``"hann"``, ``("tukey", 0.2)``) or ones.
+
+    An unknown name or a missing/bad parameter raises AnalysisError listing the names.
+    """
     if window is None:
         return np.ones(n)
-    return get_window(window, n, fftbins=False)
+    try:
+        w = np.asarray(get_window(window, n, fftbins=False), float)
+    except (ValueError, TypeError) as exc:
+        raise AnalysisError(
+            f"unusable FFT window {window!r} ({exc}); valid names: {', '.join(WINDOW_NAMES)}; "
+            f"with a parameter: {', '.join(WINDOW_NAMES_WITH_PARAMETER)} (e.g. kaiser,8.6)"
+        ) from None
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or not np.any(w):
+        raise AnalysisError(f"FFT window {window!r} gives no usable weights for {n} points")
+    return w
+
+
+MAX_PAD_FACTOR = 16.0
+
+
+def check_pad_factor(pad_factor: float) -> float:
+    """``pad_factor`` as a float, or AnalysisError unless finite with 1 ≤ pad_factor ≤ 16."""
+    try:
+        pf = float(pad_factor)
+    except (TypeError, ValueError):
+        raise AnalysisError(f"zero-padding factor must be a number, got {pad_factor!r}") from None
+    if not (np.isfinite(pf) and 1.0 <= pf <= MAX_PAD_FACTOR):
+        raise AnalysisError(
+            f"zero-padding factor must be between 1 and {MAX_PAD_FACTOR:g}, got {pad_factor}"
+        )
+    return pf
 
 
 def spectrum(
@@ -110,14 +177,14 @@ def spectrum(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Physics-convention spectrum E(ω) = ∫E(t)e^{+iωt}dt of a real trace (last axis).
 
-    Returns (freq_hz, E(f)) for f ≥ 0. ``pad_factor`` ≥ 1 zero-pads to that many times
-    the trace length (interpolates; adds no information).
+    Returns (freq_hz, E(f)) for f ≥ 0. ``pad_factor`` (1 to 16) zero-pads to that many
+    times the trace length (interpolates; adds no information).
     """
     t = np.asarray(time_ps, float)
     x = np.asarray(field, float)
     dt = time_step_s(t)
     n = t.size
-    n_fft = int(round(n * max(1.0, pad_factor)))
+    n_fft = int(round(n * check_pad_factor(pad_factor)))
     w = make_window(n, window)
     freq = np.fft.rfftfreq(n_fft, dt)
     # numpy: Σ x e^{−iωt_n}; physics: conjugate, and put the time origin at t = 0.
@@ -172,6 +239,102 @@ def baseline_noise(time_ps, e_ref, delta_e, guard_ps: float = 0.5) -> float | No
     return float(np.std(base - base.mean(), ddof=1))
 
 
+@dataclass
+class Echo:
+    """A delayed replica of the main pulse in a trace (e.g. a substrate reflection)."""
+
+    delay_ps: float  # lag after the main pulse
+    relative_amplitude: float  # |autocorrelation| at that lag ≈ replica/main amplitude
+    arrival_ps: float  # where the replica's leading edge sits in the scan
+
+    def warning(self) -> str:
+        return (
+            f"E_ref contains a delayed replica of the pulse (substrate echo?) "
+            f"{self.delay_ps:.2f} ps after the main pulse, "
+            f"{100 * self.relative_amplitude:.0f} % of its amplitude, inside the scan: "
+            f"it puts Fabry-Pérot fringes into the spectrum; truncate the scan before "
+            f"t ≈ {self.arrival_ps:.2f} ps (it was not removed)"
+        )
+
+
+def detect_echo(
+    time_ps,
+    e_ref,
+    *,
+    min_lag_ps: float = ECHO_MIN_LAG_PS,
+    threshold: float = ECHO_THRESHOLD,
+) -> Echo | None:
+    """The strongest delayed replica of the pulse in ``e_ref``, or None.
+
+    Looks for a local maximum of |autocorrelation| (normalised to 1 at zero lag) at a
+    lag > ``min_lag_ps`` above ``threshold``; a replica r·E(t − L) gives ≈ r at lag L.
+    One FFT of twice the trace length (~0.05 ms for 400 points): cheap enough for
+    every update.
+    """
+    t = np.asarray(time_ps, float)
+    x = np.asarray(e_ref, float)
+    if x.ndim > 1:
+        x = x.mean(axis=0)
+    n = x.size
+    if n < 8:
+        return None
+    dt = float(t[1] - t[0])
+    x = x - np.median(x)
+    power = np.abs(np.fft.rfft(x, 2 * n)) ** 2
+    ac = np.fft.irfft(power, 2 * n)[:n]
+    if not ac[0] > 0:
+        return None
+    mag = np.abs(ac / ac[0])
+    start = int(np.ceil(min_lag_ps / dt))
+    if start >= n - 2:
+        return None
+    seg = mag[start:]
+    j = int(np.argmax(seg))
+    # a local maximum, not the decaying tail of the main pulse at the search edge
+    if j == 0 or seg[j] <= threshold or seg[j] < seg[0] * 1.5:
+        return None
+    lag = (start + j) * dt
+    amp = np.abs(x)
+    onset = int(np.argmax(amp > 0.1 * amp.max()))
+    return Echo(
+        delay_ps=float(lag),
+        relative_amplitude=float(seg[j]),
+        arrival_ps=float(t[0] + (onset * dt) + lag),
+    )
+
+
+def signal_to_noise(time_ps, e_ref, delta_e, noise: float, f_cut_hz: float) -> float:
+    """Peak |ΔE| over the baseline noise: the larger of the raw ratio and that of ΔE
+    low-passed (Gaussian, half power at ``f_cut_hz``, the top of the usable band), whose
+    noise is re-measured in the baseline. White noise above the THz band then does not
+    hide an in-band signal; pure noise gives ≈ 3–4 for a few hundred points."""
+    t = np.asarray(time_ps, float)
+    de = np.asarray(delta_e, float)
+    raw = float(np.max(np.abs(de))) / noise
+    dt = time_step_s(t)
+    freq = np.fft.rfftfreq(de.size, dt)
+    gain = np.exp(-np.log(2.0) * (freq / f_cut_hz) ** 2)
+    smooth = np.fft.irfft(np.fft.rfft(de - de.mean()) * gain, de.size)
+    s_smooth = baseline_noise(t, e_ref, smooth)
+    if not s_smooth:
+        return raw
+    return max(raw, float(np.max(np.abs(smooth))) / s_smooth)
+
+
+def _check_signal(t, ref_mean, de_mean, base_noise, f_cut_hz) -> None:
+    """AnalysisError when ΔE is at the noise level (see :func:`signal_to_noise`)."""
+    if base_noise is None or base_noise <= 0:
+        return
+    snr = signal_to_noise(t, ref_mean, de_mean, base_noise, f_cut_hz)
+    if snr < MIN_SIGNAL_TO_NOISE:
+        raise AnalysisError(
+            f"no usable signal: peak |dE| = {np.max(np.abs(de_mean)):.3g} is only "
+            f"{snr:.1f}× the baseline noise {base_noise:.3g} (need ≥ "
+            f"{MIN_SIGNAL_TO_NOISE:g}×, also after low-passing to the "
+            f"{f_cut_hz / 1e12:.2f} THz band)"
+        )
+
+
 def photoconductivity(
     time_ps,
     e_ref,
@@ -185,8 +348,15 @@ def photoconductivity(
     pad_factor: float = 1.0,
     method: str = "exact",
     noise: str = "auto",
+    check_echo: bool = True,
 ) -> TDSSpectrum:
     """Complex photoconductivity Δσ(ω) of a thin film from E_ref(t) and ΔE(t).
+
+    Refuses (AnalysisError) a ΔE that is zero or whose peak is below
+    :data:`MIN_SIGNAL_TO_NOISE` × the baseline noise (:func:`signal_to_noise`). Drops window frequencies where
+    |E_ref(ω)| < :data:`REF_SPECTRUM_FLOOR` of its peak (counted in ``n_dropped_low_ref``
+    and ``warnings``). With ``check_echo``, a delayed replica of the pulse in E_ref
+    (:func:`detect_echo`) is reported in ``echo`` and ``warnings`` (not removed).
 
     Parameters
     ----------
@@ -199,8 +369,10 @@ def photoconductivity(
     method : ``"exact"`` (Tinkham) or ``"small-signal"``.
     noise : ``"auto"`` (sweeps if ≥ 3, else baseline), ``"sweeps"``, ``"baseline"`` or ``"none"``.
     """
-    if thickness_m <= 0:
-        raise AnalysisError("film thickness must be positive")
+    if not (np.isfinite(thickness_m) and thickness_m > 0):
+        raise AnalysisError(f"film thickness must be finite and positive, got {thickness_m} m")
+    if not (np.isfinite(substrate_index) and substrate_index > 0):
+        raise AnalysisError(f"substrate index must be finite and positive, got {substrate_index}")
     ref2 = np.atleast_2d(np.asarray(e_ref, float))
     de2 = np.atleast_2d(np.asarray(delta_e, float))
     t = np.asarray(time_ps, float)
@@ -211,6 +383,11 @@ def photoconductivity(
     n_sweeps = ref2.shape[0]
     ref_mean = ref2.mean(axis=0)
     de_mean = de2.mean(axis=0)
+    base_noise = baseline_noise(t, ref_mean, de_mean)
+    warnings: list[str] = []
+    echo = detect_echo(t, ref_mean) if check_echo else None
+    if echo is not None:
+        warnings.append(echo.warning())
     freq, e_ref_w = spectrum(t, ref_mean, window=window, pad_factor=pad_factor)
     _, de_w = spectrum(t, de_mean, window=window, pad_factor=pad_factor)
     sigma = conductivity_from_fields(e_ref_w, de_w, thickness_m, substrate_index, method)
@@ -225,8 +402,35 @@ def photoconductivity(
             f"no frequency points between {(fmin_hz or 0) / 1e12:.3g} and "
             f"{(fmax_hz or np.inf) / 1e12:.3g} THz (resolution {freq[1] / 1e12:.3g} THz)"
         )
-    if np.any(np.abs(e_ref_w[keep]) == 0):
-        raise AnalysisError("reference spectrum is zero inside the frequency window")
+    # drop frequencies where the reference carries (almost) no field: Δσ there is noise
+    ref_amp = np.abs(e_ref_w)
+    i_peak = int(np.argmax(np.where(freq > 0, ref_amp, -1.0)))
+    strong = ref_amp >= REF_SPECTRUM_FLOOR * ref_amp[i_peak]
+    strong[0] = False  # DC is no part of the band
+    weak_i = np.flatnonzero(~strong)
+    lo_i = int(weak_i[weak_i < i_peak].max()) + 1  # the contiguous run around the peak
+    above = weak_i[weak_i > i_peak]
+    hi_i = int(above.min()) - 1 if above.size else freq.size - 1
+    band = (float(freq[lo_i]), float(freq[hi_i]))
+    band_text = f"{band[0] / 1e12:.2f}–{band[1] / 1e12:.2f} THz"
+    if not np.any(de_mean):
+        raise AnalysisError("dE is zero everywhere: no photoinduced signal to analyse")
+    _check_signal(t, ref_mean, de_mean, base_noise, band[1])
+    weak = keep & ~strong
+    n_dropped = int(weak.sum())
+    n_window = int(keep.sum())
+    keep &= strong
+    if not keep.any():
+        raise AnalysisError(
+            f"|E_ref| is below {100 * REF_SPECTRUM_FLOOR:g} % of its peak at all "
+            f"{n_window} frequencies between {(fmin_hz or 0) / 1e12:.3g} and "
+            f"{(fmax_hz or np.inf) / 1e12:.3g} THz; the usable band is {band_text}"
+        )
+    if n_dropped:
+        warnings.append(
+            f"dropped {n_dropped} of {n_window} frequencies in the window where |E_ref| is "
+            f"below {100 * REF_SPECTRUM_FLOOR:g} % of its peak (usable band {band_text})"
+        )
 
     sigma_err = None
     source = None
@@ -245,7 +449,7 @@ def photoconductivity(
         sigma_err = np.sqrt(smooth_variance(var) / n_sweeps)
         source = "sweeps"
     elif mode == "baseline":
-        s = baseline_noise(t, ref_mean, de_mean)
+        s = base_noise
         if s is not None and s > 0:
             w = make_window(t.size, window)
             dt = time_step_s(t)
@@ -273,4 +477,8 @@ def photoconductivity(
         noise_source=source,
         n_sweeps=n_sweeps,
         points_per_independent=max(1.0, float(pad_factor)),
+        n_dropped_low_ref=n_dropped,
+        usable_band_hz=band,
+        echo=echo,
+        warnings=warnings,
     )

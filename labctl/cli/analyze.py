@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+from pathlib import Path
 
 MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
 
@@ -38,8 +40,14 @@ def register(subparsers) -> None:
     t.add_argument(
         "--fit-method", choices=("fast", "lmfit"), default="fast", help="least_squares or lmfit"
     )
-    t.add_argument("--window", default=None, help="FFT window (scipy name, e.g. hann)")
-    t.add_argument("--pad-factor", type=float, default=1.0, help="zero-padding factor")
+    t.add_argument(
+        "--window",
+        default=None,
+        help="FFT window: scipy name (e.g. hann), or NAME,PARAM (e.g. tukey,0.2, kaiser,8.6)",
+    )
+    t.add_argument(
+        "--pad-factor", type=float, default=1.0, help="zero-padding factor, 1 to 16 (default 1)"
+    )
     t.add_argument(
         "--small-signal", action="store_true", help="use -(1+n)/(Z0 d)·dE/E_ref, not the exact form"
     )
@@ -65,7 +73,7 @@ def register(subparsers) -> None:
     o.add_argument("--absorptance", type=float, help="film absorptance at the pump (0–1)")
     o.add_argument("--photon-energy-eV", type=float, default=3.10)
     o.add_argument("--substrate-index", type=float, default=1.95)
-    o.add_argument("--n-exp", type=int, default=2, help="number of exponentials (default 2)")
+    o.add_argument("--n-exp", type=int, default=2, help="number of exponentials, 1–4 (default 2)")
     o.add_argument("--irf-fwhm-ps", type=float, help="fix the instrument response FWHM, ps")
     o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
     o.add_argument("--json", action="store_true")
@@ -125,10 +133,75 @@ def _pyplot():
 
 
 def _check_positive(name: str, value) -> None:
+    """None passes; otherwise a finite number > 0 (inf and nan are refused)."""
     from labctl.errors import AnalysisError
 
-    if value is not None and not value > 0:
-        raise AnalysisError(f"{name} must be positive, got {value}")
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise AnalysisError(f"{name} must be a finite positive number, got {value}")
+
+
+def _check_range(name: str, lo_hi) -> None:
+    """A (low, high) option pair: both finite positive, low < high."""
+    from labctl.errors import AnalysisError
+
+    if lo_hi is None:
+        return
+    lo, hi = lo_hi
+    _check_positive(f"{name} (low)", lo)
+    _check_positive(f"{name} (high)", hi)
+    if not lo < hi:
+        raise AnalysisError(f"{name}: the first value ({lo}) must be below the second ({hi})")
+
+
+def _check_plot_path(path) -> None:
+    """Fail before any work if the plot cannot be written: directory missing or not
+    writable, path is a directory, or the extension is not a matplotlib format."""
+    from labctl.errors import AnalysisError
+
+    if path is None:
+        return
+    p = Path(path)
+    where = f"--plot {path}"
+    if p.is_dir():
+        raise AnalysisError(f"{where}: is a directory, expected a file name such as fit.png")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise AnalysisError(f"{where}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise AnalysisError(f"{where}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AnalysisError(f"{where}: directory {parent} is not writable")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise AnalysisError(f"{where}: file exists and is not writable")
+    suffix = p.suffix.lower().lstrip(".")
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in formats:
+            raise AnalysisError(
+                f"{where}: unknown image format .{suffix} (use one of {', '.join(sorted(formats))})"
+            )
+
+
+def _parse_window(text):
+    """``--window`` value: ``NAME`` or ``NAME,PARAM[,PARAM…]`` → scipy window spec."""
+    from labctl.errors import AnalysisError
+
+    if text is None:
+        return None
+    name, *params = [s.strip() for s in text.split(",")]
+    if not params:
+        return name
+    try:
+        values = tuple(float(v) for v in params)
+    except ValueError:
+        raise AnalysisError(
+            f"--window {text!r}: window parameters must be numbers (e.g. tukey,0.2)"
+        ) from None
+    if not all(math.isfinite(v) for v in values):
+        raise AnalysisError(f"--window {text!r}: window parameters must be finite")
+    return (name, *values)
 
 
 # ---------------------------------------------------------------- tds
@@ -137,14 +210,24 @@ def _check_positive(name: str, value) -> None:
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
     from labctl.analysis.io import load_tds_csv
-    from labctl.analysis.tds import photoconductivity
+    from labctl.analysis.tds import check_pad_factor, make_window, photoconductivity
     from labctl.errors import AnalysisError
 
     _check_positive("--thickness-nm", args.thickness_nm)
     _check_positive("--substrate-index", args.substrate_index)
     _check_positive("--effective-mass", args.effective_mass)
+    _check_positive("--fmin", args.fmin)
+    _check_positive("--fmax", args.fmax)
     if args.fmin >= args.fmax:
         raise AnalysisError(f"--fmin ({args.fmin}) must be below --fmax ({args.fmax})")
+    try:
+        check_pad_factor(args.pad_factor)
+        window = _parse_window(args.window)
+        make_window(16, window)
+    except AnalysisError as exc:
+        opt = "--pad-factor" if "padding" in str(exc) else "--window"
+        raise AnalysisError(f"{opt}: {exc}") from None
+    _check_plot_path(args.plot)
     data = load_tds_csv(args.file)
     try:
         spec = photoconductivity(
@@ -155,7 +238,7 @@ def run_tds(args: argparse.Namespace) -> int:
             substrate_index=args.substrate_index,
             fmin_hz=args.fmin * 1e12,
             fmax_hz=args.fmax * 1e12,
-            window=args.window,
+            window=window,
             pad_factor=args.pad_factor,
             method="small-signal" if args.small_signal else "exact",
         )
@@ -171,6 +254,19 @@ def run_tds(args: argparse.Namespace) -> int:
         "noise_source": spec.noise_source,
         "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
+        "n_dropped_low_ref": spec.n_dropped_low_ref,
+        "usable_band_THz": (
+            [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
+        ),
+        "echo": (
+            {
+                "delay_ps": spec.echo.delay_ps,
+                "relative_amplitude": spec.echo.relative_amplitude,
+                "arrival_ps": spec.echo.arrival_ps,
+            }
+            if spec.echo
+            else None
+        ),
     }
     if args.plot:
         _plot_tds(args.plot, spec, fit)
@@ -208,6 +304,8 @@ def _table_tds(r: dict) -> None:
     console = Console()
     console.print(table)
     console.print(f"noise estimate: {r['noise_source'] or 'none (errors scaled by χ²_red)'}")
+    if not r["success"]:
+        console.print("[red]fit flagged unsuccessful[/red] (see the warnings)")
     for w in r["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
 
@@ -238,29 +336,52 @@ def _plot_tds(path, spec, fit) -> None:
 # ---------------------------------------------------------------- optp
 
 
-def _n_abs(args):
-    """Absorbed photons per m² from the options, or None if not enough given."""
+def _fluence(args):
+    """Pump fluence (J/m²) from the options, or None if none given."""
     from labctl.analysis import optp
     from labctl.errors import AnalysisError
 
-    if args.absorptance is None:
-        return None, None
+    power = (args.pump_power_mW, args.rep_rate_kHz, args.spot_diameter_mm)
     if args.fluence_uJcm2 is not None:
-        _check_positive("--fluence-uJcm2", args.fluence_uJcm2)
-        fluence = args.fluence_uJcm2 * 1e-6 / 1e-4
-    elif None not in (args.pump_power_mW, args.rep_rate_kHz, args.spot_diameter_mm):
-        fluence = optp.fluence_j_m2(
-            args.pump_power_mW * 1e-3,
-            args.rep_rate_kHz * 1e3,
-            args.spot_diameter_mm * 1e-3,
-            args.profile,
-        )
-    else:
+        if any(v is not None for v in power):
+            raise AnalysisError(
+                "give either --fluence-uJcm2 or --pump-power-mW/--rep-rate-kHz/"
+                "--spot-diameter-mm, not both"
+            )
+        return args.fluence_uJcm2 * 1e-6 / 1e-4  # µJ/cm² → J/m²
+    if all(v is None for v in power):
+        return None
+    if None in power:
         raise AnalysisError(
-            "--absorptance needs --fluence-uJcm2 or all of --pump-power-mW, "
-            "--rep-rate-kHz, --spot-diameter-mm"
+            "the pump-power route needs all of --pump-power-mW, --rep-rate-kHz, --spot-diameter-mm"
         )
-    return fluence, optp.absorbed_photon_density(fluence, args.absorptance, args.photon_energy_eV)
+    return optp.fluence_j_m2(
+        args.pump_power_mW * 1e-3,
+        args.rep_rate_kHz * 1e3,
+        args.spot_diameter_mm * 1e-3,
+        args.profile,
+    )
+
+
+def _check_optp_options(args) -> None:
+    from labctl.errors import AnalysisError
+
+    for name in (
+        "fluence_uJcm2",
+        "pump_power_mW",
+        "rep_rate_kHz",
+        "spot_diameter_mm",
+        "photon_energy_eV",
+        "substrate_index",
+        "irf_fwhm_ps",
+    ):
+        _check_positive("--" + name.replace("_", "-"), getattr(args, name))
+    a = args.absorptance
+    if a is not None and not (math.isfinite(a) and 0 < a <= 1):
+        raise AnalysisError(f"--absorptance must be in (0, 1], got {a}")
+    if not 1 <= args.n_exp <= 4:
+        raise AnalysisError(f"--n-exp must be 1 to 4, got {args.n_exp}")
+    _check_plot_path(args.plot)
 
 
 def run_optp(args: argparse.Namespace) -> int:
@@ -268,18 +389,31 @@ def run_optp(args: argparse.Namespace) -> int:
     from labctl.analysis.io import load_optp_csv
     from labctl.errors import AnalysisError
 
+    _check_optp_options(args)
+    fluence = _fluence(args)
+    if args.absorptance is not None and fluence is None:
+        raise AnalysisError(
+            "--absorptance needs --fluence-uJcm2 or all of --pump-power-mW, "
+            "--rep-rate-kHz, --spot-diameter-mm"
+        )
     data = load_optp_csv(args.file)
-    fluence, n_abs = _n_abs(args)
     peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
     result: dict = {
         "file": str(args.file),
         "peak_delay_ps": peak.pump_delay_ps,
         "peak_minus_dE_over_E": peak.value,
         "peak_minus_dE_over_E_err": peak.value_err,
+        "warnings": [],
     }
+    n_abs = None
+    if fluence is not None:
+        result["fluence_uJcm2"] = fluence * 1e2  # 1 J/m² = 100 µJ/cm²
+        if args.absorptance is None:
+            result["warnings"].append("no --absorptance: N_abs, peak/N_abs and φμ are not computed")
+        else:
+            n_abs = optp.absorbed_photon_density(fluence, args.absorptance, args.photon_energy_eV)
     if n_abs is not None:
         result |= {
-            "fluence_uJcm2": fluence * 1e-2,
             "N_abs_per_cm2": n_abs * 1e-4,
             "peak_per_N_abs_cm2": peak.value / (n_abs * 1e-4),
             "peak_per_N_abs_cm2_err": peak.value_err / (n_abs * 1e-4),
@@ -327,6 +461,10 @@ def run_optp(args: argparse.Namespace) -> int:
     c = Console()
     c.print(f"[bold]OPTP[/bold] {args.file}")
     c.print(f"peak −ΔE/E = {peak.value:.4g} ± {peak.value_err:.2g} at {peak.pump_delay_ps:.3f} ps")
+    if fluence is not None:
+        c.print(f"pump fluence = {result['fluence_uJcm2']:.4g} µJ/cm²")
+    for w in result["warnings"]:
+        c.print(f"[yellow]warning:[/yellow] {w}")
     if n_abs is not None:
         c.print(
             f"N_abs = {result['N_abs_per_cm2']:.3g} cm⁻²; peak/N_abs = "
@@ -349,6 +487,11 @@ def run_absorption(args: argparse.Namespace) -> int:
     from labctl.analysis.io import load_absorption_csv
     from labctl.errors import AnalysisError
 
+    _check_range("--search-nm", args.search_nm)
+    _check_range("--tauc-range-eV", args.tauc_range_eV)
+    _check_positive("--tauc-max-eV", args.tauc_max_eV)
+    _check_positive("--thickness-nm", args.thickness_nm)
+    _check_plot_path(args.plot)
     data = load_absorption_csv(args.file)
     warnings: list[str] = []
     if data.n_invalid:
