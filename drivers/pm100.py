@@ -23,10 +23,10 @@ from pymeasure.instruments.thorlabs import ThorlabsPM100USB
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, StationError
-from labctl.locking import SerializedIO
+from labctl.locking import ClosesOnShutdown, SerializedIO
 
 
-class PowerMeter(SerializedIO, ThorlabsPM100USB):
+class PowerMeter(SerializedIO, ClosesOnShutdown, ThorlabsPM100USB):
     """A PM100 on a station: serialized, with errors that name it."""
 
     def __init__(
@@ -121,12 +121,6 @@ class PowerMeter(SerializedIO, ThorlabsPM100USB):
                 "sensor_calibration": self.sensor_cal_msg,
                 "wavelength_nm": self.wavelength_nm,
             }
-
-    def shutdown(self) -> None:
-        try:
-            self.adapter.close()
-        finally:
-            super().shutdown()
 
 
 def open_instrument(

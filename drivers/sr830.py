@@ -31,7 +31,7 @@ from scipy.special import gammainccinv
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, StationError
-from labctl.locking import SerializedIO
+from labctl.locking import ClosesOnShutdown, SerializedIO
 
 #: Standard event status bits that mean an error (bit: meaning).
 ESR_ERROR_BITS = {
@@ -58,7 +58,7 @@ def settling_time_constants(n_tau: float, slope_db_oct: int) -> float:
     return float(gammainccinv(stages, math.exp(-n_tau)))
 
 
-class LockIn(SerializedIO, SR830):
+class LockIn(SerializedIO, ClosesOnShutdown, SR830):
     """An SR830 on a station: serialized, clocked, with errors that name it."""
 
     def __init__(
@@ -205,12 +205,6 @@ class LockIn(SerializedIO, SR830):
                 "input_grounding": self.input_grounding,
                 "input_notch": self.input_notch_config,
             }
-
-    def shutdown(self) -> None:
-        try:
-            self.adapter.close()
-        finally:
-            super().shutdown()
 
 
 def open_instrument(

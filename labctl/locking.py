@@ -88,3 +88,13 @@ def _locked(name: str):
 
 for _name in _LOCKED_ONLY:
     setattr(SerializedIO, _name, _locked(_name))
+
+
+class ClosesOnShutdown:
+    """Mixin: ``shutdown()`` closes the link, then runs the instrument's own shutdown."""
+
+    def shutdown(self) -> None:
+        try:
+            self.adapter.close()  # type: ignore[attr-defined]
+        finally:
+            super().shutdown()  # type: ignore[misc]
