@@ -310,6 +310,13 @@ def _table_tds(r: dict) -> None:
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
+def _save_figure(plt, fig, path) -> None:
+    """Lay out, write and release a figure (the same for every plot here)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _plot_tds(path, spec, fit) -> None:
     import numpy as np
 
@@ -328,9 +335,7 @@ def _plot_tds(path, spec, fit) -> None:
     ax.set_ylabel("Δσ (S/m)")
     ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_figure(plt, fig, path)
 
 
 # ---------------------------------------------------------------- optp
@@ -449,9 +454,7 @@ def run_optp(args: argparse.Namespace) -> int:
         ax.set_xlabel("pump delay (ps)")
         ax.set_ylabel("−ΔE/E")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
+        _save_figure(plt, fig, args.plot)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
@@ -544,9 +547,7 @@ def run_absorption(args: argparse.Namespace) -> int:
             ax2.set_xlabel("photon energy (eV)")
             ax2.set_ylabel("(αhν)²")
             ax2.set_title(f"Eg = {tauc.gap_ev:.3f} eV")
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
+        _save_figure(plt, fig, args.plot)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
