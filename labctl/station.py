@@ -221,6 +221,25 @@ class Station:
     def __contains__(self, role: str) -> bool:
         return role in self.instruments
 
+    def settings(self) -> dict[str, Any]:
+        """Every instrument's state by role (QCoDeS's ``snapshot()``), for run headers.
+
+        An instrument that cannot report is recorded with the reason instead of
+        failing the run that asked.
+        """
+        out: dict[str, Any] = {"station": self.spec.name, "source": self.spec.source}
+        for role, inst in self.instruments.items():
+            spec = self.spec.instruments[role]
+            entry: dict[str, Any] = {"driver": spec.driver, "address": spec.address}
+            reader = getattr(inst, "settings", None)
+            if reader is not None:
+                try:
+                    entry.update(reader())
+                except Exception as exc:
+                    entry["error"] = str(exc) or type(exc).__name__
+            out[role] = entry
+        return out
+
     def close(self) -> None:
         for role, inst in list(self.instruments.items()):
             try:

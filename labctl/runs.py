@@ -1,0 +1,215 @@
+"""Run one Procedure headless, recording every point as it is measured.
+
+pymeasure's ``Worker`` runs a procedure in a thread and hands each point to a
+recorder thread through a queue; a crash can lose what sits in the queue. The
+CLI and the series run procedures in the calling thread instead: each emitted
+point is appended to the pymeasure Results CSV and flushed before the next
+instrument command, so a killed process loses at most the point in flight, and
+the file reads back with ``Results.load`` and with pandas (``comment='#'``).
+The call order is the Worker's: header, ``startup()``, metadata, ``execute()``,
+and ``shutdown()`` in a ``finally`` (the safe state, whatever happened).
+
+The outcome (status, the error if any, and the procedure's ``run_results``:
+fits, peaks, why it stopped) is written beside the data as ``RUN.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymeasure.experiment import Procedure, Results
+
+from labctl.errors import LabctlError
+
+log = logging.getLogger(__name__)
+
+FINISHED, ABORTED, FAILED = "finished", "aborted", "failed"
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended; ``results`` is the procedure's ``run_results``."""
+
+    status: str
+    data_file: str
+    message: str = ""
+    points: int = 0
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summary_path(data_file: str | Path) -> Path:
+    """The JSON beside a run file: ``tds_….csv`` → ``tds_….json``."""
+    return Path(data_file).with_suffix(".json")
+
+
+def new_run_file(directory: str | Path, kind: str, sample_id: str = "") -> Path:
+    """A fresh, never-overwriting data file name in ``directory``."""
+    from pymeasure.experiment import unique_filename
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in sample_id)
+    prefix = f"{kind}_{tag}_" if tag else f"{kind}_"
+    return Path(unique_filename(str(directory), prefix=prefix, datetimeformat="%Y%m%d-%H%M%S"))
+
+
+class _Recorder:
+    """Append + flush each emitted point; forward the other topics."""
+
+    def __init__(self, results: Results, on_emit: Callable[[str, Any], None] | None) -> None:
+        self.results = results
+        self.on_emit = on_emit
+        self.points = 0
+        self._fh = None
+
+    def open(self) -> None:
+        self._fh = open(self.results.data_filename, "a", encoding=Results.ENCODING)  # noqa: SIM115
+
+    def emit(self, topic: str, record: Any) -> None:
+        if topic == "results":
+            self._write(record)
+        elif topic == "batch results":
+            for row in _rows(record):
+                self._write(row)
+        if self.on_emit is not None:
+            try:
+                self.on_emit(topic, record)
+            except Exception:  # a broken display must never stop a measurement
+                log.exception("run listener failed on %r", topic)
+
+    def _write(self, record: dict) -> None:
+        if self._fh is None:
+            raise LabctlError("a procedure emitted results before its file was opened")
+        self._fh.write(self.results.format(record) + Results.LINE_BREAK)
+        self._fh.flush()
+        self.points += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _rows(batch: dict) -> list[dict]:
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    return [{k: batch[k][i] for k in keys} for i in range(n)]
+
+
+def run_procedure(
+    procedure: Procedure,
+    data_file: str | Path,
+    *,
+    station=None,
+    stop: threading.Event | None = None,
+    on_emit: Callable[[str, Any], None] | None = None,
+) -> RunOutcome:
+    """Run ``procedure`` to its end in this thread, recording into ``data_file``.
+
+    ``station`` is handed to the procedure (else it opens its ``station_file``);
+    ``stop`` is the abort request, checked by the procedure between points;
+    ``on_emit(topic, record)`` sees every emit (progress bars, live plots).
+    Ctrl-C aborts like ``stop``. Never raises for a failed measurement: the
+    outcome says how it ended, and ``RUN.json`` records it beside the data.
+    """
+    data_file = Path(data_file)
+    if data_file.exists():
+        raise LabctlError(f"{data_file}: exists; a run never overwrites recorded data")
+    if station is not None:
+        procedure.station = station
+    stop = stop if stop is not None else threading.Event()
+    procedure.should_stop = stop.is_set
+    results = Results(procedure, str(data_file))  # writes the parameter header
+    recorder = _Recorder(results, on_emit)
+    procedure.emit = recorder.emit
+    procedure.status = Procedure.RUNNING
+    status, message = FINISHED, ""
+    try:
+        procedure.startup()
+        procedure.evaluate_metadata()
+        results.store_metadata()
+        recorder.open()
+        if not stop.is_set():
+            procedure.execute()
+        if stop.is_set():
+            status, message = ABORTED, "stopped by the user"
+    except KeyboardInterrupt:
+        stop.set()
+        status, message = ABORTED, "interrupted (Ctrl-C)"
+    except Exception as exc:
+        status, message = _failure(procedure, exc, stop)
+    finally:
+        try:
+            procedure.shutdown()
+        except Exception as exc:  # the safe state failed: say so, loudly, beside the first error
+            log.exception("%s: shutdown failed", type(procedure).__name__)
+            note = f"safe state NOT confirmed: {_describe(exc)}"
+            status = FAILED
+            message = f"{message}; {note}" if message else note
+        recorder.close()
+    procedure.status = {
+        FINISHED: Procedure.FINISHED,
+        ABORTED: Procedure.ABORTED,
+        FAILED: Procedure.FAILED,
+    }[status]
+    outcome = RunOutcome(
+        status=status,
+        data_file=str(data_file),
+        message=message,
+        points=recorder.points,
+        results=dict(getattr(procedure, "run_results", {}) or {}),
+    )
+    write_summary(outcome, procedure)
+    return outcome
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LabctlError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _failure(procedure, exc: Exception, stop: threading.Event) -> tuple[str, str]:
+    from labctl.procedures.base import Aborted
+
+    if isinstance(exc, Aborted):
+        return ABORTED, str(exc)
+    if not isinstance(exc, LabctlError):
+        log.error("%s failed", type(procedure).__name__, exc_info=exc)
+    return FAILED, _describe(exc)
+
+
+def write_summary(outcome: RunOutcome, procedure: Procedure | None = None) -> Path:
+    """``RUN.json`` beside the data: outcome, parameters and what the run concluded."""
+    doc = outcome.to_dict()
+    if procedure is not None:
+        doc["procedure"] = type(procedure).__name__
+        doc["parameters"] = procedure.parameter_values()
+    path = summary_path(outcome.data_file)
+    path.write_text(json.dumps(_finite(doc), indent=2, default=str) + "\n")
+    return path
+
+
+def _finite(value):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

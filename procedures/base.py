@@ -1,0 +1,122 @@
+"""The base of every labctl measurement: a pymeasure ``Procedure`` on a :class:`Station`.
+
+A procedure takes its instruments by role from a station it is handed (shared
+with a GUI's monitors: the per-instrument locks serialize I/O) or opens one
+itself from its ``station_file`` Parameter, waits only on the station's clock,
+and puts its instruments in their safe state in ``shutdown()``, which pymeasure's
+``Worker`` and labctl's :func:`labctl.runs.run_procedure` always call.
+
+Subclasses set ``ROLES`` (required instruments), ``OPTIONAL_ROLES``,
+``DATA_COLUMNS`` and implement ``execute()`` and ``make_safe()``; they put what
+a run concluded (fit results, peak positions, why it stopped) in
+``self.run_results``, which the run engine writes beside the data file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, ClassVar
+
+from pymeasure.experiment import IntegerParameter, Metadata, Parameter, Procedure
+
+from labctl.errors import LabctlError, StationError
+
+
+class StationProcedure(Procedure):
+    """A pymeasure Procedure whose instruments come from a labctl Station."""
+
+    #: Short name used by ``labctl run KIND`` and in run-file names.
+    KIND: ClassVar[str] = ""
+    ROLES: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()
+
+    station_file = Parameter("Station file", default="sim")
+    sample_id = Parameter("Sample id", default="")
+    slot = IntegerParameter("Sample slot", minimum=0, maximum=64, default=1)
+
+    software_version = Metadata("Software version", fget="_software_version")
+    start_time = Metadata("Start time", fget="_start_time")
+    clock_info = Metadata("Clock", fget="_clock_info")
+    instrument_settings = Metadata("Instrument settings", fget="_instrument_settings_json")
+
+    def __init__(self, station=None, **kwargs) -> None:
+        #: The Station this run uses: handed in, or opened in ``startup()``.
+        self.station = station
+        self._owns_station = False
+        #: What the run concluded; written beside the data file by the run engine.
+        self.run_results: dict[str, Any] = {}
+        super().__init__(**kwargs)
+
+    # ------------------------------------------------------------------ station
+    def startup(self) -> None:
+        if self.station is None:
+            from labctl.station import Station
+
+            self.station = Station.from_file(self.station_file)
+            self._owns_station = True
+        missing = [r for r in self.ROLES if r not in self.station]
+        if missing:
+            raise StationError(
+                f"{self.KIND or type(self).__name__}: station {self.station.spec.name!r} "
+                f"lacks instruments {missing} (it has: {', '.join(self.station.instruments)})"
+            )
+
+    @property
+    def clock(self):
+        return self.station.clock
+
+    def instrument(self, role: str):
+        """The instrument of ``role``; ``None`` for a missing optional role."""
+        if role in self.OPTIONAL_ROLES and role not in self.station:
+            return None
+        return self.station[role]
+
+    def sleep(self, seconds: float) -> None:
+        """Wait on the station's clock (virtual for simulators, real for hardware)."""
+        self.clock.sleep(seconds)
+
+    def shutdown(self) -> None:
+        """Safe state always, then close a station this procedure opened itself."""
+        try:
+            if self.station is not None:
+                self.make_safe()
+        finally:
+            if self._owns_station and self.station is not None:
+                self.station.close()
+                self.station = None
+                self._owns_station = False
+
+    def make_safe(self) -> None:
+        """Put this procedure's instruments in their safe state (override)."""
+
+    # ------------------------------------------------------------------ helpers
+    def check_stop(self) -> None:
+        """Raise :class:`Aborted` when the user asked to stop (between points)."""
+        if self.should_stop():
+            raise Aborted(f"{self.KIND or type(self).__name__}: stopped by the user")
+
+    def progress(self, fraction: float) -> None:
+        self.emit("progress", max(0.0, min(100.0, 100.0 * fraction)))
+
+    # ------------------------------------------------------------------ metadata
+    def _software_version(self) -> str:
+        from labctl import __version__
+
+        return f"labctl {__version__}"
+
+    def _start_time(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def _clock_info(self) -> str:
+        return repr(self.station.clock) if self.station is not None else ""
+
+    def _instrument_settings_json(self) -> str:
+        """Every instrument's state (IDN, sensitivity, time constant, stage zero…), one JSON line."""
+        if self.station is None:
+            return "{}"
+        return json.dumps(self.station.settings(), default=str, separators=(",", ":"))
+
+
+class Aborted(LabctlError):
+    """The user stopped the run; what was recorded is kept."""
