@@ -214,9 +214,8 @@ def _read_table(p, f, required) -> CSVTable:
         line_blocks.append(np.array(numbers, np.int64))
     if not blocks:
         raise DataFileError(p, "no data rows after the header")
-    arr = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    del blocks
-    columns = {name: np.ascontiguousarray(arr[:, i]) for i, name in enumerate(names)}
+    # column by column, so the peak memory is the blocks plus one copy of the data
+    columns = {name: np.concatenate([b[:, i] for b in blocks]) for i, name in enumerate(names)}
     return CSVTable(columns, np.concatenate(line_blocks), header, procedure)
 
 
