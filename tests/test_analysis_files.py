@@ -113,6 +113,14 @@ def test_a_20_mb_header_gives_a_short_message(tmp_path):
     assert len(str(err.value)) < 300
 
 
+def test_cr_only_line_ends_are_named(tmp_path):
+    p = tmp_path / "mac.csv"
+    p.write_bytes(_tds_text().replace("\n", "\r").encode())
+    with pytest.raises(DataFileError, match="line 1: a carriage return inside a line") as err:
+        io.read_csv_table(p)
+    assert len(str(err.value)) < 200
+
+
 def test_files_above_the_size_limit_are_refused(tmp_path, monkeypatch):
     p = tmp_path / "big.csv"
     p.write_text(_tds_text(200))

@@ -187,6 +187,10 @@ def _read_table(p, f, required) -> CSVTable:
         if not raw.strip():
             continue
         text = _decode(p, lineno, raw).rstrip("\r\n")
+        if "\r" in text:
+            raise DataFileError(
+                p, f"line {lineno}: a carriage return inside a line (CR-only line ends?)"
+            )
         if text.startswith("#"):
             procedure = _header_entry(text, header) or procedure
             continue
