@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+import struct
 import threading
 
 import pyvisa
@@ -154,15 +155,51 @@ class SimSerial:
         return f"<SimSerial {self.port}>"
 
 
+#: Connections the listening socket queues before accept(): hundreds of clients
+#: connecting at once while the accept loop starts their threads (socketserver's
+#: default of 5 made the kernel drop SYNs, and clients waited out 1 s, 3 s, …
+#: retransmissions; 128 still overflowed with 300 at once). The kernel caps it at
+#: net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+#: A client that stops reading for this long is dropped (its thread would block on send).
+SEND_TIMEOUT_S = 30.0
+#: TCP keepalive: a client that vanished without closing (cable pulled, host crashed) is
+#: detected after about IDLE + COUNT × INTERVAL seconds and its thread ends.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 60, 10, 3
+
+
+def _client_socket_options(sock: socket.socket) -> None:
+    """No Nagle delay, a bounded send, keepalive probes: a client's thread ends with it."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    seconds = int(SEND_TIMEOUT_S)
+    timeval = struct.pack("ll", seconds, int((SEND_TIMEOUT_S - seconds) * 1e6))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except OSError:  # not on every platform; then a stuck client only costs its thread
+        pass
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 class _Connection(socketserver.BaseRequestHandler):
-    """One TCP client of a simulator: bytes in → handler → one write per reply."""
+    """One TCP client of a simulator: bytes in → handler → one write per reply.
+
+    The thread ends when the client closes, resets, vanishes (keepalive) or stops
+    reading for :data:`SEND_TIMEOUT_S`, and when the server stops.
+    """
 
     def handle(self) -> None:
         sim: ProtocolHandler = self.server.protocol_handler  # type: ignore[attr-defined]
         sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.clients.add(sock)  # type: ignore[attr-defined]
         try:
+            _client_socket_options(sock)
             while True:
                 data = sock.recv(65536)
                 if not data:
@@ -180,6 +217,7 @@ class _Connection(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, *args, **kwargs) -> None:
         self.clients: set[socket.socket] = set()

@@ -16,6 +16,12 @@ for general errors (``6`` COMMAND DOES NOT EXIST) and ``axis*100 + code`` for
 axis errors (``107`` axis 1 NEGATIVE SOFTWARE LIMIT DETECTED, ``113`` axis 1
 MOTOR NOT ENABLED).
 
+Input: "the maximum number of characters allowed on a command line is 80"
+(ESP300-series manual, "Command syntax"). The manual names no error for a longer
+line; the simulator discards the whole line (no command of it runs, not even one
+after the next ``;``) and queues ``6`` COMMAND DOES NOT EXIST, as a line cut short
+at 80 characters would be read.
+
 Motion is constant-velocity over virtual time (World.Stage): ``MD?`` reads 0
 while an axis moves and ``TP`` reads the intermediate position.
 """
@@ -127,6 +133,7 @@ class ESP301Simulator(TextProtocolHandler):
     """Protocol-faithful ESP301 over ``world.stages`` (see module docstring)."""
 
     kind = "visa"
+    input_buffer_size = 80  # characters per command line
 
     def __init__(self, world, name: str = "") -> None:
         super().__init__(world, name)
@@ -209,6 +216,10 @@ class ESP301Simulator(TextProtocolHandler):
                 if reply is not None:
                     replies.append(reply)
         return ",".join(replies) if replies else None
+
+    def on_input_overflow(self) -> str | None:
+        self._error(ERR_COMMAND_DOES_NOT_EXIST)
+        return None
 
     def _execute(self, command: str) -> str | None:
         m = _COMMAND.match(command)

@@ -11,6 +11,12 @@ sets the CMD bit (5, value 32) of the standard event status byte, a parameter
 out of range sets the EXE bit (4, value 16); neither produces a reply, so the
 client's read times out. ``*ESR?`` reads and clears.
 
+Input buffer (manual ch. 5, "Communicating with GPIB/RS232" and "Status byte
+definitions"): the SR830 holds 256 characters of input; on an overflow it
+clears its buffers and sets the INP bit (0, value 1) of the standard event
+status byte, "input queue overflow". The simulator discards the whole
+overflowing command line, so nothing after its next ``;`` runs either.
+
 Signal chain (per query, lazily over virtual time):
 
 * input ``u`` = ``world.lockin_input_v(channel)`` — the chopped signal's
@@ -65,6 +71,7 @@ OUTPUT_CLIP = 1.09
 FIRMWARE = "ver1.07"
 
 # Status bits
+ESR_INP = 1 << 0  # input queue overflow
 ESR_EXE = 1 << 4
 ESR_CMD = 1 << 5
 ESR_PON = 1 << 7
@@ -187,6 +194,7 @@ class SR830Simulator(TextProtocolHandler):
     """An SR830 observing ``world.lockin_input_v(channel)``."""
 
     kind = "visa"
+    input_buffer_size = 256
 
     def __init__(self, world, name: str = "", channel: str = "ref") -> None:
         super().__init__(world, name or f"SR830({channel})")
@@ -400,6 +408,10 @@ class SR830Simulator(TextProtocolHandler):
 
     def on_internal_error(self, line: str) -> str | None:
         self.esr |= ESR_EXE
+        return None
+
+    def on_input_overflow(self) -> str | None:
+        self.esr |= ESR_INP
         return None
 
     def _execute(self, command: str) -> str | None:

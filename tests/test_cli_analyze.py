@@ -183,7 +183,7 @@ def test_optp_json(tmp_path, capsys):
 
 def test_optp_missing_signal_columns(tmp_path, capsys):
     path = _write(tmp_path / "o.csv", "pump_delay_ps,foo", [(i, 1) for i in range(20)])
-    assert main(["analyze", "optp", str(path)]) == 1
+    assert main(["analyze", "optp", str(path)]) == 2  # a bad file is bad input
     assert "minus_dE_over_E" in capsys.readouterr().err
 
 
@@ -255,7 +255,7 @@ def test_tds_without_signal_is_an_error(tmp_path, capsys):
         assert captured.out == "" and str(path) in captured.err and needle in captured.err
     header = "time_ps,E_ref,dE,dE"
     path = _write(tmp_path / "dup.csv", header, zip(t, ref, noise, noise, strict=True))
-    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 2
     assert "column 'dE' appears more than once" in capsys.readouterr().err
 
 

@@ -1,19 +1,43 @@
 """``labctl analyze``: THz-TDS photoconductivity fits, OPTP traces, UV-Vis absorption.
 
 numpy/scipy/lmfit/matplotlib are imported inside the command functions so
-``labctl --help`` stays fast. Errors are :class:`labctl.errors.LabctlError`s, which the
-main CLI prints as one line and turns into exit code 1.
+``labctl --help`` stays fast. Errors are :class:`labctl.errors.LabctlError`s, printed
+as one line: a data file that is malformed or physically impossible
+(:class:`~labctl.errors.DataFileError`) exits with code 2, like other bad input; an
+analysis that cannot give an answer exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
+
+
+#: Exit code for a data file refused as malformed or physically impossible.
+EXIT_BAD_INPUT = 2
+
+
+def _bad_file_exits_2(run):
+    """Wrap a ``run_*``: a :class:`DataFileError` is printed as one line, exit code 2."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from labctl.errors import DataFileError
+
+        try:
+            return run(args)
+        except DataFileError as exc:
+            print(f"labctl analyze: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    return wrapper
 
 
 def register(subparsers) -> None:
@@ -53,7 +77,7 @@ def register(subparsers) -> None:
     )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
-    t.set_defaults(func=run_tds)
+    t.set_defaults(func=_bad_file_exits_2(run_tds))
 
     o = sub.add_parser(
         "optp",
@@ -78,7 +102,7 @@ def register(subparsers) -> None:
     o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
     o.add_argument("--json", action="store_true")
     o.add_argument("--plot", metavar="OUT.png")
-    o.set_defaults(func=run_optp)
+    o.set_defaults(func=_bad_file_exits_2(run_optp))
 
     a = sub.add_parser(
         "absorption",
@@ -94,7 +118,7 @@ def register(subparsers) -> None:
     a.add_argument("--thickness-nm", type=float, help="film thickness (scales α only)")
     a.add_argument("--json", action="store_true")
     a.add_argument("--plot", metavar="OUT.png")
-    a.set_defaults(func=run_absorption)
+    a.set_defaults(func=_bad_file_exits_2(run_absorption))
 
 
 # ---------------------------------------------------------------- helpers
@@ -310,6 +334,15 @@ def _table_tds(r: dict) -> None:
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
+def _display_points(x, y, max_points: int = 5000):
+    """At most ``max_points`` for a plot: means of consecutive points (a million
+    markers would take minutes to draw and show nothing more)."""
+    from labctl.analysis.optp import bin_trace
+
+    x_b, y_b, _, _ = bin_trace(x, y, max_points=max_points)
+    return x_b, y_b
+
+
 def _save_figure(plt, fig, path) -> None:
     """Lay out, write and release a figure (the same for every plot here)."""
     fig.tight_layout()
@@ -445,7 +478,9 @@ def run_optp(args: argparse.Namespace) -> int:
     if args.plot:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(data.pump_delay_ps, data.minus_de_over_e, "o", ms=3, label="−ΔE/E")
+        ax.plot(
+            *_display_points(data.pump_delay_ps, data.minus_de_over_e), "o", ms=3, label="−ΔE/E"
+        )
         if fit is not None:
             import numpy as np
 
@@ -528,7 +563,7 @@ def run_absorption(args: argparse.Namespace) -> int:
     if args.plot:
         plt = _pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
-        ax1.plot(data.wavelength_nm, data.absorbance, lw=1)
+        ax1.plot(*_display_points(data.wavelength_nm, data.absorbance), lw=1)
         for key, pk in (("HH", peaks.heavy_hole), ("LH", peaks.light_hole)):
             if pk:
                 ax1.axvline(pk.wavelength_nm, ls="--", color="C3")
@@ -538,7 +573,7 @@ def run_absorption(args: argparse.Namespace) -> int:
         ax1.set_xlabel("wavelength (nm)")
         ax1.set_ylabel("absorbance")
         if tauc is not None:
-            ax2.plot(tauc.energy_ev, tauc.tauc_y, lw=1)
+            ax2.plot(*_display_points(tauc.energy_ev, tauc.tauc_y), lw=1)
             import numpy as np
 
             ee = np.linspace(tauc.gap_ev, tauc.fit_range_ev[1], 50)
