@@ -847,6 +847,7 @@ class Eurotherm2408:
         """Run ``program`` (from reset or complete; resumes it from hold)."""
         self._check_program_number(program)
         with self.lock:
+            self.refresh_scaling()  # so that what is read while it runs is scaled right
             state = self.program_status
             current = self.program_number
             if state in (ProgramStatus.RUN, ProgramStatus.HOLDBACK) and current == program:
