@@ -31,6 +31,7 @@ from labctl.drivers.eurotherm import (
     Ramp,
 )
 from labctl.errors import InstrumentError, LabctlError, SafetyLimitError
+from labctl.simulators.base import ProtocolHandler
 from labctl.simulators.eurotherm import PROGRAM_BASE, PROGRAM_STRIDE, Eurotherm2408Simulator
 from labctl.simulators.modbus_rtu import crc_ok, with_crc
 from labctl.transport import SimSerial, SimServer
@@ -280,6 +281,16 @@ def test_identity_at_connect(quiet_world, clock, ident, match):
 # --- 6. driver options --------------------------------------------------------------------
 
 
+class Unplugged(ProtocolHandler):
+    """Nothing on the line (the option tests must not get as far as any I/O)."""
+
+    def __init__(self) -> None:
+        self.name = "unplugged"
+
+    def handle(self, data: bytes, source: object = None) -> bytes:
+        return b""
+
+
 @pytest.mark.parametrize(
     "option, value",
     [
@@ -299,14 +310,14 @@ def test_identity_at_connect(quiet_world, clock, ident, match):
         ("modbus_address", math.inf),
     ],
 )
-def test_constructor_refuses_unsafe_options_before_any_io(sim, clock, option, value):
+def test_constructor_refuses_unsafe_options_before_any_io(clock, option, value):
     options = dict(LIMITS)
-    address = options.pop("modbus_address", 1)
+    address = 1
     if option == "modbus_address":
         address = value
     else:
         options[option] = value
-    port = RecordingSerial(sim)
+    port = RecordingSerial(Unplugged())
     with pytest.raises(InstrumentError, match=option):
         Eurotherm2408("furnace", port, address, clock, **options)
     assert port.sent == []
