@@ -550,12 +550,13 @@ def test_garbage_client_does_not_starve_the_driver(sim, clock):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``labctl sim serve`` in a subprocess (once for this module); yields the furnace's URL."""
-    out = tmp_path_factory.mktemp("served") / "served.yaml"
+    where = tmp_path_factory.mktemp("served")
+    errors = (where / "stderr.txt").open("w")  # a file: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "labctl.cli", "sim", "serve", "--time-scale", "100"]
-        + ["--write-station", str(out)],
+        + ["--write-station", str(where / "served.yaml")],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
     lines: list[str] = []
@@ -569,10 +570,12 @@ def served(tmp_path_factory):
             break
     if lines[-1:] != ["ready"]:
         proc.kill()
-        pytest.fail(f"sim serve did not get ready: {lines} {proc.stderr.read()}")
+        errors.close()
+        pytest.fail(f"sim serve did not get ready: {lines} {(where / 'stderr.txt').read_text()}")
     yield dict(line.split(" ", 1) for line in lines[:-1])["furnace"]
     proc.kill()
     proc.wait(timeout=10)
+    errors.close()
 
 
 @pytest.fixture
