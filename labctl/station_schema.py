@@ -12,6 +12,7 @@ so no station file can switch a limit off or make a driver wait for ever.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from labctl.registry import MODELS
@@ -154,24 +155,25 @@ TRANSLATION_AXIS = Record(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
 class _AxisByKind(Field):
     """A delay or translation axis, by its ``kind`` (default from the role's name)."""
 
-    def __init__(self, default_kind: str) -> None:
-        super().__init__(doc=f"a {default_kind} axis unless `kind` says otherwise")
-        object.__setattr__(self, "default_kind", default_kind)
+    default_kind: str = "delay"
 
     def check(self, value: Any, path: tuple = ()) -> Any:
-        kind = value.get("kind", self.default_kind) if isinstance(value, dict) else None
-        _KIND.check(kind if kind is not None else self.default_kind, (*path, "kind"))
+        kind = (
+            value.get("kind", self.default_kind) if isinstance(value, dict) else self.default_kind
+        )
+        _KIND.check(kind, (*path, "kind"))
         return (DELAY_AXIS if kind == "delay" else TRANSLATION_AXIS).check(value, path)
 
     def describe(self) -> str:
         return "mapping"
 
 
-_AXIS = _AxisByKind("delay")
-_SAMPLE_AXIS = _AxisByKind("translation")
+_AXIS = _AxisByKind(default_kind="delay")
+_SAMPLE_AXIS = _AxisByKind(default_kind="translation")
 
 
 def _distinct_axes(axes: dict, path: tuple) -> None:

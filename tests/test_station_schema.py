@@ -6,6 +6,7 @@ and one line naming the file (and line), the key and the problem (issue 11, item
 5 and 9), quickly and in bounded memory.
 """
 
+import copy
 import inspect
 import math
 import re
@@ -245,30 +246,30 @@ MALFORMED = [
     # item 5: hostile YAML
     (
         "alias_bomb",
-        lambda t: t + "bomb:\n" + BOMB,
+        lambda t: t + "description:\n" + BOMB,  # free text before: anything was accepted
         30,
         "",
         "aliases expand to more than 10,000 nodes",
     ),
     (
         "alias_bomb_in_simulator",
-        edit(
-            "simulator: {channel: ref}",
-            "simulator:\n      channel: &c [a, b, c, d, e, f, g, h, i]\n"
-            + "".join(
-                f"      x{i}: &c{i} [{', '.join(['*c' if i == 1 else f'*c{i - 1}'] * 9)}]\n"
-                for i in range(1, 8)
-            ),
-        ),
-        22,
+        # hung `sim serve` for over a minute (the simulator formats the channel it refuses)
+        lambda t: "description:\n" + BOMB + t.replace("{channel: ref}", "{channel: *l8}"),
+        6,
         "",
         "aliases expand to more than 10,000 nodes",
     ),
-    ("self_alias", lambda t: t + "loop: &a [*a]\n", 25, "", "alias *a refers to itself"),
-    ("deep_flow", lambda t: t + "deep: " + "[" * 100_000 + "]" * 100_000 + "\n", 25, "", "nest"),
+    ("self_alias", lambda t: t + "description: &a [*a]\n", 25, "", "alias *a refers to itself"),
+    (
+        "deep_flow",
+        lambda t: t + "description: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        25,
+        "",
+        "nest",
+    ),
     (
         "deep_block",
-        lambda t: t + "deep:\n" + "".join("  " * i + "k:\n" for i in range(1, 200)),
+        lambda t: t + "description:\n" + "".join("  " * i + "k:\n" for i in range(1, 200)),
         74,
         "",
         "nested deeper than 50 levels",
@@ -519,6 +520,43 @@ def test_malformed_station_in_a_subprocess_exits_2(tmp_path, case_id):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and str(path) in proc.stderr
     assert proc.stdout == ""  # nothing was served
+
+
+@pytest.mark.parametrize("case_id", ["alias_bomb_in_simulator", "deep_block"])
+def test_hostile_yaml_refused_under_a_memory_limit(tmp_path, case_id):
+    """The whole `sim serve` process, capped at 512 MB of address space (C allocations too)."""
+    import os
+    import resource
+
+    make = next(c[1] for c in MALFORMED if c[0] == case_id)
+    path = write_case(tmp_path, case_id, make)
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--station", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap_memory,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "MemoryError" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_sim_measure_refuses_a_bad_station_with_exit_2(tmp_path, capsys):
+    path = write_case(tmp_path, "ambient_nan", simulation("ambient_c: .nan"))
+    out = tmp_path / "run.csv"
+    code = main(
+        ["sim", "measure", "tds", "--anneal-c", "300", "--station", str(path), "--out", str(out)]
+        + ["--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{path}:6: simulation.ambient_c: must be finite" in err and err.count("\n") == 1
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("case_id", ["alias_bomb", "alias_bomb_in_simulator", "deep_flow"])
@@ -801,6 +839,59 @@ _stations = st.fixed_dictionaries(
 )
 
 
+FULL = yaml.safe_load(BASE) | {"description": "every model", "sim_control": "127.0.0.1:5020"}
+FULL["instruments"] |= {
+    "spectrometer": {
+        "driver": "ocean_spectrometer",
+        "address": "sim://spectrometer",
+        "options": {"lamp_shutter": True, "integration_time_s": 0.1},
+        "simulator": {"lamp_shutter": True, "model": "FLAMES"},
+    },
+    "power_meter": {"driver": "pm100", "address": "sim://pm", "options": {"wavelength_nm": 400}},
+}
+FULL["simulation"] |= {"n_films": 4, "ambient_c": 22.5, "pump_fluence_uj_cm2": 5.0}
+
+_plausible = st.one_of(
+    st.integers(-5, 2000),
+    st.floats(-10, 2000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["real", "virtual", "ref", "sample", "sim://x", "127.0.0.1:1", "2408"]),
+    _values,
+)
+
+
+def _slots(data, path=()):
+    """Every (container, key) of a nested mapping."""
+    for key, value in data.items():
+        yield path, key
+        if isinstance(value, dict):
+            yield from _slots(value, (*path, key))
+
+
+@st.composite
+def _mutated_stations(draw):
+    """A valid station with 0–3 random edits: mostly-valid input that reaches every check."""
+    data = copy.deepcopy(FULL)
+    for _ in range(draw(st.integers(0, 3))):
+        path, key = draw(st.sampled_from(sorted(_slots(data), key=repr)))
+        parent = data
+        for p in path:
+            parent = parent[p]
+        action = draw(st.sampled_from(["set", "delete", "add"]))
+        if action == "set":
+            parent[key] = draw(_plausible)
+        elif action == "delete":
+            del parent[key]
+        else:
+            parent[draw(st.sampled_from(_ALL_KEYS))] = draw(_plausible)
+    return data
+
+
+_any_station = st.one_of(_mutated_stations(), _stations)
+
+
 def _assert_valid(spec: StationSpec) -> None:
     assert spec.instruments
     assert spec.time_scale is None or spec.time_scale >= 1e-3
@@ -824,7 +915,7 @@ def _assert_valid(spec: StationSpec) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_stations)
+@given(_any_station)
 def test_random_mappings_give_a_valid_spec_or_a_station_error(data):
     try:
         spec = parse_station(data, "random.yaml")
@@ -842,7 +933,7 @@ def test_random_mappings_give_a_valid_spec_or_a_station_error(data):
     st.one_of(
         st.binary(max_size=200),
         st.text(max_size=200).map(str.encode),
-        _stations.map(
+        _any_station.map(
             lambda d: yaml.safe_dump(d, allow_unicode=True).encode("utf-8", errors="surrogatepass")
         ),
     )
