@@ -98,7 +98,9 @@ class Number(Field):
         if lo_ok and hi_ok and not (self.lo_open or self.hi_open):
             return f"within {_fmt(self.lo)}…{_fmt(self.hi)}{u}"
         parts = []
-        if lo_ok:
+        if lo_ok and self.lo == 0 and self.lo_open:
+            parts.append("positive")
+        elif lo_ok:
             parts.append(f"{'>' if self.lo_open else '≥'} {_fmt(self.lo)}")
         if hi_ok:
             parts.append(f"{'<' if self.hi_open else '≤'} {_fmt(self.hi)}")
@@ -111,7 +113,9 @@ class Number(Field):
             raise Invalid(path, f"must be {self.range_text()}, got {show(value)}")
         x = float(value)
         if not math.isfinite(x):
-            raise Invalid(path, f"must be finite and {self.range_text()}, got {show(value)}")
+            rng = self.range_text()
+            joint = " and " if rng.startswith("within") else ", "
+            raise Invalid(path, f"must be finite{joint}{rng}, got {show(value)}")
         below = x <= self.lo if self.lo_open else x < self.lo
         above = x >= self.hi if self.hi_open else x > self.hi
         if below or above:

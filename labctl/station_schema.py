@@ -428,8 +428,8 @@ class _Instrument(Field):
 _TIME_SCALE = AnyOf(
     doc="the station's clock: `real`, `virtual` (instant, deterministic) or virtual s per wall s",
     default="real",
-    options=(Choice(values=("real", "virtual")), Number(lo=1e-3, hi=1e6), Null()),
-    rule="`real`, `virtual` or a number within 0.001…1e+06",
+    options=(Choice(values=("real", "virtual")), Number(lo=1e-3, hi=1e9), Null()),
+    rule="`real`, `virtual` or a number within 0.001…1e+09",
 )
 
 STATION = Record(

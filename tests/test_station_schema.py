@@ -123,14 +123,14 @@ MALFORMED = [
         edit("max_ramp_c_per_min: 20.0", "max_ramp_c_per_min: .inf"),
         13,
         "instruments.furnace.options.max_ramp_c_per_min",
-        "must be finite and > 0 and ≤ 100 °C/min",
+        "must be finite, positive and ≤ 100 °C/min",
     ),
     (
         "ramp_zero",
         edit("max_ramp_c_per_min: 20.0", "max_ramp_c_per_min: 0"),
         13,
         "instruments.furnace.options.max_ramp_c_per_min",
-        "must be > 0 and ≤ 100 °C/min, got 0",
+        "must be positive and ≤ 100 °C/min, got 0",
     ),
     (
         "retries_1e9",
@@ -200,7 +200,7 @@ MALFORMED = [
         edit("time_scale: virtual", "time_scale: true"),
         2,
         "time_scale",
-        "must be `real`, `virtual` or a number within 0.001…1e+06, got true",
+        "must be `real`, `virtual` or a number within 0.001…1e+09, got true",
     ),
     (
         "time_scale_tiny",
@@ -214,7 +214,7 @@ MALFORMED = [
         simulation("film_thickness_nm: .inf"),
         6,
         "simulation.film_thickness_nm",
-        "must be finite and > 0 and ≤ 10000 nm, got inf",
+        "must be finite, positive and ≤ 10000 nm, got inf",
     ),
     (
         "sim_programs_1e9",
