@@ -197,11 +197,17 @@ class World:
     def configure(self, **opts) -> None:
         """Apply a station's ``simulation:`` options (see :data:`CONFIG_OPTIONS`); resets the holder."""
         from labctl.errors import StationError
+        from labctl.schema import Invalid
+        from labctl.station_schema import SIMULATION
 
         unknown = set(opts) - set(CONFIG_OPTIONS)
         if unknown:
             known = "; ".join(f"{k}: {v}" for k, v in CONFIG_OPTIONS.items())
             raise StationError(f"simulation: unknown options {sorted(unknown)} (known: {known})")
+        try:  # finite and within physical ranges (the station schema's table)
+            SIMULATION.check(opts, ("simulation",))
+        except Invalid as exc:
+            raise StationError(str(exc)) from None
         p = self.params
         try:
             with self.lock:

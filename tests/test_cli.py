@@ -24,8 +24,8 @@ def test_bad_station_is_one_clear_line(tmp_path, capsys):
     station.write_text("instruments:\n  furnace: {driver: eurotherm2408}\n")
     code = main(["sim", "serve", "--station", str(station)])
     err = capsys.readouterr().err
-    assert code == 1
-    assert "broken.yaml: instruments.furnace: 'address' is required" in err
+    assert code == 2
+    assert "broken.yaml:2: instruments.furnace: missing required key 'address'" in err
     assert "Traceback" not in err
 
 
@@ -55,6 +55,6 @@ def test_sim_serve_refuses_impossible_time_scales(scale, capsys):
 def test_sim_serve_refuses_unwritable_station_output_before_serving(tmp_path, capsys):
     code = main(["sim", "serve", "--write-station", str(tmp_path / "missing" / "x.yaml")])
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert "not a writable file path" in captured.err
     assert captured.out == ""  # no resource lines: nothing was served
