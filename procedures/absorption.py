@@ -75,13 +75,13 @@ class Absorption(StationProcedure):
         it = self.integration_time_ms / 1000.0
         n = int(self.averages)
         self._spectrometer = spec
-        saturated: dict[str, int] = {}
+        masks: dict[str, np.ndarray] = {}
 
         def take(what: str, acquire) -> np.ndarray:
             self.check_stop()
             self.phase(f"{what} spectrum: {n} × {self.integration_time_ms:g} ms")
             counts = acquire()
-            saturated[what] = int(np.count_nonzero(spec.saturated(counts)[keep]))
+            masks[what] = spec.saturated(counts)
             return counts
 
         dark = take("dark", lambda: spec.acquire_dark(it, averages=n))
@@ -92,6 +92,8 @@ class Absorption(StationProcedure):
         sample_stage.move_to_slot(int(self.slot))
         sample = take("sample", lambda: spec.acquire(it, averages=n))
         a = uvvis.absorbance(sample, reference, dark)
+        a[masks["reference"] | masks["sample"]] = np.nan  # a clipped pixel has no absorbance
+        saturated = {what: int(np.count_nonzero(mask[keep])) for what, mask in masks.items()}
         self.emit(
             "batch results",
             {
@@ -108,13 +110,16 @@ class Absorption(StationProcedure):
     def analyse(self, wl: np.ndarray, a: np.ndarray, saturated: dict[str, int]) -> dict:
         """Exciton peaks or Tauc gap, and every warning (saturation, invalid points)."""
         warnings = [
-            f"{what} spectrum: {count} saturated pixels (shorten the integration time)"
+            f"{what} spectrum: {count} saturated pixels, absorbance not valid there "
+            "(shorten the integration time)"
             for what, count in saturated.items()
             if count
         ]
         invalid = int(np.count_nonzero(~np.isfinite(a)))
         if invalid:
-            warnings.append(f"{invalid} points without valid absorbance (S ≤ D or R ≤ D)")
+            warnings.append(
+                f"{invalid} points without valid absorbance (saturated, S ≤ D or R ≤ D)"
+            )
         out: dict = {
             "slot": int(self.slot),
             "reference_slot": int(self.reference_slot),
