@@ -33,6 +33,7 @@ class Toy(StationProcedure):
     gain = FloatParameter("Gain", units="V", minimum=0, maximum=10, default=1.5)
     label = Parameter("Label", default="x")
     interrupt_at = IntegerParameter("Ctrl-C before row", minimum=-1, maximum=5, default=-1)
+    crash = BooleanParameter("Fail with a bug after the rows", default=False)
     DATA_COLUMNS = ["index", "gain", "mode"]
 
     def execute(self):
@@ -41,6 +42,8 @@ class Toy(StationProcedure):
                 raise KeyboardInterrupt
             self.emit("results", {"index": i, "gain": self.gain, "mode": self.mode})
             self.progress((i + 1) / self.count)
+        if self.crash:
+            {}["missing"]  # a bug, not a LabctlError
 
 
 @pytest.fixture
@@ -192,3 +195,15 @@ def test_sigkill_mid_anneal_leaves_every_flushed_row(tmp_path):
     assert not data.isna().any().any()  # no torn row
     assert len(Results.load(str(path), procedure_class=Anneal).data) == len(data)
     assert not path.with_suffix(".json").exists()  # the run never finished
+
+
+def test_a_bug_in_a_procedure_is_one_line_and_keeps_the_rows(tmp_path, capsys, toy):
+    rc = run("toy", "--time-scale", "virtual", "--count", "2", "--crash", "--quiet",
+             "--out", str(tmp_path))  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "labctl run toy: failed: unexpected KeyError: 'missing'" in captured.err
+    assert "Traceback" not in captured.err
+    (path,) = data_files(tmp_path)
+    assert len(pd.read_csv(path, comment="#")) == 2
+    assert json.loads(path.with_suffix(".json").read_text())["status"] == "failed"

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +151,28 @@ def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
+    if getattr(args, "verbose", False):
+        return _run(args)
+    with _quiet_logs():
+        return _run(args)
 
-    if not getattr(args, "verbose", False):  # pymeasure warns of optional extras it lacks
-        logging.getLogger("pymeasure.experiment").setLevel(logging.ERROR)
+
+@contextmanager
+def _quiet_logs():
+    """pymeasure warns of optional extras it lacks; the run engine logs the trace of an
+    unforeseen failure, which the outcome already states on one line (-v shows both)."""
+    loggers = [logging.getLogger("pymeasure.experiment"), logging.getLogger("labctl.runs")]
+    levels = [lg.level for lg in loggers]
+    loggers[0].setLevel(logging.ERROR)
+    loggers[1].setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     from labctl.errors import LabctlError
     from labctl.procedures import procedure_class
     from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
