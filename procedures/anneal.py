@@ -143,22 +143,24 @@ class Anneal(StationProcedure):
             sample_stage.move_to_slot(self.slot)
             r.update(anneal_c=None, ended_by="as made (not annealed)")
             return
-        program = self.check_recipe(furnace)
-        self.phase(f"moving slot {self.slot} into the hot zone")
-        self._stage_moved = sample_stage
-        sample_stage.move_to_slot(self.slot)
-        self.check_stop()
-        self._furnace_written = furnace
-        furnace.load_program(program)
-        furnace.run_program()
-        watch = _Watch(self, furnace, clock)
+        watch = None
         try:
+            program = self.check_recipe(furnace)
+            self.phase(f"moving slot {self.slot} into the hot zone")
+            self._stage_moved = sample_stage
+            sample_stage.move_to_slot(self.slot)
+            self.check_stop()
+            self._furnace_written = furnace
+            furnace.load_program(program)
+            furnace.run_program()
+            watch = _Watch(self, furnace, clock)
             watch.run()
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C included: the run summary says what ended it
             r["ended_by"] = _ended_by(exc)
             raise
         finally:
-            r.update(watch.results())
+            if watch is not None:
+                r.update(watch.results())
         r["ended_by"] = "ready"
 
     def make_safe(self) -> None:
@@ -304,10 +306,10 @@ class _Watch:
         }
 
 
-def _ended_by(exc: Exception) -> str:
+def _ended_by(exc: BaseException) -> str:
     from .base import Aborted
 
-    if isinstance(exc, Aborted):
+    if isinstance(exc, Aborted | KeyboardInterrupt):
         return "aborted"
     if isinstance(exc, FurnaceInterlock):
         return f"interlock: {exc}"

@@ -118,6 +118,7 @@ def test_refused_recipe_writes_nothing_to_the_controller(
     assert furnace_writes == []
     assert [list(p) for p in sim._programs] == programs_before
     assert re.search(match, outcome.message), outcome.message
+    assert outcome.results["ended_by"] == f"error: {outcome.message}"
     assert outcome.points == 0 and rows(path).empty
 
 
@@ -260,3 +261,15 @@ def test_anneal_program_is_the_papers_recipe():
     assert dwell.minutes == 30.0
     assert cool.target_c == 25.0 and cool.rate_c_per_min == pytest.approx(275.0 / 120.0)
     assert end.reset is False
+
+
+def test_ctrl_c_mid_ramp_aborts_and_leaves_the_furnace_safe(sim_station, tmp_path):
+    def on_emit(topic, record):
+        if topic == "results" and record["elapsed_s"] >= 600:
+            raise KeyboardInterrupt
+
+    outcome, path = anneal(sim_station, tmp_path, anneal_c=300.0, on_emit=on_emit)
+    assert outcome.status == ABORTED and outcome.message == "interrupted (Ctrl-C)"
+    assert outcome.results["ended_by"] == "aborted"
+    assert len(rows(path)) == outcome.points == 6  # 0, 120, …, 600 s
+    assert_furnace_safe(sim_station)
