@@ -210,7 +210,7 @@ class _Watch:
 
     def __init__(self, proc: Anneal, furnace, clock) -> None:
         self.proc, self.furnace, self.clock = proc, furnace, clock
-        self.t0 = clock.now()
+        self.t0 = self.next_row_t = clock.now()
         self.max_pv = -math.inf
         self.within_s = 0.0
         self.dwell_s = 0.0
@@ -246,7 +246,16 @@ class _Watch:
                     f"{NATURAL_COOLING_LIMIT_S / 3600:g} h of the program's end",
                 )
             p.progress(min(row["elapsed_s"] / (self.program_s * 1.3), 0.99))
-            self.clock.sleep(p.record_interval_s)
+            self.wait_for_next_row()
+
+    def wait_for_next_row(self) -> None:
+        """Rows on a fixed grid of the station clock (the reading time does not add up)."""
+        self.next_row_t += self.proc.record_interval_s
+        wait = self.next_row_t - self.clock.now()
+        if wait > 0:
+            self.clock.sleep(wait)
+        else:  # behind (a slow link): start the grid afresh
+            self.next_row_t = self.clock.now()
 
     def record(self) -> dict:
         furnace, p = self.furnace, self.proc

@@ -59,7 +59,7 @@ def test_anneal_reaches_holds_and_cools_the_film(sim_station, tmp_path):
     data = rows(path)
     assert len(data) == outcome.points > 100
     assert list(data.columns) == Anneal.DATA_COLUMNS
-    assert data["elapsed_s"].diff().dropna().between(119.0, 125.0).all()
+    assert data["elapsed_s"].diff().dropna().between(119.5, 120.5).all()  # a fixed grid
     dwell = data[data["segment"] == 2]
     late_dwell = dwell[dwell["elapsed_s"] > dwell["elapsed_s"].min() + 600]
     assert (late_dwell["temperature_c"] - 300.0).abs().max() < 2.0  # holds T
