@@ -157,22 +157,6 @@ class End:
 Segment = Ramp | Dwell | Step | End
 
 
-def anneal_program(
-    target_c: float,
-    dwell_minutes: float,
-    ramp_c_per_min: float,
-    cool_c_per_min: float | None = None,
-    final_c: float = 25.0,
-) -> list[Segment]:
-    """Ramp → dwell → controlled-cooling ramp → end (holding ``final_c``)."""
-    return [
-        Ramp(ramp_c_per_min, target_c),
-        Dwell(dwell_minutes),
-        Ramp(cool_c_per_min if cool_c_per_min is not None else ramp_c_per_min, final_c),
-        End(),
-    ]
-
-
 # --- declarative register properties (pymeasure's control/measurement, for Modbus) --
 class Register:
     """A controller parameter as a Python property.

@@ -17,7 +17,6 @@ from labctl.drivers.eurotherm import (
     Ramp,
     StatusWord,
     Step,
-    anneal_program,
     open_instrument,
 )
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError
@@ -352,7 +351,7 @@ def test_program_violating_limits_refused_before_writing(furnace, sim, port, seg
 
 
 def test_program_layout_in_controller(furnace, sim):
-    furnace.load_program(anneal_program(300.0, 30, 10.0, cool_c_per_min=5.0), program=2)
+    furnace.load_program([Ramp(10.0, 300.0), Dwell(30), Ramp(5.0, 25.0), End()], program=2)
     words = sim._programs[2]
     assert words[:5] == [0, 0, 1, 0, 1]  # no holdback, ramp per min, dwell in s, 1 cycle
     assert words[8:11] == [1, 3000, 100]  # ramp rate to 300.0 at 10.0/min

@@ -13,6 +13,7 @@ SUBCOMMANDS = (
     "labctl.cli.sim",
     "labctl.cli.analyze",
     "labctl.cli.demo",
+    "labctl.cli.run",
 )
 
 
