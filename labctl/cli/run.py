@@ -59,16 +59,17 @@ def procedure_parameters(cls) -> dict[str, Any]:
     return out
 
 
-def _time_scale(text: str) -> str:
+def time_scale_arg(text: str) -> str | float:
+    """argparse type of ``--time-scale``: 'virtual', 'real' or a positive finite factor."""
     if text in ("virtual", "real"):
         return text
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
+    if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"'virtual', 'real' or a positive factor, not {text!r}")
-    return text
+    return value
 
 
 def _describe(param) -> str:
@@ -107,7 +108,7 @@ def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any
     parser.add_argument("--out", required=True, metavar="DIR", help="directory of the run file")
     parser.add_argument(
         "--time-scale",
-        type=_time_scale,
+        type=time_scale_arg,
         metavar="S",
         help="'virtual' (instant), 'real' or a speed-up factor; overrides the station file",
     )
