@@ -91,7 +91,8 @@ def parse_station(data: Any, source: str = "<station>") -> StationSpec:
     """Validate a station mapping (as loaded from YAML); errors say where."""
     if not isinstance(data, dict):
         raise StationError(f"{source}: a station file is a mapping with an 'instruments' key")
-    unknown = set(data) - {"name", "instruments", "time_scale", "simulation", "description"}
+    known = {"name", "instruments", "time_scale", "simulation", "description", "sim_control"}
+    unknown = set(data) - known
     if unknown:
         raise StationError(f"{source}: unknown top-level keys {sorted(unknown)}")
     insts = data.get("instruments")

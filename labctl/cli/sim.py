@@ -53,6 +53,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=None, help="seed of the simulated world's noise")
     s.set_defaults(func=serve)
 
+    f = simsub.add_parser(
+        "fault",
+        help="inject or clear a fault in a served station's simulators",
+        description=(
+            "Inject a fault into a simulated instrument served by `labctl sim serve "
+            "--write-station OUT` (through the control socket named in OUT), or clear faults. "
+            "Kinds: silent, garbled, disconnect (any instrument), sensor_break (furnace), "
+            "stage_stall (stages; --axis for one axis)."
+        ),
+    )
+    f.add_argument("--station", required=True, help="the station file `sim serve` wrote")
+    f.add_argument("role", nargs="?", help="instrument role, e.g. furnace, lockin_pump")
+    f.add_argument("kind", nargs="?", help="fault kind (see above)")
+    f.add_argument("--axis", type=int, default=None, help="stage_stall: only this axis (1..3)")
+    f.add_argument(
+        "--clear", action="store_true", help="clear ROLE's faults (every fault without ROLE)"
+    )
+    f.add_argument("--status", action="store_true", help="print the active faults (JSON)")
+    f.set_defaults(func=fault)
+
     try:
         from labctl.cli.sim_measure import register_measure
     except ImportError as exc:
@@ -91,4 +111,38 @@ def serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     print("stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def fault(args: argparse.Namespace) -> int:
+    import yaml
+
+    from labctl.errors import LabctlError, StationError
+    from labctl.servesim import send_fault_request
+
+    path = Path(args.station)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise StationError(f"{path}: cannot read the served station file: {exc}") from None
+    address = data.get("sim_control") if isinstance(data, dict) else None
+    if not address:
+        raise StationError(
+            f"{path}: no sim_control address (write it with `labctl sim serve --write-station`)"
+        )
+    if args.status:
+        if args.clear or args.role:
+            raise LabctlError("--status takes no ROLE, KIND or --clear")
+        request = "status"
+    elif args.clear:
+        if args.kind is not None or args.axis is not None:
+            raise LabctlError("--clear takes at most a ROLE")
+        request = "clear" + (f" {args.role}" if args.role else "")
+    else:
+        if not (args.role and args.kind):
+            raise LabctlError("give ROLE and KIND to inject, or --clear [ROLE], or --status")
+        request = f"inject {args.role} {args.kind}"
+        if args.axis is not None:
+            request += f" axis={args.axis}"
+    print(send_fault_request(str(address), request), flush=True)
     return 0
