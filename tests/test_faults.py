@@ -6,11 +6,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import yaml
+from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
 
 from labctl.drivers.esp301 import ESPControllerError
 from labctl.drivers.eurotherm import FurnaceInterlock
@@ -171,15 +171,7 @@ def served(tmp_path_factory):
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()  # sim serve prints 'ready' or exits (EOF)
-        if not line:
-            break
-        lines.append(line.strip())
-        if line.strip() == "ready":
-            break
+    lines = read_lines_until(proc, "ready", timeout_s=60)
     if lines[-1:] != ["ready"]:
         proc.kill()
         pytest.fail(f"sim serve did not get ready: {lines}")
