@@ -209,5 +209,49 @@ def send_fault_request(address: str, line: str, timeout_s: float = 5.0) -> str:
     if text.startswith("ok"):
         return text[2:].strip()
     if text.startswith("error"):
-        raise LabctlError(text[5:].strip())
+        raise FaultError(text[5:].strip())
     raise LabctlError(f"control socket at {address}: unexpected reply {text!r}")
+
+
+class RemoteFaultBoard:
+    """A served station's :class:`~labctl.simulators.faults.FaultBoard`, from another process.
+
+    Same methods as ``world.faults``, carried over the control socket::
+
+        faults = RemoteFaultBoard.from_station_file("served.yaml")
+        faults.inject("furnace", "sensor_break")
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = str(address)
+
+    @classmethod
+    def from_station_file(cls, path: str | Path) -> RemoteFaultBoard:
+        """The board of the station ``labctl sim serve --write-station`` wrote to ``path``."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise StationError(f"{path}: cannot read the served station file: {exc}") from None
+        address = data.get("sim_control") if isinstance(data, dict) else None
+        if not address:
+            raise StationError(
+                f"{path}: no sim_control address (write it with `labctl sim serve --write-station`)"
+            )
+        return cls(address)
+
+    def inject(self, role: str, kind: str, axis: int | None = None) -> str:
+        request = f"inject {role} {kind}" + ("" if axis is None else f" axis={int(axis)}")
+        return send_fault_request(self.address, request)
+
+    def clear(self, role: str | None = None, kind: str | None = None) -> str:
+        if role is None and kind is not None:
+            raise FaultError("clear: a fault kind needs its role")
+        words = [w for w in ("clear", role, kind) if w is not None]
+        return send_fault_request(self.address, " ".join(words))
+
+    def summary(self) -> dict[str, list[str]]:
+        return json.loads(send_fault_request(self.address, "status"))
+
+    def active(self, role: str) -> frozenset[str]:
+        return frozenset(self.summary().get(role, ()))

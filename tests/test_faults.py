@@ -320,3 +320,25 @@ def test_sim_fault_errors_are_one_line(served, tmp_path):
     gone.write_text(yaml.safe_dump(data))
     code, err = run("--station", str(gone), "--clear")
     assert code == 1 and "is `labctl sim serve` still running?" in err
+
+
+@pytest.mark.tcp
+def test_remote_fault_board_has_the_boards_api(served, served_station):
+    from labctl.servesim import RemoteFaultBoard
+
+    faults = RemoteFaultBoard.from_station_file(served)
+    faults.inject("power_meter", "silent")
+    faults.inject("stages", "stage_stall", axis=1)
+    assert faults.active("power_meter") == frozenset({"silent"})
+    assert faults.active("furnace") == frozenset()
+    meter = served_station["power_meter"]
+    meter.adapter.connection.timeout = 300
+    with pytest.raises(CommunicationError, match="power_meter"):
+        meter.power_w  # noqa: B018
+    with pytest.raises(FaultError, match="unknown fault kind 'melted'"):
+        faults.inject("furnace", "melted")
+    faults.clear("power_meter")
+    assert meter.power_w > 0
+    assert faults.summary() == {"stages": ["stage_stall"]}
+    faults.clear()
+    assert faults.summary() == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -115,34 +116,21 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def fault(args: argparse.Namespace) -> int:
-    import yaml
+    from labctl.errors import LabctlError
+    from labctl.servesim import RemoteFaultBoard
 
-    from labctl.errors import LabctlError, StationError
-    from labctl.servesim import send_fault_request
-
-    path = Path(args.station)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise StationError(f"{path}: cannot read the served station file: {exc}") from None
-    address = data.get("sim_control") if isinstance(data, dict) else None
-    if not address:
-        raise StationError(
-            f"{path}: no sim_control address (write it with `labctl sim serve --write-station`)"
-        )
+    faults = RemoteFaultBoard.from_station_file(args.station)
     if args.status:
         if args.clear or args.role:
             raise LabctlError("--status takes no ROLE, KIND or --clear")
-        request = "status"
+        reply = json.dumps(faults.summary())
     elif args.clear:
         if args.kind is not None or args.axis is not None:
             raise LabctlError("--clear takes at most a ROLE")
-        request = "clear" + (f" {args.role}" if args.role else "")
+        reply = faults.clear(args.role)
     else:
         if not (args.role and args.kind):
             raise LabctlError("give ROLE and KIND to inject, or --clear [ROLE], or --status")
-        request = f"inject {args.role} {args.kind}"
-        if args.axis is not None:
-            request += f" axis={args.axis}"
-    print(send_fault_request(str(address), request), flush=True)
+        reply = faults.inject(args.role, args.kind, axis=args.axis)
+    print(reply, flush=True)
     return 0
