@@ -10,8 +10,8 @@ stays until cleared:
 ``garbled``
     replies are corrupted as on a noisy serial line: flipped bytes (high bit
     set), and for Modbus RTU sometimes a truncated frame — either way a bad CRC.
-    USB checks every packet's CRC, so on the in-process spectrometer a noisy
-    line is a failed bulk read (``LIBUSB_ERROR_IO``).
+    USB checks every packet's CRC, so on the spectrometer a noisy line is a
+    failed bulk read (``LIBUSB_ERROR_IO``), and silence a transfer timeout.
 ``disconnect``
     the link is lost: in-process transports raise what a dropped link raises
     (pyvisa ``VI_ERROR_CONN_LOST``, ``serial.SerialException``); a served
@@ -25,9 +25,10 @@ stays until cleared:
     ``axis`` (1..3), otherwise on every axis; only on the motion controller's role.
 
 The silent/garbled hook is :meth:`ProtocolHandler.respond`, which every
-transport calls; disconnect lives in the transports (and the virtual USB bus
-for the in-process spectrometer); sensor break in the furnace plant; stage
-stall in the ESP301 simulator's motion.
+transport calls; disconnect lives in the transports; the spectrometer's USB
+transfers fail in :mod:`labctl.simulators.seabreeze_usb` (virtual bus and
+tunnel); sensor break in the furnace plant; stage stall in the ESP301
+simulator's motion.
 """
 
 from __future__ import annotations
@@ -155,7 +156,13 @@ class FaultBoard:
 
     # --- used by the hooks ------------------------------------------------------------
     def respond(self, handler: ProtocolHandler, data: bytes, source: object = None) -> bytes:
-        """``handler.handle(data, source)`` as seen on the wire under the role's faults."""
+        """``handler.handle(data, source)`` as seen on the wire under the role's faults.
+
+        USB devices (``kind == "seabreeze"``) fail per transfer instead, as libusb
+        reports them (:mod:`labctl.simulators.seabreeze_usb`), also when served.
+        """
+        if handler.kind == "seabreeze":
+            return handler.handle(data, source)
         faults = self.active(handler.name)
         if "silent" in faults:
             return b""  # a dead instrument neither acts nor answers

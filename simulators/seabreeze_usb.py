@@ -499,6 +499,10 @@ def _reply(status: int, endpoint: int, payload: bytes = b"") -> bytes:
 def serve_request(device: SimulatedUSBDevice, req: TunnelRequest) -> bytes:
     """Carry out one tunnelled transfer on ``device``; never raises."""
     try:
+        faults = _link_faults(device)
+        if req.op in (OP_OUT, OP_IN) and faults & {"silent", "garbled"}:
+            if req.op == OP_IN or "silent" in faults:
+                _fail_transfer(device, faults, req.endpoint, req.timeout_ms)
         if req.op == OP_DESCRIBE:
             eps = sorted(device.usb_endpoints.items())
             body = struct.pack("<HHB", device.usb_vendor_id, device.usb_product_id, len(eps))

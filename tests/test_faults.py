@@ -229,6 +229,8 @@ def test_written_station_names_the_control_socket(served):
         ("stages", "disconnect"),
         ("furnace", "disconnect"),
         ("spectrometer", "garbled"),
+        ("spectrometer", "silent"),
+        ("spectrometer", "disconnect"),
     ],
 )
 def test_served_link_fault_is_a_communication_error(served, served_station, role, kind):
