@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel, / c
 N_AXES = 3
-POSITION_TOLERANCE_MM = 1e-3  # a move that ends farther than this from its target stalled
+POSITION_TOLERANCE_MM = 2e-3  # a move that ends farther than this from its target stalled
 _MAX_ERRORS_READ = 20  # the controller buffers at most 10
 
 # Link failures that are not the instrument's fault (pyserial's errors are OSErrors).

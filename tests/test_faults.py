@@ -150,6 +150,15 @@ def test_stage_stall_is_a_controller_error_and_the_stage_stops_short(sim_station
     assert stages.controller.read_errors() == []
 
 
+def test_stage_stall_is_caught_on_a_tds_step(sim_station):
+    """A 0.05 ps step (7.5 µm) that stalls half-way is still reported."""
+    sampling = sim_station["stages"].sampling
+    sampling.move_to_ps(1.0)
+    sim_station.world.faults.inject("stages", "stage_stall", axis=1)
+    with pytest.raises(ESPControllerError, match="axis 1 error 103"):
+        sampling.move_to_ps(1.05)
+
+
 def test_stage_stall_without_axis_stalls_every_axis(sim_station):
     stages = sim_station["stages"]
     sim_station.world.faults.inject("stages", "stage_stall")
