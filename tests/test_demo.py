@@ -8,6 +8,7 @@ import pytest
 
 from labctl import paper
 from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS, E_CHARGE, M_ELECTRON
+from labctl.analysis.io import load_absorption_csv, load_tds_csv
 from labctl.cli import main
 
 
@@ -30,15 +31,15 @@ def test_demo_recovers_table2_and_writes_report(tmp_path, capsys):
         mu = E_CHARGE * row["tau_fs"] * 1e-15 * (1 + row["c"])
         mu /= DEFAULT_EFFECTIVE_MASS * M_ELECTRON
         assert row["mobility_cm2_Vs"] == pytest.approx(mu * 1e4, rel=1e-3)
-        # the run files: a THz-TDS scan −4…12 ps every 0.05 ps, a UV-Vis spectrum
-        tds = np.loadtxt(out / row["files"]["tds"], delimiter=",", skiprows=1)
-        assert (out / row["files"]["tds"]).read_text().startswith("time_ps,E_ref,dE\n")
-        assert tds.shape == (321, 3)
-        assert tds[0, 0] == pytest.approx(-4.0) and tds[-1, 0] == pytest.approx(12.0)
-        assert np.all(np.diff(tds[:, 0]) == pytest.approx(0.05))
-        assert np.abs(tds[:, 1]).max() > 10 * np.abs(tds[:, 2]).max() > 0  # ΔE ≪ E_ref
-        spectrum = np.loadtxt(out / row["files"]["absorption"], delimiter=",", skiprows=1)
-        assert spectrum[0, 0] == pytest.approx(380, abs=1) and spectrum[-1, 0] > 845
+        # the run files, as `labctl analyze` reads them: a THz-TDS scan −4…12 ps every
+        # 0.05 ps with ΔE ≪ E_ref, and a UV-Vis spectrum over 380–850 nm
+        tds = load_tds_csv(out / row["files"]["tds"])
+        assert tds.time_ps.size == 321
+        assert tds.time_ps[0] == pytest.approx(-4.0) and tds.time_ps[-1] == pytest.approx(12.0)
+        assert np.abs(tds.e_ref).max() > 10 * np.abs(tds.delta_e).max() > 0
+        spectrum = load_absorption_csv(out / row["files"]["absorption"])
+        assert spectrum.wavelength_nm[0] == pytest.approx(380, abs=1)
+        assert spectrum.wavelength_nm[-1] > 845
         for png in (f"tds_{tag}.png", f"absorption_{tag}.png"):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # the printed table: the fitted values and the paper's, row by row
