@@ -192,6 +192,12 @@ class FaultBoard:
                 return reply[: int(rng.integers(1, len(reply) - 1))]  # frame cut short
             return _flip(reply, rng)
 
+    def restore(self) -> None:
+        """Re-apply world-side faults after the world rebuilt its parts (``configure``)."""
+        with self._lock:
+            if any("sensor_break" in faults for faults in self._active.values()):
+                self._world.furnace.sensor_broken = True
+
     # --- internals -------------------------------------------------------------------
     def _check_options(self, role: str, kind: str, options: dict) -> dict:
         if kind != "stage_stall":

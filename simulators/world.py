@@ -237,6 +237,7 @@ class World:
                         )
                 self.pump_fluence_uj_cm2 = float(p.table["pump_fluence_uj_cm2"])
                 self._build()
+                self.faults.restore()  # a rebuilt furnace keeps an injected sensor break
         except (TypeError, ValueError) as exc:
             raise StationError(f"simulation: {exc}") from None
 

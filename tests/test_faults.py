@@ -132,6 +132,15 @@ def test_sensor_break_trips_the_furnace_interlock(sim_station):
     assert reading["temperature_c"] == pytest.approx(world.furnace.ambient_c, abs=2.0)
 
 
+def test_sensor_break_survives_reconfiguring_the_world(sim_station):
+    world = sim_station.world
+    world.faults.inject("furnace", "sensor_break")
+    world.configure(ambient_c=22.0)  # rebuilds the furnace plant
+    assert world.furnace.sensor_broken
+    world.faults.clear()
+    assert not world.furnace.sensor_broken
+
+
 def test_stage_stall_is_a_controller_error_and_the_stage_stops_short(sim_station):
     stages = sim_station["stages"]
     sim_station.world.faults.inject("stages", "stage_stall", axis=2)
