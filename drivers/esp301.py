@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel, / c
 N_AXES = 3
+POSITION_TOLERANCE_MM = 2e-3  # a move that ends farther than this from its target stalled
 _MAX_ERRORS_READ = 20  # the controller buffers at most 10
 
 # Link failures that are not the instrument's fault (pyserial's errors are OSErrors).
@@ -250,6 +251,7 @@ class _AxisUser:
         self.controller = controller
         self.axis = int(axis)
         self.name = name
+        self._target_mm: float | None = None  # of the last move, until stopped
         with controller.lock:
             self.limits_mm = controller.limits_mm(self.axis)
             self.velocity_mm_s = controller.velocity_mm_s(self.axis)
@@ -281,16 +283,28 @@ class _AxisUser:
 
     def _move(self, target_mm: float, wait: bool, timeout_s: float | None) -> None:
         self.controller.move_to_mm(self.axis, target_mm)
+        self._target_mm = float(target_mm)
         if wait:
             self.wait(timeout_s)
 
     def wait(self, timeout_s: float | None = None) -> float:
-        """Wait until the axis stops; returns the position in mm."""
-        return self.controller.wait_for_stop(
+        """Wait until the axis stops; returns the position in mm.
+
+        An axis that stopped short of its target (a stall: the controller logs a
+        following error) raises :class:`ESPControllerError` with the controller's errors.
+        """
+        position = self.controller.wait_for_stop(
             self.axis, self._move_timeout_s() if timeout_s is None else timeout_s
         )
+        target, self._target_mm = self._target_mm, None
+        if target is not None and abs(position - target) > POSITION_TOLERANCE_MM:
+            where = f"{self.name} stopped at {position:.4f} mm, short of {target:.4f} mm"
+            self.controller.check_errors(where)
+            raise InstrumentError(self._where(), f"{where} (no controller error reported)")
+        return position
 
     def stop(self) -> None:
+        self._target_mm = None
         self.controller.stop(self.axis)
 
 

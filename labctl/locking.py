@@ -30,6 +30,14 @@ _LOCKED_ONLY = (
 )
 
 
+class GarbledReply(CommunicationError):
+    """A reply arrived but is not text (line noise); ``message`` without the name."""
+
+    def __init__(self, instrument: str, message: str):
+        self.message = message
+        super().__init__(instrument, message)
+
+
 class SerializedIO:
     """Mixin for pymeasure instruments: put it first in the bases."""
 
@@ -52,11 +60,15 @@ class SerializedIO:
                 raise CommunicationError(
                     self.name, f"no reply (timeout or lost link): {exc}"
                 ) from exc
+            except UnicodeDecodeError as exc:  # line noise: bytes that are not text
+                raise GarbledReply(self.name, f"garbled reply {exc.object[:40]!r}") from exc
 
     def ask(self, command: str, query_delay: float | None = None) -> str:
         with self.lock:
             try:
                 return super().ask(command, query_delay)  # type: ignore[misc]
+            except GarbledReply as exc:
+                raise GarbledReply(self.name, f"{exc.message} to {command!r}") from exc
             except CommunicationError as exc:
                 raise CommunicationError(
                     self.name, f"no reply to {command!r}{self.explain_silence()}"

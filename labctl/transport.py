@@ -9,6 +9,10 @@
 * :class:`SimServer` — serves a handler on 127.0.0.1 over TCP; text
   instruments are reached as ``TCPIP0::127.0.0.1::PORT::SOCKET`` VISA
   resources, serial ones as ``socket://127.0.0.1:PORT`` pyserial URLs.
+
+Every transport passes bytes through ``handler.respond`` (injected silent and
+garbled faults) and honours an injected ``disconnect`` (see
+:mod:`labctl.simulators.faults`) the way its real counterpart fails.
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ def _visa_timeout(where: str) -> pyvisa.errors.VisaIOError:
     return err
 
 
+def _disconnected(handler: ProtocolHandler) -> bool:
+    """An injected ``disconnect`` is active on this simulator."""
+    faults = getattr(handler.world, "faults", None)
+    return faults is not None and "disconnect" in faults.active(handler.name)
+
+
 class SimAdapter(Adapter):
     """In-process pymeasure adapter onto a simulator's protocol handler."""
 
@@ -54,8 +64,17 @@ class SimAdapter(Adapter):
         self._rx = b""
         self._lock = threading.Lock()
 
+    def _check_link(self) -> None:
+        if _disconnected(self.handler):
+            with self._lock:
+                self._rx = b""
+            err = pyvisa.errors.VisaIOError(constants.StatusCode.error_connection_lost)
+            err.args = (f"{self.handler.name} (in-process simulator): {err.description}",)
+            raise err
+
     def _send(self, data: bytes) -> None:
-        reply = self.handler.handle(data)
+        self._check_link()
+        reply = self.handler.respond(data)
         with self._lock:
             self._rx += reply
 
@@ -66,6 +85,7 @@ class SimAdapter(Adapter):
         self._send(bytes(content))
 
     def _read(self, **kwargs) -> str:
+        self._check_link()
         term = self.read_termination.encode("ascii") or b"\n"
         with self._lock:
             i = self._rx.find(term)
@@ -76,6 +96,7 @@ class SimAdapter(Adapter):
         return line.decode("ascii", errors="replace").rstrip("\r")
 
     def _read_bytes(self, count: int, break_on_termchar: bool, **kwargs) -> bytes:
+        self._check_link()
         with self._lock:
             if not self._rx:
                 raise _visa_timeout(f"{self.handler.name} (in-process simulator)")
@@ -124,15 +145,25 @@ class SimSerial:
         self.is_open = False
         self.handler.reset_input()
 
+    def _check_link(self) -> None:
+        if _disconnected(self.handler):
+            import serial
+
+            with self._lock:
+                self._rx = b""
+            raise serial.SerialException(f"{self.port}: connection lost (device disconnected)")
+
     def write(self, data: bytes) -> int:
         if not self.is_open:
             raise OSError(f"{self.port}: port is closed")
-        reply = self.handler.handle(bytes(data))
+        self._check_link()
+        reply = self.handler.respond(bytes(data))
         with self._lock:
             self._rx += reply
         return len(data)
 
     def read(self, size: int = 1) -> bytes:
+        self._check_link()
         with self._lock:
             out, self._rx = self._rx[:size], self._rx[size:]
         return out
@@ -197,14 +228,16 @@ class _Connection(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sim: ProtocolHandler = self.server.protocol_handler  # type: ignore[attr-defined]
         sock: socket.socket = self.request
+        if _disconnected(sim):  # an injected lost link: refuse (close at once)
+            return
         self.server.clients.add(sock)  # type: ignore[attr-defined]
         try:
             _client_socket_options(sock)
             while True:
                 data = sock.recv(65536)
-                if not data:
+                if not data or _disconnected(sim):
                     break
-                reply = sim.handle(data, source=sock)
+                reply = sim.respond(data, source=sock)
                 if reply:
                     sock.sendall(reply)
         except OSError:
@@ -237,6 +270,21 @@ class SimServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"sim-{handler.name}", daemon=True
         )
+        self._faults = getattr(handler.world, "faults", None)
+        if self._faults is not None:
+            self._faults.subscribe(self._on_fault)
+
+    def _on_fault(self, role: str, kind: str, active: bool) -> None:
+        if active and kind == "disconnect" and role == self.handler.name:
+            self.drop_clients()  # new clients are refused by _Connection until cleared
+
+    def drop_clients(self) -> None:
+        """Close every client's connection, as a pulled cable or a rebooted instrument would."""
+        for sock in list(self._server.clients):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def resource(self) -> str:
@@ -251,13 +299,11 @@ class SimServer:
 
     def stop(self) -> None:
         """Stop listening and drop every client, as a powered-off instrument would."""
+        if self._faults is not None:
+            self._faults.unsubscribe(self._on_fault)
         self._server.shutdown()
         self._server.server_close()
-        for sock in list(self._server.clients):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.drop_clients()
 
     def __enter__(self) -> SimServer:
         return self.start()

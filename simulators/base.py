@@ -34,6 +34,20 @@ class ProtocolHandler:
         self.world = world
         self.name = name or type(self).__name__
         self.lock = threading.RLock()
+        faults = getattr(world, "faults", None)
+        if faults is not None:
+            faults.register(self)
+
+    def respond(self, data: bytes, source: object = None) -> bytes:
+        """What goes back on the wire: :meth:`handle` under any injected fault.
+
+        Transports call this, never :meth:`handle` directly (see
+        :mod:`labctl.simulators.faults`).
+        """
+        faults = getattr(self.world, "faults", None)
+        if faults is None:
+            return self.handle(data, source)
+        return faults.respond(self, data, source)
 
     def handle(self, data: bytes, source: object = None) -> bytes:
         raise NotImplementedError

@@ -310,6 +310,9 @@ class VirtualUSBBackend(usb.backend.IBackend):
             raise usb_error(
                 "Invalid parameter (IN endpoint)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
             )
+        faults = _link_faults(device)
+        if "disconnect" in faults or "silent" in faults:
+            _fail_transfer(device, faults, ep, int(timeout or 0))
         return device.usb_bulk_write(ep, bytes(data), int(timeout or 0))
 
     def bulk_read(
@@ -321,6 +324,9 @@ class VirtualUSBBackend(usb.backend.IBackend):
                 "Invalid parameter (OUT endpoint)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
             )
         size = len(buff) * buff.itemsize
+        faults = _link_faults(device)
+        if faults & {"disconnect", "silent", "garbled"}:
+            _fail_transfer(device, faults, ep, int(timeout or 0))
         data = device.usb_bulk_read(ep, size, int(timeout or 0))[:size]
         view = memoryview(buff).cast("B")
         view[: len(data)] = data
@@ -334,6 +340,25 @@ class VirtualUSBBackend(usb.backend.IBackend):
 
 _backend: VirtualUSBBackend | None = None
 _backend_lock = threading.Lock()
+
+
+def _link_faults(device) -> frozenset[str]:
+    """Injected faults on a local simulated device (:mod:`labctl.simulators.faults`)."""
+    faults = getattr(getattr(device, "world", None), "faults", None)
+    return faults.active(device.name) if faults is not None else frozenset()
+
+
+def _fail_transfer(device, faults: frozenset[str], endpoint: int, timeout_ms: int):
+    """A transfer to an unplugged (disconnect), hung (silent) or noisy (garbled) device
+    fails as libusb's would: USB checks every packet's CRC, so line noise is an I/O error."""
+    where = f"{device.name} (simulated) EP 0x{endpoint:02X}"
+    if "disconnect" in faults:
+        raise usb_error(f"{where}: No such device", LIBUSB_ERROR_NO_DEVICE, errno.ENODEV)
+    if "garbled" in faults and endpoint & 0x80:
+        raise usb_error(f"{where}: Input/Output Error (bad CRC)", LIBUSB_ERROR_IO, errno.EIO)
+    if timeout_ms > 0:
+        device.world.clock.sleep(timeout_ms / 1000.0)
+    raise usb_timeout(where)
 
 
 def get_backend(find_library=None) -> VirtualUSBBackend:
@@ -474,6 +499,10 @@ def _reply(status: int, endpoint: int, payload: bytes = b"") -> bytes:
 def serve_request(device: SimulatedUSBDevice, req: TunnelRequest) -> bytes:
     """Carry out one tunnelled transfer on ``device``; never raises."""
     try:
+        faults = _link_faults(device)
+        if req.op in (OP_OUT, OP_IN) and faults & {"silent", "garbled"}:
+            if req.op == OP_IN or "silent" in faults:
+                _fail_transfer(device, faults, req.endpoint, req.timeout_ms)
         if req.op == OP_DESCRIBE:
             eps = sorted(device.usb_endpoints.items())
             body = struct.pack("<HHB", device.usb_vendor_id, device.usb_product_id, len(eps))

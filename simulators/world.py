@@ -50,6 +50,8 @@ Interface contract (used by simulators in this package):
   ``world.lamp_shutter_open = False`` → zeros.
 * ``world.pump_power_w(wavelength_nm)`` — average pump power at the meter head.
 * ``world.configure(**opts)`` — the station's ``simulation:`` options.
+* ``world.faults`` — :class:`~labctl.simulators.faults.FaultBoard`: injected faults by role
+  (``inject(role, kind)``, ``clear(role=None, kind=None)``, ``active(role)``).
 * Truth for tests and metadata: ``world.photoresponse(film)``,
   ``world.true_parameters(film)``, ``world.absorbance(film, wavelengths_nm)``,
   ``world.optp_peak_delay_ps()``, ``world.tds_pump_delay_ps()``.
@@ -65,6 +67,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.clock import Clock, VirtualClock
+from labctl.simulators.faults import FaultBoard
 from labctl.simulators.physics.params import WorldParams, default_params
 
 PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel / c
@@ -160,6 +163,7 @@ class World:
         self.pump_fluence_uj_cm2 = float(self.params.table["pump_fluence_uj_cm2"])
         self.lamp_shutter_open = True  # UV-Vis light source shutter (closed: dark spectra)
         self._build()
+        self.faults = FaultBoard(self)  # injected faults, by role; outlives configure()
 
     def _build(self) -> None:
         from labctl.simulators.physics.absorption import AbsorptionModel
@@ -239,6 +243,7 @@ class World:
                         )
                 self.pump_fluence_uj_cm2 = float(p.table["pump_fluence_uj_cm2"])
                 self._build()
+                self.faults.restore()  # a rebuilt furnace keeps an injected sensor break
         except (TypeError, ValueError) as exc:
             raise StationError(f"simulation: {exc}") from None
 

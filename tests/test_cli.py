@@ -12,7 +12,11 @@ from labctl.cli import main
 def test_help_is_fast_and_lists_commands():
     t0 = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "labctl.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "labctl.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert time.monotonic() - t0 < 5.0  # generous: lazy imports keep it ~0.1 s
     for command in ("sim", "analyze", "demo"):

@@ -4,7 +4,7 @@ The pumped field is made with the EXACT thin-film transfer applied in the freque
 domain (physics convention, see :mod:`labctl.analysis.tds`) on a zero-padded grid,
 then truncated to the scan window, so causality and truncation behave as in a real
 scan. Table 2 of Chen et al. (Small 2023) is in :data:`TABLE2`; the paper gives no
-film thickness, so :data:`FILM_THICKNESS_M` (100 nm, as in science.md) is an assumption.
+film thickness, so :data:`FILM_THICKNESS_M` (100 nm, see docs/physics.md) is an assumption.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def _optics() -> dict:
 
 def _photo() -> dict:
     return {
-        "effective_mass": 0.13,  # m*/mₑ, CdSe electron (science.md)
+        "effective_mass": 0.13,  # m*/mₑ, CdSe electron (docs/physics.md)
         # anneal-equivalent temperature anchors (°C) → Drude-Smith τ (fs), c, and
         # the free-carrier density at the reference fluence (m⁻³); 250–335 and the
         # fused state (350) are Table 2; below 250 model, exciton-dominated
@@ -200,7 +200,7 @@ def _table() -> dict:
         "thz_chirp_ps2": 0.02,
         "thz_df_thz": 0.01,  # frequency grid: 100 ps period, well beyond any scan
         "thz_fmax_thz": 5.0,
-        "substrate_index": 1.95,  # fused silica at THz (paper/science.md)
+        "substrate_index": 1.95,  # fused silica at THz (docs/physics.md)
         "substrate_thickness_mm": 1.0,  # echo 2nL/c = 13.0 ps after the main pulse
         # white noise at the lock-in inputs (V/√Hz): a floor plus a part ∝ the
         # instantaneous EO signal (laser noise, partly cancelled in the pump channel)
