@@ -16,7 +16,7 @@ from labctl.drivers.esp301 import ESPControllerError
 from labctl.drivers.eurotherm import FurnaceInterlock
 from labctl.errors import CommunicationError, LabctlError
 from labctl.simulators.faults import FaultError
-from labctl.station import Station
+from labctl.station import Station, station_path
 
 #: One query per instrument role, through its driver.
 QUERIES = {
@@ -327,10 +327,10 @@ def test_sim_fault_errors_are_one_line(served, tmp_path):
     assert len(err.splitlines()) == 1
     code, err = run("--station", str(served), "furnace", "melted")
     assert code == 1 and "unknown fault kind 'melted'" in err and len(err.splitlines()) == 1
-    plain = tmp_path / "plain.yaml"
-    plain.write_text("name: x\ninstruments: {}\n")
+    plain = tmp_path / "plain.yaml"  # a valid station that no 'sim serve' wrote
+    plain.write_text(station_path("sim").read_text())
     code, err = run("--station", str(plain), "furnace", "silent")
-    assert code == 1 and "no sim_control address" in err and len(err.splitlines()) == 1
+    assert code == 2 and "no sim_control address" in err and len(err.splitlines()) == 1
     data = yaml.safe_load(served.read_text())
     gone = tmp_path / "gone.yaml"
     with socket.socket() as s:  # a port nobody listens on
