@@ -27,7 +27,7 @@ from labctl.errors import CommunicationError, InstrumentError, StationError
 from labctl.locking import ClosesOnShutdown, SerializedIO, numbers
 
 #: SCPI queries answered with one number (headers as the driver and pymeasure send them).
-_NUMBER_QUERY = re.compile(r"^(MEAS|READ|FETC|SENS(E)?:(CORR|AVER|POW)|CONF)", re.IGNORECASE)
+_NUMBER_QUERY = re.compile(r"^(MEAS|READ|FETC|SENS(E)?:(CORR|AVER))", re.IGNORECASE)
 #: ``SYST:SENS:IDN?``: name, serial, calibration, type, subtype, flags.
 _SENSOR_IDN_QUERY = re.compile(r"^SYST(EM)?:SENS(OR)?:IDN\?", re.IGNORECASE)
 
