@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from pymeasure.instruments.newport.esp300 import ESP300, Axis, AxisError, Genera
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError, StationError
-from labctl.locking import LINK_ERRORS, SerializedIO
+from labctl.locking import LINK_ERRORS, SerializedIO, numbers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,20 @@ N_AXES = 3
 POSITION_TOLERANCE_MM = 2e-3  # a move that ends farther than this from its target stalled
 _MAX_ERRORS_READ = 20  # the controller buffers at most 10
 
-# Link failures that are not the instrument's fault (pyserial's errors are OSErrors).
+#: Axis queries answered with one number (``1TP``, ``2VA?``, ``3MD?`` …).
+_NUMBER_QUERY = re.compile(r"^[1-9](TP|DP|VA|VU|AC|AG|SL|SR|MD|MO|DH|FE|JH|JW|OL|OH)\??$")
+#: ``TB?``: "code, timestamp, message".
+_TB_REPLY = re.compile(r"^\s*\d+\s*,\s*\d+\s*,")
+
+
+def esp_reply_problem(command: str, reply: str) -> str | None:
+    """Why ``reply`` cannot answer the ESP301 query ``command`` (None if it can)."""
+    command = command.strip().upper()
+    if command == "TB?" and not _TB_REPLY.match(reply):
+        return "expected 'code, timestamp, message'"
+    if _NUMBER_QUERY.match(command) and numbers(reply, 1) is None:
+        return "expected one number"
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,10 @@ class MotionController(SerializedIO, ESP300):
     Axes are ``x``, ``y``, ``phi`` (1, 2, 3) as in pymeasure, or ``axis(n)``.
     """
 
+    identity_query = "VE?"  # the ESP301 has no *IDN?
+    identity_pattern = r"^ESP30[01]\b"
+    model_description = "a Newport ESP301 motion controller"
+
     def __init__(
         self,
         adapter,
@@ -107,7 +125,10 @@ class MotionController(SerializedIO, ESP300):
             raise ValueError(f"{name}: poll_interval_s must be positive, got {poll_interval_s!r}")
         self.poll_interval_s = float(poll_interval_s)
 
-    # --- I/O: SerializedIO serializes and names link errors ------------------
+    # --- I/O: SerializedIO serializes, resyncs and names link errors ----------
+    def reply_problem(self, command: str, reply: str) -> str | None:
+        return esp_reply_problem(command, reply)
+
     def explain_silence(self) -> str:
         """The controller is silent after a bad query; its error buffer says why.
 
@@ -135,11 +156,9 @@ class MotionController(SerializedIO, ESP300):
         try:
             value = cast(float(reply)) if cast is int else cast(reply)
         except ValueError:
-            raise CommunicationError(
-                self.name, f"garbled reply {reply!r} to {command!r} (expected a number)"
-            ) from None
+            raise self.garbled(command, reply, "expected a number") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise CommunicationError(self.name, f"garbled reply {reply!r} to {command!r}")
+            raise self.garbled(command, reply)
         return value
 
     # --- pymeasure hooks that would otherwise query everything or use SCPI ----
@@ -165,9 +184,7 @@ class MotionController(SerializedIO, ESP300):
             code = int(parts[0])
             timestamp = int(parts[1]) if len(parts) > 1 else None
         except ValueError:
-            raise CommunicationError(
-                self.name, f"garbled reply {reply!r} to 'TB?' (expected 'code, time, message')"
-            ) from None
+            raise self.garbled("TB?", reply, "expected 'code, time, message'") from None
         message = parts[2] if len(parts) > 2 and parts[2] else decode_error(code)
         return code, timestamp, message
 
@@ -196,7 +213,7 @@ class MotionController(SerializedIO, ESP300):
     def is_moving(self, axis: int) -> bool:
         done = self._query_number(f"{axis}MD?", int)
         if done not in (0, 1):
-            raise CommunicationError(self.name, f"garbled reply {done!r} to '{axis}MD?'")
+            raise self.garbled(f"{axis}MD?", done, "expected 0 or 1")
         return done == 0
 
     def velocity_mm_s(self, axis: int) -> float:
@@ -578,9 +595,7 @@ def open_instrument(
         adapter = connection
     controller = MotionController(adapter, name=name, clock=clock, poll_interval_s=poll_interval_s)
     try:
-        version = controller.id
-        if "ESP" not in version.upper():
-            raise CommunicationError(name, f"unexpected identification {version!r} (not an ESP)")
+        version = controller.confirm_identity()
         controller.read_errors()  # start from an empty error buffer
         stages = {role: _build_stage(controller, role, spec) for role, spec in axes.items()}
     except Exception:

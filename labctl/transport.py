@@ -113,6 +113,12 @@ class SimAdapter(Adapter):
         with self._lock:
             self._rx = b""
 
+    def discard_input(self, quiet_s: float = 0.0) -> bytes:
+        """Drop and return whatever is waiting (in process, nothing arrives later)."""
+        with self._lock:
+            dropped, self._rx = self._rx, b""
+        return dropped
+
     def close(self) -> None:
         pass
 

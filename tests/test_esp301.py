@@ -291,7 +291,13 @@ def test_check_errors_decodes_axis_and_message():
 def test_garbled_replies_become_communication_errors():
     with expected_protocol(
         MotionController,
-        [("1TP", "#@!"), ("TB?", "what?"), ("1MD?", "7")],
+        [
+            ("1TP", "#@!"),
+            ("VE?", "ESP301 Version 3.0.2 7/28/11"),  # back in step before the next query
+            ("TB?", "what?"),
+            ("VE?", "ESP301 Version 3.0.2 7/28/11"),
+            ("1MD?", "7"),
+        ],
         name="stages",
         clock=VirtualClock(),
     ) as controller:

@@ -288,6 +288,8 @@ def test_driver_protocol_read_xy_and_errors():
             ("*ESR?", "48"),
             ("*ESR?", "0"),
             ("SNAP? 1,2", "0.1,garbage"),
+            ("*IDN?", "Stanford_Research_Systems,SR830,s/n12345,ver1.07"),  # resync
+            ("SNAP? 1,2", "0.2,0.3"),
         ],
         name="lockin_ref",
         clock=VirtualClock(),
@@ -300,6 +302,7 @@ def test_driver_protocol_read_xy_and_errors():
         assert lockin.check_errors() == []
         with pytest.raises(CommunicationError, match="lockin_ref: garbled"):
             lockin.read_xy()
+        assert lockin.read_xy() == (0.2, 0.3)  # only after *IDN? proved the stream in step
 
 
 @pytest.mark.parametrize(

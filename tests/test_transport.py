@@ -33,6 +33,9 @@ class Reverser(ProtocolHandler):
 
 
 class ParrotInstrument(SerializedIO, Instrument):
+    identity_query = "ECHO parrot-in-step"  # the parrot's only reply it can be sure of
+    identity_pattern = r"^parrot-in-step$"
+
     def __init__(self, adapter, **kwargs):
         super().__init__(adapter, "parrot", includeSCPI=False, **kwargs)
 
