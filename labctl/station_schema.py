@@ -232,6 +232,19 @@ SPECTROMETER_OPTIONS = Record(
         "backend": Choice(
             doc="seabreeze backend (hardware only)", values=("cseabreeze", "pyseabreeze")
         ),
+        "tunnel_timeout_s": Number(
+            doc="USB-tunnel addresses: link wait beyond the USB timeout",
+            default=5.0,
+            lo=0.05,
+            hi=60.0,
+            unit="s",
+        ),
+        "model": Text(
+            doc="refuse any other model at connect (e.g. FLAMES)",
+            max_len=32,
+            pattern=r"[A-Za-z0-9+_-]+",
+            rule="a seabreeze model name",
+        ),
     }
 )
 
