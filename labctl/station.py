@@ -248,8 +248,11 @@ def build_world(simulation: dict, clock: Clock, source: str = "<station>"):
         raise StationError(
             f"{source}: simulation.seed must be a non-negative integer, got {seed!r}"
         )
-    if not isinstance(noise, bool):
-        raise StationError(f"{source}: simulation.noise must be true or false, got {noise!r}")
+    if noise not in (True, False, "realistic", "white"):
+        raise StationError(
+            f"{source}: simulation.noise must be true or false (or 'realistic', 'white'), "
+            f"got {noise!r}"
+        )
     world = World(clock, seed=seed, noise=noise)
     try:
         world.configure(**opts)
