@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import stats
 from scipy.signal import get_window
 
 from labctl.errors import AnalysisError
@@ -641,8 +642,6 @@ def significance(spec: TDSSpectrum, p_threshold: float = SIGNIFICANCE_P) -> Sign
     geometry) when the band average of Re Δσ is below zero by > 3σ and Re Δσ < 0 at
     ≥ 80 % of the frequencies.
     """
-    from scipy import stats
-
     sig = np.asarray(spec.sigma, complex)
     stacked = np.concatenate([sig.real, sig.imag])
     warnings: list[str] = []
