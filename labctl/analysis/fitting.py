@@ -102,7 +102,8 @@ class FitResult:
         grad[i_tau] = k * (1 + c)
         if "c" in self.values:
             grad[self.param_names.index("c")] = k * tau
-        var = float(grad @ self.covariance @ grad)
+        with np.errstate(invalid="ignore"):  # an unconstrained parameter: infinite variance
+            var = float(grad @ self.covariance @ grad)
         return float(mu), (math.sqrt(var) if np.isfinite(var) and var >= 0 else math.inf)
 
     def evaluate(self, freq_hz) -> np.ndarray:
@@ -405,7 +406,8 @@ def sweep_parameter_covariance(jac_w, err, sigma_sweeps, cov_raw) -> np.ndarray:
     """Parameter covariance from the scatter of per-sweep spectra: each sweep's deviation
     from the mean goes through the fit's linear map A; the covariance of the mean is
     Σ δp δpᵀ/(n(n−1)) (every correlation between frequencies, e.g. a pump-energy change
-    that scales a whole sweep, included), times :func:`small_sample_factor`."""
+    that scales a whole sweep, included), times :func:`small_sample_factor`. Drift slower
+    than the whole run does not show in any scatter (docs/analysis.md)."""
     s = np.asarray(sigma_sweeps, complex)
     n = s.shape[0]
     dev = s - s.mean(axis=0)

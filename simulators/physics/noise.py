@@ -63,6 +63,29 @@ class OUSum:
             self.sd * rng.standard_normal(self.tau.size) if self.sd > 0 else np.zeros(self.tau.size)
         )
 
+    def path(self, times) -> np.ndarray:
+        """Values at increasing ``times`` (≥ the current time), advancing the state."""
+        times = np.asarray(times, float)
+        out = np.zeros(times.size)
+        if self.sd <= 0 or times.size == 0:
+            return out
+        dts = np.maximum(np.diff(np.concatenate([[self.t], times])), 0.0)
+        new_state = []
+        for j, tau in enumerate(self.tau):
+            decay = np.exp(-dts / tau)
+            kicks = (
+                self.sd * np.sqrt(1.0 - decay**2) * self.rng.standard_normal(dts.size)
+            ).tolist()
+            x = float(self.state[j])
+            values = []
+            for d, k in zip(decay.tolist(), kicks, strict=True):
+                x = x * d + k
+                values.append(x)
+            out += np.array(values)
+            new_state.append(x)
+        self.state, self.t = np.array(new_state), float(times[-1])
+        return out
+
     def value(self, t: float) -> float:
         if self.sd > 0 and t > self.t:
             decay = np.exp(-(t - self.t) / self.tau)
