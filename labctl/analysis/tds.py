@@ -633,9 +633,11 @@ def significance(spec: TDSSpectrum, p_threshold: float = SIGNIFICANCE_P) -> Sign
     """Test Δσ = 0 on smooth projections of the spectrum (band averages of Re and Im Δσ
     and their first two Legendre moments), with the noise of ``spec``:
 
-    - per-sweep spectra (≥ 3 sweeps): Hotelling's T² on the scatter of the per-sweep
-      projections (their covariance between frequencies and any drift between sweeps
-      included), F-distributed with n − k degrees of freedom; k ≤ n − 2;
+    - per-sweep spectra (≥ 3 sweeps): Hotelling's T² of the band averages of Re and Im
+      (k = 2; Re only with 3 sweeps) on the scatter of the per-sweep projections (their
+      covariance between frequencies and any drift between sweeps included),
+      F-distributed with n − k degrees of freedom (few components: a covariance from a
+      few sweeps leaves few degrees of freedom, and power with them);
     - a covariance (noise model) or per-frequency errors: χ² with k = 6 components.
 
     Also flags a negative Re Δσ across the band (wrong sign of ΔE, lock-in phase,
@@ -647,7 +649,7 @@ def significance(spec: TDSSpectrum, p_threshold: float = SIGNIFICANCE_P) -> Sign
     warnings: list[str] = []
     if spec.sweep_sigma is not None and spec.sweep_sigma.shape[0] >= 3:
         n = spec.sweep_sigma.shape[0]
-        k = int(min(6, n - 2))
+        k = int(min(2, n - 2))
         basis = _smooth_basis(spec.freq_hz, k)
         per = np.concatenate([spec.sweep_sigma.real, spec.sweep_sigma.imag], axis=1) @ basis
         y = stacked @ basis
