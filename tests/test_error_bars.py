@@ -102,6 +102,35 @@ def test_realistic_noise_lives_on_virtual_time():
     assert 1.5e-3 < np.std(np.diff(delays)) / np.sqrt(2) < 3.5e-3
 
 
+def test_both_lock_ins_see_one_detector():
+    """The probe's intensity noise is common to both channels: ΔE/E_ref at the lock-in
+    inputs fluctuates only by the pump's energy noise, each channel by both."""
+    world = World(VirtualClock(), seed=3)
+    anneal_nominal(world.films[0], 300.0)
+    for stage, mm in zip(
+        world.stages,
+        (
+            world.params.table["sampling_zero_mm"],
+            world.params.table["pump_zero_mm"] + world.tds_pump_delay_ps() / 6.671,
+            world.slot_position_mm(1),
+        ),
+        strict=True,
+    ):
+        stage.start_mm = stage.target_mm = mm
+    ref, pump = [], []
+    for k in range(400):
+        world.t = 1.0 + 0.3 * k
+        ref.append(world.lockin_input_v("ref"))
+        pump.append(world.lockin_input_v("pump"))
+    ref, pump = np.array(ref), np.array(pump)
+    ratio = pump / (ref - pump)  # ΔE/(2 E_ref)
+    p = world.params.noise
+    rel_ref = np.std(ref) / np.mean(ref)
+    rel_ratio = np.std(ratio) / abs(np.mean(ratio))
+    assert rel_ref > 0.5 * np.hypot(p["probe_point_rms"], p["probe_drift_rms"])
+    assert rel_ratio < 1.5 * np.hypot(p["pump_point_rms"], p["pump_drift_rms"]) < rel_ref
+
+
 def test_film_variation_is_an_option():
     plain = World(VirtualClock(), seed=4, noise=False)
     assert {f.thickness_nm for f in plain.films} == {100.0}
