@@ -102,6 +102,17 @@ def test_realistic_noise_lives_on_virtual_time():
     assert 1.5e-3 < np.std(np.diff(delays)) / np.sqrt(2) < 3.5e-3
 
 
+def test_scan_path_reproduces_the_table_fields(film):
+    """Noise off: the cheap per-sweep path gives the optical table's own E_ref and ΔE."""
+    world, scan = _scan(film, n_sweeps=2, noise=False)
+    table, pulse = world.table, world.table.pulse
+    tp = world.tds_pump_delay_ps()
+    de = [pulse.field_from(pulse.phase(t), table._pumped_spec_change(film, tp)) for t in TIMES]
+    ref = [pulse.field_from(pulse.phase(t), table._sample_spec) for t in TIMES]
+    assert np.allclose(scan.delta_e, de, rtol=0, atol=1e-10 * np.max(np.abs(de)))
+    assert np.allclose(scan.e_ref, ref, rtol=0, atol=1e-10 * np.max(np.abs(ref)))
+
+
 def test_both_lock_ins_see_one_detector():
     """The probe's intensity noise is common to both channels: ΔE/E_ref at the lock-in
     inputs fluctuates only by the pump's energy noise, each channel by both."""
