@@ -54,7 +54,7 @@ def analyze_tds(path, meta, capsys):
 def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     temp, tau_fs, c, n_m3 = row
     _t, tau_err, c_err, n_err = err
-    path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3")
+    path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3", "--noise", "white")
     with path.open() as fh:
         header = fh.readline().strip()
     assert header == "time_ps,E_ref,dE"

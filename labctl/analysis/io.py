@@ -16,7 +16,9 @@ text is cut to :data:`QUOTE_CHARS` characters). Reading takes time and memory li
 in the file size; files above :data:`MAX_FILE_BYTES` are refused.
 
 - TDS: ``time_ps,E_ref,dE`` (ΔE = E_pumped − E_ref); time strictly increasing and
-  equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows.
+  equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows. With a
+  ``sweep`` column (a run file): one row per gate point per sweep, single-sweep
+  values; every complete sweep on one equally spaced grid.
 - OPTP: ``pump_delay_ps`` plus either ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``
   (−ΔE/E = −dE_peak/E_ref_peak); optional ``minus_dE_over_E_err``. −ΔE/E must stay
   below 1 (at 1 the pumped THz field would vanish).
@@ -288,22 +290,81 @@ def _check_increasing(p, x, name, equal_spacing: bool, line_numbers=None):
 
 @dataclass
 class TDSData:
+    """A TDS scan: the (sweep-averaged) traces, and the per-sweep ones when the file has a
+    ``sweep`` column (``e_ref_sweeps``/``delta_e_sweeps``: (n_sweeps, n) single-sweep
+    values; incomplete sweeps are left out and named in ``notes``)."""
+
     time_ps: np.ndarray
     e_ref: np.ndarray
     delta_e: np.ndarray
     path: str
+    e_ref_sweeps: np.ndarray | None = None
+    delta_e_sweeps: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_sweeps(self) -> int:
+        return 1 if self.e_ref_sweeps is None else int(self.e_ref_sweeps.shape[0])
 
 
 def load_tds_csv(path) -> TDSData:
-    """Read and validate a ``time_ps,E_ref,dE`` file."""
+    """Read and validate a ``time_ps,E_ref,dE`` file, or a run file with a ``sweep`` column
+    (one row per gate point per sweep, in any order within a sweep)."""
     table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
     cols = table.columns
+    if "sweep" in cols:
+        return _load_tds_sweeps(path, table)
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
     _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
     return TDSData(t, cols["E_ref"], cols["dE"], str(path))
+
+
+def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
+    """Per-sweep matrices from rows ``sweep,time_ps,E_ref,dE``: every complete sweep on
+    the same time grid (that of the sweep with the most points)."""
+    cols = table.columns
+    sweep_ids = cols["sweep"]
+    if np.any(sweep_ids != np.round(sweep_ids)):
+        i = int(np.nonzero(sweep_ids != np.round(sweep_ids))[0][0])
+        raise DataFileError(
+            path, f"line {table.line_numbers[i]}: sweep must be an integer, got {sweep_ids[i]:g}"
+        )
+    ids = np.unique(sweep_ids)
+    groups = []
+    for sid in ids:
+        rows = np.nonzero(sweep_ids == sid)[0]
+        order = rows[np.argsort(cols["time_ps"][rows], kind="stable")]
+        groups.append((int(sid), order))
+    ref_group = max(groups, key=lambda g: g[1].size)[1]
+    grid = cols["time_ps"][ref_group]
+    _check_count(path, grid.size, MIN_TDS_POINTS, "a TDS spectrum (points per sweep)")
+    _check_increasing(
+        path, grid, "time_ps", equal_spacing=True, line_numbers=table.line_numbers[ref_group]
+    )
+    tol = 0.01 * float(np.median(np.diff(grid)))
+    refs, des, notes = [], [], []
+    for sid, rows in groups:
+        t = cols["time_ps"][rows]
+        if t.size < grid.size:
+            notes.append(f"sweep {sid} has {t.size} of {grid.size} points (incomplete): left out")
+            continue
+        if t.size > grid.size or np.max(np.abs(t - grid)) > tol:
+            raise DataFileError(
+                path,
+                f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the time "
+                f"grid of the other sweeps ({grid.size} points, {grid[0]:g}–{grid[-1]:g} ps)",
+            )
+        refs.append(cols["E_ref"][rows])
+        des.append(cols["dE"][rows])
+    ref_k, de_k = np.array(refs), np.array(des)
+    if not np.any(ref_k):
+        raise DataFileError(path, "E_ref is zero everywhere")
+    return TDSData(
+        grid, ref_k.mean(axis=0), de_k.mean(axis=0), str(path), ref_k, de_k, tuple(notes)
+    )
 
 
 @dataclass

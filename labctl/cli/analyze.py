@@ -234,7 +234,12 @@ def _parse_window(text):
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
     from labctl.analysis.io import load_tds_csv
-    from labctl.analysis.tds import check_pad_factor, make_window, photoconductivity
+    from labctl.analysis.tds import (
+        check_pad_factor,
+        make_window,
+        photoconductivity,
+        significance,
+    )
     from labctl.errors import AnalysisError
 
     _check_positive("--thickness-nm", args.thickness_nm)
@@ -253,11 +258,12 @@ def run_tds(args: argparse.Namespace) -> int:
         raise AnalysisError(f"{opt}: {exc}") from None
     _check_plot_path(args.plot)
     data = load_tds_csv(args.file)
+    sweeps = data.e_ref_sweeps is not None
     try:
         spec = photoconductivity(
             data.time_ps,
-            data.e_ref,
-            data.delta_e,
+            data.e_ref_sweeps if sweeps else data.e_ref,
+            data.delta_e_sweeps if sweeps else data.delta_e,
             thickness_m=args.thickness_nm * 1e-9,
             substrate_index=args.substrate_index,
             fmin_hz=args.fmin * 1e12,
@@ -265,17 +271,28 @@ def run_tds(args: argparse.Namespace) -> int:
             window=window,
             pad_factor=args.pad_factor,
             method="small-signal" if args.small_signal else "exact",
+            require_signal=False,
         )
-        fit = fit_spectrum(
-            spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
-        )
+        test = significance(spec)
+        fit = None
+        try:
+            fit = fit_spectrum(
+                spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
+            )
+        except AnalysisError:
+            if test.significant:
+                raise
     except AnalysisError as exc:
         raise AnalysisError(f"{args.file}: {exc}") from None
-    result = fit.to_dict() | {
+    result = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
+    result["warnings"] = list(data.notes) + result["warnings"] + test.warnings
+    result |= test.to_dict() | {
         "file": str(args.file),
         "thickness_nm": args.thickness_nm,
         "substrate_index": args.substrate_index,
+        "error_source": spec.noise_source,
         "noise_source": spec.noise_source,
+        "n_sweeps": spec.n_sweeps,
         "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
         "n_dropped_low_ref": spec.n_dropped_low_ref,
@@ -292,14 +309,40 @@ def run_tds(args: argparse.Namespace) -> int:
             else None
         ),
     }
+    if test.negative_real:
+        result["success"] = False
     if args.plot:
-        _plot_tds(args.plot, spec, fit)
+        _plot_tds(args.plot, spec, fit if test.significant else None)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
     else:
         _table_tds(result)
     return 0
+
+
+#: the fitted quantities of ``analyze tds`` (each with ``_err``)
+_FIT_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
+
+
+def _null_fit_dict(fit, spec) -> dict:
+    """A null measurement: no fitted value is presented as measured (all ``null``);
+    the fit of the noise, if one converged, is kept under ``fit_of_noise``."""
+    if fit is not None:
+        out = fit.to_dict()
+    else:
+        out = {"model": None, "chi2": None, "chi2_red": None, "dof": None, "warnings": []}
+        out |= {"fmin_THz": spec.freq_hz.min() / 1e12, "fmax_THz": spec.freq_hz.max() / 1e12}
+    noise_fit = {k: out.get(k) for k in _FIT_KEYS if out.get(k) is not None}
+    noise_fit |= {f"{k}_err": out.get(f"{k}_err") for k in noise_fit}
+    for k in _FIT_KEYS:
+        if k in out or k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
+            out[k] = None
+            out[f"{k}_err"] = None
+    out["fit_of_noise"] = noise_fit or None
+    out["success"] = False
+    out.setdefault("converged", False)
+    return out
 
 
 def _table_tds(r: dict) -> None:
@@ -323,11 +366,25 @@ def _table_tds(r: dict) -> None:
     for label, key, unit in rows:
         if key in r and r[key] is not None:
             table.add_row(label, *_fmt(r[key], r.get(f"{key}_err")), unit)
-    table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
+    if r["chi2_red"] is not None:
+        table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
     table.add_row("window", f"{r['fmin_THz']:.2f}–{r['fmax_THz']:.2f}", "", "THz")
     console = Console()
     console.print(table)
-    console.print(f"noise estimate: {r['noise_source'] or 'none (errors scaled by χ²_red)'}")
+    console.print(
+        f"errors from: {r['error_source'] or 'none (errors scaled by χ²_red)'}"
+        f" ({r['n_sweeps']} sweep{'s' if r['n_sweeps'] != 1 else ''})"
+    )
+    if r["error_source"] == "baseline":
+        console.print(
+            "note: the pre-pulse baseline of one trace holds neither multiplicative noise, "
+            "timebase jitter nor drift; record ≥ 3 sweeps for honest errors"
+        )
+    if not r["significant"]:
+        console.print(
+            f"[red]ΔE is not significant[/red] (p = {r['significance_p_value']:.2g}): "
+            "no photoconductivity measured"
+        )
     if not r["success"]:
         console.print("[red]fit flagged unsuccessful[/red] (see the warnings)")
     for w in r["warnings"]:
@@ -351,22 +408,26 @@ def _save_figure(plt, fig, path) -> None:
 
 
 def _plot_tds(path, spec, fit) -> None:
+    """Re/Im Δσ with errors, and the fit (None: a null measurement, data only)."""
     import numpy as np
 
     plt = _pyplot()
     f = spec.freq_hz / 1e12
-    fine = np.linspace(spec.freq_hz.min(), spec.freq_hz.max(), 300)
-    model = fit.evaluate(fine)
     fig, ax = plt.subplots(figsize=(6, 4))
     err = spec.sigma_err
     ax.errorbar(f, spec.sigma.real, yerr=err, fmt="o", ms=3, color="C3", label="Re Δσ")
     ax.errorbar(f, spec.sigma.imag, yerr=err, fmt="s", ms=3, color="k", label="Im Δσ")
-    ax.plot(fine / 1e12, model.real, color="C3")
-    ax.plot(fine / 1e12, model.imag, color="k")
+    if fit is not None:
+        fine = np.linspace(spec.freq_hz.min(), spec.freq_hz.max(), 300)
+        model = fit.evaluate(fine)
+        ax.plot(fine / 1e12, model.real, color="C3")
+        ax.plot(fine / 1e12, model.imag, color="k")
+        ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
+    else:
+        ax.set_title("ΔE not significant: no fit shown")
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set_xlabel("frequency (THz)")
     ax.set_ylabel("Δσ (S/m)")
-    ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
     ax.legend()
     _save_figure(plt, fig, path)
 
@@ -422,6 +483,35 @@ def _check_optp_options(args) -> None:
     _check_plot_path(args.plot)
 
 
+def _optp_guards(path, t, y) -> list[str]:
+    """Refuse a trace of the wrong sign; warn when its maximum sits at an edge of the scan.
+
+    A photoexcited film lowers the transmitted field: −ΔE/E > 0. A trace whose largest
+    excursion is negative (beyond the point-to-point scatter) is refused, naming the
+    likely causes; a maximum on the first or last two points may lie outside the scan.
+    """
+    import numpy as np
+
+    from labctl.errors import AnalysisError
+
+    scatter = float(np.std(np.diff(y)) / np.sqrt(2)) if y.size > 2 else 0.0
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if -lo > max(hi, 0.0) and -lo > 5 * scatter:
+        raise AnalysisError(
+            f"{path}: the trace is negative (−ΔE/E reaches {lo:.3g}, its maximum only "
+            f"{hi:.3g}): a photoexcited film gives −ΔE/E > 0; check the sign of dE, the "
+            "lock-in phase, or the geometry"
+        )
+    i = int(np.argmax(y))
+    if i <= 1 or i >= y.size - 2:
+        side = "start" if i <= 1 else "end"
+        return [
+            f"the maximum of −ΔE/E sits at the {side} of the scan ({t[i]:g} ps): the true "
+            "peak may lie outside it; extend the pump-delay range"
+        ]
+    return []
+
+
 def run_optp(args: argparse.Namespace) -> int:
     from labctl.analysis import optp
     from labctl.analysis.io import load_optp_csv
@@ -435,13 +525,14 @@ def run_optp(args: argparse.Namespace) -> int:
             "--rep-rate-kHz, --spot-diameter-mm"
         )
     data = load_optp_csv(args.file)
+    guard_warnings = _optp_guards(args.file, data.pump_delay_ps, data.minus_de_over_e)
     peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
     result: dict = {
         "file": str(args.file),
         "peak_delay_ps": peak.pump_delay_ps,
         "peak_minus_dE_over_E": peak.value,
         "peak_minus_dE_over_E_err": peak.value_err,
-        "warnings": [],
+        "warnings": guard_warnings,
     }
     n_abs = None
     if fluence is not None:

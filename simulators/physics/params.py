@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from labctl import paper
 
-PARAMS_VERSION = "1.1"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped
+PARAMS_VERSION = "1.2"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped; 1.2: table noise/drift
 
 #: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
 TABLE2 = tuple(
@@ -215,6 +215,37 @@ def _table() -> dict:
     }
 
 
+def _noise() -> dict:
+    """Noise and drift of a real amplified OPTP table (``noise: realistic``); sources in
+    docs/physics.md. Relative values are fractions; times in virtual seconds."""
+    return {
+        # probe (THz) intensity, multiplicative, one detector: both lock-ins see it.
+        # Per point ~1.6 % (measured on PCA THz-TDS scans, 100 ms time constant)
+        "probe_point_rms": 0.016,
+        "point_tau_s": [0.1, 0.3, 1.0, 3.0],  # 1/f between ~0.05 and ~1.6 Hz
+        # scan-to-scan amplitude drift ~1 % rms (measured between consecutive scans):
+        # correlation times up to a third of a sweep (~100 s); drift slower than a run
+        # is a calibration matter (fluence, thickness), see docs/physics.md
+        "probe_drift_rms": 0.01,
+        "drift_tau_s": [10.0, 30.0],
+        # amplifier pulse energy 0.3–1 % rms: enters ΔE through the pump
+        "pump_point_rms": 0.005,
+        "pump_drift_rms": 0.005,
+        # timebase: jitter per gate position ~1.8 fs, scan-to-scan drift ~2.5 fs rms (measured)
+        "gate_jitter_fs": 1.8,
+        "delay_drift_fs": 2.5,
+        # pump stage: 1 µm repeatability (6.7 fs double pass) per move; overlap drift (model)
+        "stage_repeatability_um": 1.0,
+        "overlap_drift_fs": 2.5,
+        # pump lock-in relative to the reference lock-in, drawn once per world (model)
+        "pump_channel_gain_error_rms": 0.002,
+        "pump_channel_phase_error_deg_rms": 1.0,
+        # films of one batch (simulation option film_variation: true; model)
+        "film_thickness_rel_sd": 0.05,
+        "film_yield_rel_sd": 0.05,
+    }
+
+
 @dataclass
 class WorldParams:
     """All parameters of the simulated world (see the module docstring)."""
@@ -227,6 +258,7 @@ class WorldParams:
     optics: dict = field(default_factory=_optics)
     photo: dict = field(default_factory=_photo)
     table: dict = field(default_factory=_table)
+    noise: dict = field(default_factory=_noise)
 
     def to_dict(self) -> dict:
         return asdict(self)
