@@ -318,7 +318,7 @@ SIMULATOR_OPTIONS: dict[str, Record] = {
 
 # --- the simulated world --------------------------------------------------------
 
-#: Noise settings the world accepts (true/false now; named models later).
+#: Named noise models of the world (true is `realistic`, false none).
 NOISE_MODELS = ("white", "realistic")
 
 #: ``simulation`` options: ``seed`` and ``noise`` build the world, the rest go to
@@ -361,6 +361,9 @@ SIMULATION = Record(
         ),
         "substrate_index": Number(
             doc="THz refractive index of the substrate", default=1.95, lo=1.0, hi=10.0
+        ),
+        "film_variation": Flag(
+            doc="films of one batch differ in thickness and yield", default=False
         ),
         "slot_pitch_mm": Number(
             doc="slot spacing on the holder",
