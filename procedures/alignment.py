@@ -218,6 +218,11 @@ class AlignedProcedure(StationProcedure):
         if stages is not None:
             stages.stop()
 
+    def bring_sample_in(self) -> None:
+        """Put the film of ``slot`` in the beams (when the stages have a sample axis)."""
+        if "sample" in self.stages:
+            self.stages.sample.move_to_slot(int(self.slot))
+
     def park_on_thz_peak(self) -> float:
         """Find the THz peak unless given; park the gate there; returns its delay (ps)."""
         if self.thz_peak_ps is None:

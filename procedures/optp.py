@@ -86,6 +86,7 @@ class OPTP(AlignedProcedure):
         )
         self.run_results["points_per_sweep"] = int(delays.size)
         per_abs = self._per_absorbed_density()
+        self.bring_sample_in()
         self.park_on_thz_peak()
         pump_stage = self.stages.pump
         # range where the signal is near its largest (just after zero delay), with headroom

@@ -205,7 +205,7 @@ class SR830Simulator(TextProtocolHandler):
         self._table = self._commands()
         with world.lock:
             world.advance()
-            self._t_last = world.t
+            self._t_last = self._t_idle = world.t
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
@@ -289,6 +289,15 @@ class SR830Simulator(TextProtocolHandler):
 
     def _integrate(self, t: float, u: float) -> None:
         """Filter from the last sample to ``(t, u)``; call under ``world.lock``."""
+        if self._t_idle > self._t_last:  # catch up on the idle stretch: constant input
+            self.filter.propagate(
+                self._t_idle - self._t_last,
+                self._demodulated(self._u_last),
+                self._demodulated(self._u_last),
+                self._noise_psd(),
+                self.world.rng,
+            )
+            self._t_last = self._t_idle
         dt = t - self._t_last
         u0 = self._demodulated(self._u_last)
         u1 = self._demodulated(u)
@@ -300,9 +309,19 @@ class SR830Simulator(TextProtocolHandler):
         self._u_last = u
 
     def _on_world_step(self, t: float, dt: float) -> None:
-        """World controller: sample the input at each world step (world.lock held)."""
+        """World controller: sample the input at each world step (world.lock held).
+
+        While the input stays the same (hours of an anneal with nothing moving), the
+        filter is not stepped: the stretch is integrated in one exact step when the
+        input changes or the unit is queried (the same in distribution; the filter
+        forgets all but its last ~40 τ, see :meth:`_RCFilter.propagate`).
+        """
         try:
-            self._integrate(t, self._input_v())
+            u = self._input_v()
+            if u == self._u_last:
+                self._t_idle = max(self._t_idle, t)
+                return
+            self._integrate(t, u)
         except Exception:  # never break the world for other instruments
             log.exception("%s: lock-in filter update failed", self.name)
 

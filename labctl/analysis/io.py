@@ -232,3 +232,98 @@ def load_absorption_csv(path) -> AbsorptionData:
             path, f"{n_bad} of {wl.size} points give no valid absorbance (sample ≤ dark?)"
         )
     return AbsorptionData(wl, a, str(path), n_bad)
+
+
+# ---------------------------------------------------------------- run files (labctl run)
+def read_run_header(path) -> dict[str, str]:
+    """The ``#\\tName: value`` lines of a pymeasure run file's header, by name (text values)."""
+    header: dict[str, str] = {}
+    p = Path(path)
+    try:
+        with p.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.startswith("#"):
+                    break
+                name, sep, value = line[1:].strip().partition(": ")
+                if sep and line[1:2] == "\t":
+                    header[name] = value.strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(p, f"cannot read: {exc}") from None
+    return header
+
+
+def header_number(header: dict[str, str], name: str) -> float | None:
+    """A header value's number without its unit (``"100 nm"`` → 100.0); None if absent/empty."""
+    text = header.get(name, "").split(" ")[0]
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def is_run_file(path) -> bool:
+    """True for a pymeasure run file (its first line is ``#Procedure: <…>``)."""
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            return fh.readline().startswith("#Procedure:")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def load_tds_run(path) -> tuple[TDSData, dict[str, str], int]:
+    """A ``labctl run tds`` file: header, and ``sweep,time_ps,E_ref,dE`` rows averaged per delay.
+
+    Returns the sweep-averaged :class:`TDSData`, the header (:func:`read_run_header`) and
+    the number of sweeps. A sweep cut short (an aborted run) contributes the points it has.
+    """
+    p = Path(path)
+    header = read_run_header(p)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(p, f"cannot read: {exc}") from None
+    first = next((i for i, line in enumerate(lines) if not line.startswith("#")), None)
+    if first is None or not lines[first].strip():
+        raise DataFileError(p, "no column header after the '#' run header")
+    names = [h.strip() for h in lines[first].split(",")]
+    missing = [c for c in ("sweep", "time_ps", "E_ref", "dE") if c not in names]
+    if missing:
+        raise DataFileError(
+            p, f"line {first + 1}: missing column(s) {', '.join(missing)} (has: {', '.join(names)})"
+        )
+    rows = []
+    for lineno, line in enumerate(lines[first + 1 :], start=first + 2):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != len(names):
+            raise DataFileError(p, f"line {lineno}: {len(cells)} values, header has {len(names)}")
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            raise DataFileError(p, f"line {lineno}: not a number in {line.strip()!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise DataFileError(p, f"line {lineno}: NaN/inf not allowed")
+        rows.append(values)
+    if not rows:
+        raise DataFileError(p, "no data rows after the header")
+    arr = np.array(rows)
+    col = {name: arr[:, i] for i, name in enumerate(names)}
+    times, inverse = np.unique(np.round(col["time_ps"], 6), return_inverse=True)
+    counts = np.bincount(inverse, minlength=times.size)
+    e_ref = np.bincount(inverse, col["E_ref"], times.size) / counts
+    de = np.bincount(inverse, col["dE"], times.size) / counts
+    _check_count(p, times.size, MIN_TDS_POINTS, "a TDS spectrum")
+    steps = np.diff(times)
+    if np.ptp(steps) > 0.01 * np.median(steps):
+        raise DataFileError(
+            p,
+            f"time_ps is not equally spaced (steps {steps.min():g}…{steps.max():g} ps); "
+            "the FFT needs a uniform grid",
+        )
+    if not np.any(e_ref):
+        raise DataFileError(p, "E_ref is zero everywhere")
+    sweeps = int(np.unique(col["sweep"]).size)
+    return TDSData(times, e_ref, de, str(p)), header, sweeps

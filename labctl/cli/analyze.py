@@ -28,11 +28,20 @@ def register(subparsers) -> None:
     t = sub.add_parser(
         "tds",
         help="complex photoconductivity from a TDS scan, with a model fit",
-        description="FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced.",
+        description=(
+            "FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced; or a "
+            "'labctl run tds' file (sweeps averaged; thickness and substrate index from its header)."
+        ),
     )
     t.add_argument("file", metavar="FILE.csv")
-    t.add_argument("--thickness-nm", type=float, required=True, help="film thickness, nm")
-    t.add_argument("--substrate-index", type=float, required=True, help="substrate THz index")
+    t.add_argument(
+        "--thickness-nm", type=float, help="film thickness, nm (default: the run file's header)"
+    )
+    t.add_argument(
+        "--substrate-index",
+        type=float,
+        help="substrate THz index (default: the run file's header)",
+    )
     t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
     t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
     t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
@@ -209,7 +218,6 @@ def _parse_window(text):
 
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.io import load_tds_csv
     from labctl.analysis.tds import check_pad_factor, make_window, photoconductivity
     from labctl.errors import AnalysisError
 
@@ -228,7 +236,9 @@ def run_tds(args: argparse.Namespace) -> int:
         opt = "--pad-factor" if "padding" in str(exc) else "--window"
         raise AnalysisError(f"{opt}: {exc}") from None
     _check_plot_path(args.plot)
-    data = load_tds_csv(args.file)
+    data, sweeps = _tds_data_and_sample(args)
+    _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
+    _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
     try:
         spec = photoconductivity(
             data.time_ps,
@@ -254,6 +264,7 @@ def run_tds(args: argparse.Namespace) -> int:
         "noise_source": spec.noise_source,
         "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
+        "sweeps": sweeps,
         "n_dropped_low_ref": spec.n_dropped_low_ref,
         "usable_band_THz": (
             [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
@@ -276,6 +287,29 @@ def run_tds(args: argparse.Namespace) -> int:
     else:
         _table_tds(result)
     return 0
+
+
+def _tds_data_and_sample(args):
+    """The TDS data (a run file's sweeps averaged) and its sweep count (None for a plain
+    CSV); fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
+    from labctl.analysis.io import header_number, is_run_file, load_tds_csv, load_tds_run
+    from labctl.errors import AnalysisError
+
+    if not is_run_file(args.file):
+        data, header, sweeps = load_tds_csv(args.file), {}, None
+    else:
+        data, header, sweeps = load_tds_run(args.file)
+    for option, attr, name in (
+        ("--thickness-nm", "thickness_nm", "Film thickness"),
+        ("--substrate-index", "substrate_index", "Substrate index"),
+    ):
+        if getattr(args, attr) is None:
+            value = header_number(header, name)
+            if value is None:
+                where = "its header has no" if header else "it is not a run file with a"
+                raise AnalysisError(f"{args.file}: give {option} ({where} '{name}')")
+            setattr(args, attr, value)
+    return data, sweeps
 
 
 def _table_tds(r: dict) -> None:
