@@ -155,12 +155,20 @@ class OPTP(AlignedProcedure):
         }
         record: dict = {"sweeps": n, "optp_peak": peak}
         try:
-            fit = fit_decay(delays, mean, err, n_exp=self.n_exp)
+            previous = self.run_results.get("fit")  # warm start: the last sweep's lifetimes
+            fit = fit_decay(
+                delays,
+                mean,
+                err,
+                n_exp=self.n_exp,
+                initial_lifetimes_ps=previous["lifetimes_ps"] if previous else None,
+            )
         except (AnalysisError, ValueError, RuntimeError) as exc:
             record["error"] = str(exc)
             self.run_results["fit_error"] = str(exc)
         else:
-            grid = np.linspace(delays[0], delays[-1], 20001)
+            near = float(delays[i])  # the model's maximum is near the trace's: 1 fs grid there
+            grid = np.linspace(max(delays[0], near - 0.5), min(delays[-1], near + 0.5), 1001)
             model = fit.evaluate(grid)
             peak["pump_delay_ps"] = float(grid[int(np.argmax(model))])
             peak["minus_dE_over_E"] = float(model.max())
