@@ -205,7 +205,8 @@ class SR830Simulator(TextProtocolHandler):
         self._table = self._commands()
         with world.lock:
             world.advance()
-            self._t_last = self._t_idle = world.t
+            self._t_last = self._t_idle = self._t_steady = world.t
+            self._psd_idle = 0.0
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
@@ -289,14 +290,10 @@ class SR830Simulator(TextProtocolHandler):
 
     def _integrate(self, t: float, u: float) -> None:
         """Filter from the last sample to ``(t, u)``; call under ``world.lock``."""
-        if self._t_idle > self._t_last:  # catch up on the idle stretch: constant input
-            self.filter.propagate(
-                self._t_idle - self._t_last,
-                self._demodulated(self._u_last),
-                self._demodulated(self._u_last),
-                self._noise_psd(),
-                self.world.rng,
-            )
+        if self._t_idle > self._t_last:  # catch up on the skipped idle stretch, in one step
+            u_idle = self._demodulated(self._u_last)
+            dt_idle = self._t_idle - self._t_last
+            self.filter.propagate(dt_idle, u_idle, u_idle, self._psd_idle, self.world.rng)
             self._t_last = self._t_idle
         dt = t - self._t_last
         u0 = self._demodulated(self._u_last)
@@ -306,20 +303,26 @@ class SR830Simulator(TextProtocolHandler):
             self._t_last = t
         if max(abs(u0).max(), abs(u1).max()) > self.sensitivity_v:
             self.lias |= LIAS_INPUT
+        if u != self._u_last:
+            self._t_steady = t
         self._u_last = u
 
     def _on_world_step(self, t: float, dt: float) -> None:
         """World controller: sample the input at each world step (world.lock held).
 
-        While the input stays the same (hours of an anneal with nothing moving), the
-        filter is not stepped: the stretch is integrated in one exact step when the
-        input changes or the unit is queried (the same in distribution; the filter
-        forgets all but its last ~40 τ, see :meth:`_RCFilter.propagate`).
+        Idling cheaply (hours of an anneal with nothing moving): once the input has
+        stayed the same for longer than the filter remembers (:data:`_FORGET_AFTER_TAU`
+        time constants), the filter is no longer stepped; the idle stretch is
+        integrated in one exact step (:meth:`_RCFilter.propagate` restarts it in
+        steady state) when the input changes or the unit is queried. Exact in
+        distribution; shorter stretches are stepped as before.
         """
         try:
             u = self._input_v()
-            if u == self._u_last:
-                self._t_idle = max(self._t_idle, t)
+            if u == self._u_last and t - self._t_steady >= _FORGET_AFTER_TAU * self.filter.tau:
+                if self._t_idle <= self._t_last:  # a skipped stretch starts: its noise level
+                    self._psd_idle = self._noise_psd()
+                self._t_idle = t
                 return
             self._integrate(t, u)
         except Exception:  # never break the world for other instruments
