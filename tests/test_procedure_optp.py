@@ -130,3 +130,15 @@ def test_peak_estimators():
         parabolic_peak([0, 0, 1], [1, 2, 3])
     with pytest.raises(AnalysisError, match="NaN"):
         spline_vertex(x, np.full(x.size, np.nan))
+
+
+def test_range_with_headroom_is_less_sensitive_than_auto_range():
+    with Station.from_file("sim", time_scale="virtual") as station:
+        lockin = station["lockin_ref"]
+        station["stages"].sampling.move_to_ps(0.0)  # on the THz peak: a large signal
+        auto = lockin.auto_range()
+        ranges = list(lockin.SENSITIVITIES)
+        assert lockin.range_with_headroom(steps=2) == ranges[ranges.index(auto) + 2]
+        assert lockin.sensitivity == ranges[ranges.index(auto) + 2]
+        assert abs(lockin.read_xy()[0]) < 0.25 * lockin.sensitivity
+        assert lockin.range_with_headroom(steps=100) == ranges[-1]  # capped at 1 V

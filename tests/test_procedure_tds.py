@@ -338,3 +338,28 @@ def test_lab_workflow_across_processes_recovers_table2(served_station, tmp_path)
     assert fit["thickness_nm"] == 100 and fit["substrate_index"] == 1.95  # from the header
     for key in ("tau_fs", "c", "N_m3"):
         assert fit[key] == pytest.approx(paper[key], abs=3 * paper[f"{key}_err"]), key
+
+
+def test_stop_request_aborts_within_a_point_and_keeps_the_rows(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    rows = []
+
+    def on_emit(topic, record):
+        if topic == "results":
+            rows.append(record)
+            if len(rows) == 25:
+                stop.set()
+
+    with Station.from_file("sim", time_scale="virtual") as station:
+        outcome = run_procedure(
+            TDS(thz_peak_ps=0.0, optp_peak_ps=0.23),
+            tmp_path / "stopped.csv",
+            station=station,
+            stop=stop,
+            on_emit=on_emit,
+        )
+        assert outcome.status == "aborted" and outcome.points == 25
+        assert len(pd.read_csv(tmp_path / "stopped.csv", comment="#")) == 25
+        assert "stopped" in outcome.results["stopped_because"]
