@@ -11,6 +11,8 @@ file's own line number) and what is wrong (one line).
   (−ΔE/E = −dE_peak/E_ref_peak); optional ``minus_dE_over_E_err``.
 - Absorption: ``wavelength_nm`` plus either ``absorbance`` or ``sample,reference``
   (and optional ``dark``) raw spectrometer counts.
+- Run files of ``labctl run tds`` (pymeasure ``#`` header, one row per point per
+  sweep): :func:`load_tds_run` averages the sweeps per delay and returns the header.
 """
 
 from __future__ import annotations
