@@ -238,6 +238,17 @@ class LockIn(SerializedIO, ClosesOnShutdown, SR830):
                 self.write(f"SENS {index}")
             raise InstrumentError(self.name, "auto_range did not converge")
 
+    def range_with_headroom(self, steps: int = 2, n_tau: float = 5.0) -> float:
+        """:meth:`auto_range`, then ``steps`` ranges less sensitive, for a scan whose signal
+        will grow beyond what the lock-in sees now; settles ``n_tau``; returns the range (V)."""
+        full_scales = list(self.SENSITIVITIES)
+        with self.lock:
+            index = full_scales.index(self.auto_range()) + max(0, int(steps))
+            index = min(index, len(full_scales) - 1)
+            self.write(f"SENS {index}")
+            self.settle(n_tau)
+            return full_scales[index]
+
     # --- headers -------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """Instrument state for run-file headers."""

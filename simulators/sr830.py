@@ -213,7 +213,8 @@ class SR830Simulator(TextProtocolHandler):
         self._table = self._commands()
         with world.lock:
             world.advance()
-            self._t_last = world.t
+            self._t_last = self._t_idle = self._t_steady = world.t
+            self._psd_idle = 0.0
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
@@ -297,6 +298,11 @@ class SR830Simulator(TextProtocolHandler):
 
     def _integrate(self, t: float, u: float) -> None:
         """Filter from the last sample to ``(t, u)``; call under ``world.lock``."""
+        if self._t_idle > self._t_last:  # catch up on the skipped idle stretch, in one step
+            u_idle = self._demodulated(self._u_last)
+            dt_idle = self._t_idle - self._t_last
+            self.filter.propagate(dt_idle, u_idle, u_idle, self._psd_idle, self.world.rng)
+            self._t_last = self._t_idle
         dt = t - self._t_last
         u0 = self._demodulated(self._u_last)
         u1 = self._demodulated(u)
@@ -305,12 +311,28 @@ class SR830Simulator(TextProtocolHandler):
             self._t_last = t
         if max(abs(u0).max(), abs(u1).max()) > self.sensitivity_v:
             self.lias |= LIAS_INPUT
+        if u != self._u_last:
+            self._t_steady = t
         self._u_last = u
 
     def _on_world_step(self, t: float, dt: float) -> None:
-        """World controller: sample the input at each world step (world.lock held)."""
+        """World controller: sample the input at each world step (world.lock held).
+
+        Idling cheaply (hours of an anneal with nothing moving): once the input has
+        stayed the same for longer than the filter remembers (:data:`_FORGET_AFTER_TAU`
+        time constants), the filter is no longer stepped; the idle stretch is
+        integrated in one exact step (:meth:`_RCFilter.propagate` restarts it in
+        steady state) when the input changes or the unit is queried. Exact in
+        distribution; shorter stretches are stepped as before.
+        """
         try:
-            self._integrate(t, self._input_v())
+            u = self._input_v()
+            if u == self._u_last and t - self._t_steady >= _FORGET_AFTER_TAU * self.filter.tau:
+                if self._t_idle <= self._t_last:  # a skipped stretch starts: its noise level
+                    self._psd_idle = self._noise_psd()
+                self._t_idle = t
+                return
+            self._integrate(t, u)
         except Exception:  # never break the world for other instruments
             log.exception("%s: lock-in filter update failed", self.name)
 

@@ -25,12 +25,15 @@ in the file size; files above :data:`MAX_FILE_BYTES` are refused.
 - Absorption: ``wavelength_nm`` (> 0) plus either ``absorbance`` or
   ``sample,reference`` (and optional ``dark``) raw spectrometer counts; a spectrum
   with no positive absorbance anywhere is refused (sample and reference swapped?).
+- Run files of ``labctl run`` (pymeasure ``#`` header, one row per point per sweep)
+  read like any other; the header's ``Name: value`` pairs (film thickness, substrate
+  index…) come with the data (:func:`header_number` reads a number from them).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +304,8 @@ class TDSData:
     e_ref_sweeps: np.ndarray | None = None
     delta_e_sweeps: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    #: a run file's ``#\tName: value`` header (empty for a plain CSV)
+    header: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_sweeps(self) -> int:
@@ -313,13 +318,13 @@ def load_tds_csv(path) -> TDSData:
     table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
     cols = table.columns
     if "sweep" in cols:
-        return _load_tds_sweeps(path, table)
+        return replace(_load_tds_sweeps(path, table), header=dict(table.header))
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
     _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
-    return TDSData(t, cols["E_ref"], cols["dE"], str(path))
+    return TDSData(t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header))
 
 
 def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
@@ -468,3 +473,15 @@ def load_absorption_csv(path) -> AbsorptionData:
             path, f"{n_bad} of {wl.size} points give no valid absorbance (sample ≤ dark?)"
         )
     return AbsorptionData(wl, a, str(path), n_bad)
+
+
+# ---------------------------------------------------------------- run files (labctl run)
+def header_number(header: dict[str, str], name: str) -> float | None:
+    """A header value's number without its unit (``"100 nm"`` → 100.0); None if absent/empty."""
+    text = header.get(name, "").split(" ")[0]
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -52,11 +52,20 @@ def register(subparsers) -> None:
     t = sub.add_parser(
         "tds",
         help="complex photoconductivity from a TDS scan, with a model fit",
-        description="FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced.",
+        description=(
+            "FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced; or a "
+            "'labctl run tds' file (sweeps averaged; thickness and substrate index from its header)."
+        ),
     )
     t.add_argument("file", metavar="FILE.csv")
-    t.add_argument("--thickness-nm", type=float, required=True, help="film thickness, nm")
-    t.add_argument("--substrate-index", type=float, required=True, help="substrate THz index")
+    t.add_argument(
+        "--thickness-nm", type=float, help="film thickness, nm (default: the run file's header)"
+    )
+    t.add_argument(
+        "--substrate-index",
+        type=float,
+        help="substrate THz index (default: the run file's header)",
+    )
     t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
     t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
     t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
@@ -233,7 +242,6 @@ def _parse_window(text):
 
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.io import load_tds_csv
     from labctl.analysis.tds import (
         check_pad_factor,
         make_window,
@@ -257,8 +265,10 @@ def run_tds(args: argparse.Namespace) -> int:
         opt = "--pad-factor" if "padding" in str(exc) else "--window"
         raise AnalysisError(f"{opt}: {exc}") from None
     _check_plot_path(args.plot)
-    data = load_tds_csv(args.file)
+    data = _tds_data_and_sample(args)
     sweeps = data.e_ref_sweeps is not None
+    _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
+    _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
     try:
         spec = photoconductivity(
             data.time_ps,
@@ -295,6 +305,7 @@ def run_tds(args: argparse.Namespace) -> int:
         "n_sweeps": spec.n_sweeps,
         "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
+        "sweeps": sweeps,
         "n_dropped_low_ref": spec.n_dropped_low_ref,
         "usable_band_THz": (
             [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
@@ -343,6 +354,25 @@ def _null_fit_dict(fit, spec) -> dict:
     out["success"] = False
     out.setdefault("converged", False)
     return out
+
+
+def _tds_data_and_sample(args):
+    """The TDS data; fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
+    from labctl.analysis.io import header_number, load_tds_csv
+    from labctl.errors import AnalysisError
+
+    data = load_tds_csv(args.file)
+    for option, attr, name in (
+        ("--thickness-nm", "thickness_nm", "Film thickness"),
+        ("--substrate-index", "substrate_index", "Substrate index"),
+    ):
+        if getattr(args, attr) is None:
+            value = header_number(data.header, name)
+            if value is None:
+                where = "its header has no" if data.header else "it is not a run file with a"
+                raise AnalysisError(f"{args.file}: give {option} ({where} '{name}')")
+            setattr(args, attr, value)
+    return data
 
 
 def _table_tds(r: dict) -> None:
