@@ -213,8 +213,7 @@ class SR830Simulator(TextProtocolHandler):
         self._table = self._commands()
         with world.lock:
             world.advance()
-            self._t_last = self._t_idle = self._t_steady = world.t
-            self._psd_idle = 0.0
+            self._t_last = self._t_observed = world.t
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
@@ -298,11 +297,6 @@ class SR830Simulator(TextProtocolHandler):
 
     def _integrate(self, t: float, u: float) -> None:
         """Filter from the last sample to ``(t, u)``; call under ``world.lock``."""
-        if self._t_idle > self._t_last:  # catch up on the skipped idle stretch, in one step
-            u_idle = self._demodulated(self._u_last)
-            dt_idle = self._t_idle - self._t_last
-            self.filter.propagate(dt_idle, u_idle, u_idle, self._psd_idle, self.world.rng)
-            self._t_last = self._t_idle
         dt = t - self._t_last
         u0 = self._demodulated(self._u_last)
         u1 = self._demodulated(u)
@@ -311,28 +305,22 @@ class SR830Simulator(TextProtocolHandler):
             self._t_last = t
         if max(abs(u0).max(), abs(u1).max()) > self.sensitivity_v:
             self.lias |= LIAS_INPUT
-        if u != self._u_last:
-            self._t_steady = t
         self._u_last = u
 
     def _on_world_step(self, t: float, dt: float) -> None:
         """World controller: sample the input at each world step (world.lock held).
 
-        Idling cheaply (hours of an anneal with nothing moving): once the input has
-        stayed the same for longer than the filter remembers (:data:`_FORGET_AFTER_TAU`
-        time constants), the filter is no longer stepped; the idle stretch is
-        integrated in one exact step (:meth:`_RCFilter.propagate` restarts it in
-        steady state) when the input changes or the unit is queried. Exact in
-        distribution; shorter stretches are stepped as before.
+        Idling cheaply (hours of an anneal with nobody reading the unit): once the
+        unit has not been queried for longer than its filter remembers
+        (:data:`_FORGET_AFTER_TAU` time constants), the filter is not stepped; the
+        next query integrates the gap in one step (:meth:`_RCFilter.propagate`
+        restarts a forgotten past in steady state). What a reading shows depends
+        only on the last few time constants, which are integrated as before.
         """
+        if t - self._t_observed > _FORGET_AFTER_TAU * self.filter.tau:
+            return
         try:
-            u = self._input_v()
-            if u == self._u_last and t - self._t_steady >= _FORGET_AFTER_TAU * self.filter.tau:
-                if self._t_idle <= self._t_last:  # a skipped stretch starts: its noise level
-                    self._psd_idle = self._noise_psd()
-                self._t_idle = t
-                return
-            self._integrate(t, u)
+            self._integrate(t, self._input_v())
         except Exception:  # never break the world for other instruments
             log.exception("%s: lock-in filter update failed", self.name)
 
@@ -341,6 +329,7 @@ class SR830Simulator(TextProtocolHandler):
         with self.world.lock:
             self.world.advance()
             self._integrate(self.world.t, self._input_v())
+            self._t_observed = self.world.t
             if self._pending_auto is not None and self.world.t >= self._pending_auto[0]:
                 self._finish_auto(self._pending_auto[1])
                 self._pending_auto = None
