@@ -43,3 +43,22 @@ def anneal_slot(world, slot: int, anneal_c: float, **recipe) -> dict:
         ambient_c=float(world.furnace.ambient_c),
         **recipe,
     )
+
+
+def annealed_station(anneal_c: float = 300.0, slot: int = 1, **simulation):
+    """The full sim station on virtual time with the film in ``slot`` annealed (and in the beam)."""
+    from labctl.procedures.annealing import anneal_film
+    from labctl.station import Station, load_station_spec
+
+    spec = load_station_spec("sim")
+    spec.simulation = dict(spec.simulation, **simulation)
+    station = Station(spec, time_scale="virtual")
+    anneal_film(
+        station["furnace"],
+        station["stages"].sample,
+        station.clock,
+        slot,
+        anneal_c,
+        ambient_c=float(station.world.furnace.ambient_c),
+    )
+    return station

@@ -6,31 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymeasure.experiment import Results
+from sim_furnace import annealed_station
 
 from labctl.analysis.peaks import parabolic_peak, quartic_peak, spline_vertex
 from labctl.errors import AnalysisError, LabctlError
-from labctl.procedures.annealing import anneal_film
 from labctl.procedures.optp import OPTP, pump_delays
 from labctl.runs import FINISHED, run_procedure, summary_path
 from labctl.station import Station
-
-
-def annealed_station(anneal_c=300.0, slot=1, **simulation):
-    """The full sim station on virtual time with the film in ``slot`` annealed (and in the beam)."""
-    from labctl.station import load_station_spec
-
-    spec = load_station_spec("sim")
-    spec.simulation = dict(spec.simulation, **simulation)
-    station = Station(spec, time_scale="virtual")
-    anneal_film(
-        station["furnace"],
-        station["stages"].sample,
-        station.clock,
-        slot,
-        anneal_c,
-        ambient_c=float(station.world.furnace.ambient_c),
-    )
-    return station
 
 
 @pytest.fixture(scope="module")

@@ -7,32 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymeasure.experiment import Results
+from sim_furnace import annealed_station
 
 from labctl.cli import main
 from labctl.errors import LabctlError
 from labctl.procedures.annealing import anneal_film
 from labctl.procedures.tds import TDS, parse_target, target_shortfall
 from labctl.runs import FAILED, FINISHED, run_procedure
-from labctl.station import Station, load_station_spec
+from labctl.station import Station
 
 #: Besides 3σ of the fit, the lock-in's finite settling (a residual e^-3 of each step:
 #: a slight low-pass of the waveform) may bias the fit by a few 0.1 %.
 SYSTEMATIC = 0.005
-
-
-def annealed_station(anneal_c=300.0, slot=1, **simulation):
-    spec = load_station_spec("sim")
-    spec.simulation = dict(spec.simulation, **simulation)
-    station = Station(spec, time_scale="virtual")
-    anneal_film(
-        station["furnace"],
-        station["stages"].sample,
-        station.clock,
-        slot,
-        anneal_c,
-        ambient_c=float(station.world.furnace.ambient_c),
-    )
-    return station
 
 
 def within_errors(fit: dict, truth: dict) -> None:
