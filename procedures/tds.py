@@ -17,7 +17,7 @@ Precision-driven averaging: ``target`` names fitted parameters' errors
 ``min_sweeps`` the run stops once the live fit meets the target, or after
 ``max_sweeps`` whichever comes first; ``run_results['stopped_because']`` says which.
 An error estimated from the scatter of n sweeps is itself uncertain (ν = n − 1
-degrees of freedom: from 3 sweeps it is 3× too small one time in twenty), and a
+degrees of freedom: from 3 sweeps it is below a third of the truth one time in 30), and a
 rule that stops on the first small one stops on the underestimates; so the target
 is met when the error is below it with :data:`TARGET_CONFIDENCE` (the one-sided
 χ² bound, :func:`error_upper_factor`).
