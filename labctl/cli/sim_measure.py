@@ -8,7 +8,8 @@ controller's own programmer) on a fresh film, then ``TDS`` (THz peak, OPTP
 peak, pump parked 0.2 ps after it, gate scanned sweep by sweep) or
 ``Absorption`` (dark, blank, film). Their run files are kept beside FILE:
 ``FILE.anneal.csv`` and ``FILE.tds.csv`` (or ``FILE.absorption.csv``), each
-with its ``.json`` run summary. From the measurement's run file come:
+with its ``.json`` run summary; FILE.csv is made from the measurement's run file,
+and FILE.json holds the simulator's truth.
 
 * tds: FILE.csv ``time_ps,E_ref,dE``, the complete sweeps averaged — what
   ``labctl analyze tds`` reads (the run file itself carries the sweeps);
