@@ -17,7 +17,7 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from labctl.analysis import uvvis
-from labctl.errors import AnalysisError, InstrumentError, LabctlError
+from labctl.errors import AnalysisError, LabctlError
 
 from .base import StationProcedure
 
@@ -50,6 +50,7 @@ class Absorption(StationProcedure):
 
     def __init__(self, station=None, **kwargs) -> None:
         self._spectrometer = None
+        self._sample_stage = None
         super().__init__(station, **kwargs)
 
     def execute(self) -> None:
@@ -86,6 +87,7 @@ class Absorption(StationProcedure):
 
         dark = take("dark", lambda: spec.acquire_dark(it, averages=n))
         self.progress(1 / 3)
+        self._sample_stage = sample_stage
         sample_stage.move_to_slot(int(self.reference_slot))
         reference = take("reference", lambda: spec.acquire(it, averages=n))
         self.progress(2 / 3)
@@ -155,13 +157,22 @@ class Absorption(StationProcedure):
         return out
 
     def make_safe(self) -> None:
-        """Light-source shutter open again (``acquire_dark`` reopens it; this is the backstop)."""
+        """Sample stage stopped; light-source shutter open again (``acquire_dark`` reopens it;
+        this is the backstop). Both are tried; what failed is reported together."""
+        problems: list[str] = []
+        if self._sample_stage is not None:
+            try:
+                self._sample_stage.stop()
+            except LabctlError as exc:
+                problems.append(f"sample stage not stopped: {exc}")
         spec = self._spectrometer
         if spec is not None and spec.lamp_shutter and spec.shutter_open is not True:
             try:
                 spec.shutter_open = True
             except LabctlError as exc:
-                raise InstrumentError(spec.name, f"lamp shutter not reopened: {exc}") from exc
+                problems.append(f"lamp shutter not reopened: {exc}")
+        if problems:  # each names its instrument (the drivers' errors do)
+            raise LabctlError("; ".join(problems))
 
     @classmethod
     def summary_line(cls, run_results: dict) -> str:

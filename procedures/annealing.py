@@ -1,6 +1,6 @@
 """``anneal_film``: the :class:`~labctl.procedures.anneal.Anneal` recipe on bare drivers.
 
-Kept for ``labctl sim measure`` until it runs the procedure itself: the recipe,
+For tests that need an annealed film before another procedure: the recipe,
 its interlocks and its safe state live in ``procedures/anneal.py`` only. Rows
 go to ``on_poll`` instead of a run file; the furnace is left as the program
 leaves it (complete, holding ambient), as before.

@@ -16,6 +16,11 @@ Precision-driven averaging: ``target`` names fitted parameters' errors
 (``tau_fs_err=2``, several comma-separated: all must be met). After at least
 ``min_sweeps`` the run stops once the live fit meets the target, or after
 ``max_sweeps`` whichever comes first; ``run_results['stopped_because']`` says which.
+An error estimated from the scatter of n sweeps is itself uncertain (ν = n − 1
+degrees of freedom: from 3 sweeps it is below a third of the truth one time in 30), and a
+rule that stops on the first small one stops on the underestimates; so the target
+is met when the error is below it with :data:`TARGET_CONFIDENCE` (the one-sided
+χ² bound, :func:`error_upper_factor`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter
 TARGET_PARAMETERS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
 #: Longest wall time the scan waits at a sweep's end for the live fit of that sweep.
 FIT_WAIT_S = 30.0
+#: Confidence (one-sided) with which a sweep-scatter error must lie below the target.
+TARGET_CONFIDENCE = 0.84
 
 
 def parse_target(text: str | None) -> dict[str, float]:
@@ -57,12 +64,31 @@ def parse_target(text: str | None) -> dict[str, float]:
     return target
 
 
-def target_shortfall(target: dict[str, float], fit: dict | None) -> dict[str, float | None]:
-    """The target errors not met by ``fit`` (name → the fit's error, None if it has none)."""
+def error_upper_factor(n_sweeps: int | None, confidence: float = TARGET_CONFIDENCE) -> float:
+    """How much larger the true error may be than one estimated from the scatter of
+    ``n_sweeps`` sweeps, at ``confidence``: √(ν/χ²_{1−confidence}(ν)), ν = n − 1
+    (1 for a single sweep or none: no scatter to doubt)."""
+    if n_sweeps is None or n_sweeps < 2:
+        return 1.0
+    from scipy.stats import chi2
+
+    nu = int(n_sweeps) - 1
+    return math.sqrt(nu / float(chi2.ppf(1.0 - confidence, nu)))
+
+
+def target_shortfall(
+    target: dict[str, float], fit: dict | None, n_sweeps: int | None = None
+) -> dict[str, float | None]:
+    """The target errors not met by ``fit`` (name → the fit's error, None if it has none).
+
+    With ``n_sweeps`` (errors from the scatter of that many sweeps), an error meets its
+    target only if ``error_upper_factor(n_sweeps)`` times it does.
+    """
+    factor = error_upper_factor(n_sweeps)
     missing: dict[str, float | None] = {}
     for name, limit in target.items():
         err = None if fit is None else fit.get(name)
-        if err is None or not math.isfinite(err) or err > limit:
+        if err is None or not math.isfinite(err) or err * factor > limit:
             missing[name] = err
     return missing
 
@@ -164,10 +190,19 @@ class TDS(AlignedProcedure):
             if self._target_met(target, s + 1):
                 return
         fit = self.run_results.get("fit")
-        missing = target_shortfall(target, fit)
+        scatter_sweeps = self._scatter_sweeps()
+        missing = target_shortfall(target, fit, scatter_sweeps)
+        factor = error_upper_factor(scatter_sweeps)
         if target:
             detail = ", ".join(
-                f"{name} {_g(err)} > {_g(target[name])}" for name, err in missing.items()
+                f"{name} {_g(err)}"
+                + (
+                    f" (at {TARGET_CONFIDENCE:.0%} confidence up to {_g(err * factor)})"
+                    if err is not None and err <= target[name] < err * factor
+                    else ""
+                )
+                + f" > {_g(target[name])}"
+                for name, err in missing.items()
             )
             self.run_results["stopped_because"] = (
                 f"max_sweeps {self.max_sweeps} reached, {detail}"
@@ -186,7 +221,7 @@ class TDS(AlignedProcedure):
         fit = self.run_results.get("fit")
         if fit is None or self.run_results.get("fit_sweeps") != sweeps:
             return False  # no fit of these sweeps yet: decide after the next one
-        if target_shortfall(target, fit):
+        if target_shortfall(target, fit, self._scatter_sweeps()):
             return False
         got = ", ".join(f"{name} {_g(fit[name])}" for name in target)
         wanted = ", ".join(f"{name}={_g(v)}" for name, v in target.items())
@@ -194,6 +229,12 @@ class TDS(AlignedProcedure):
             f"target {wanted} reached after {sweeps} sweeps: {got}"
         )
         return True
+
+    def _scatter_sweeps(self) -> int | None:
+        """The sweeps the live fit's errors come from when they are their scatter."""
+        if self.run_results.get("noise_source") == "sweep-scatter":
+            return self.run_results.get("fit_sweeps")
+        return None
 
     def _emit_fit_updates(self) -> None:
         """Emit (in this thread) the live fit's updates published since the last call."""

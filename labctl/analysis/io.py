@@ -372,6 +372,27 @@ def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
     )
 
 
+def write_tds_csv(path, time_ps, e_ref, delta_e) -> None:
+    """Write a ``time_ps,E_ref,dE`` file (what :func:`load_tds_csv` reads); the traces are
+    one sweep, or per-sweep arrays of shape (n_sweeps, n) which are averaged."""
+    ref = np.atleast_2d(np.asarray(e_ref, float)).mean(axis=0)
+    de = np.atleast_2d(np.asarray(delta_e, float)).mean(axis=0)
+    arr = np.column_stack([np.asarray(time_ps, float), ref, de])
+    np.savetxt(path, arr, delimiter=",", header="time_ps,E_ref,dE", comments="", fmt="%.10g")
+
+
+def write_absorption_csv(path, wavelength_nm, absorbance) -> int:
+    """Write a ``wavelength_nm,absorbance`` file (what :func:`load_absorption_csv` reads).
+
+    Points without a finite absorbance (saturated pixels) are left out; returns how many.
+    """
+    wl, a = np.asarray(wavelength_nm, float), np.asarray(absorbance, float)
+    keep = np.isfinite(wl) & np.isfinite(a)
+    arr = np.column_stack([wl[keep], a[keep]])
+    np.savetxt(path, arr, delimiter=",", header="wavelength_nm,absorbance", comments="", fmt="%.8g")
+    return int(np.count_nonzero(~keep))
+
+
 @dataclass
 class OPTPData:
     pump_delay_ps: np.ndarray

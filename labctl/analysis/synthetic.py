@@ -124,10 +124,9 @@ def synthetic_tds(
 
 def write_tds_csv(path, data: SyntheticTDS) -> None:
     """Write a single-sweep scan in the ``time_ps,E_ref,dE`` format of ``labctl analyze tds``."""
-    ref = np.atleast_2d(data.e_ref).mean(axis=0)
-    de = np.atleast_2d(data.delta_e).mean(axis=0)
-    arr = np.column_stack([data.time_ps, ref, de])
-    np.savetxt(path, arr, delimiter=",", header="time_ps,E_ref,dE", comments="", fmt="%.10g")
+    from .io import write_tds_csv as write
+
+    write(path, data.time_ps, data.e_ref, data.delta_e)
 
 
 # ---------------------------------------------------------------- calibration of errors
