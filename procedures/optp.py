@@ -8,9 +8,11 @@ the output filter (slope-aware, :meth:`LockIn.settle`); sweeps alternate directi
 so the lock-in's lag cancels in their mean. E_ref = X_ref − X_pump and
 ΔE = 2·X_pump (the pump lock-in sees ΔE/2 of the doubly chopped signal).
 
-After every sweep the mean trace is fitted by a bi-exponential decay convolved
-with a Gaussian instrument response (:func:`labctl.analysis.optp.fit_decay`) and
-the fit is emitted (``emit('fit', …)``). With the pump fluence (given, or from
+After every sweep the mean trace is fitted by a bi-exponential decay and a
+long-lived step convolved with a Gaussian instrument response
+(:func:`labctl.analysis.optp.fit_decay`), all points weighted equally
+(:func:`pooled_error`), and the fit is emitted (``emit('fit', …)``); the OPTP
+peak is the fit's maximum (docs/procedures/optp.md: how accurate). With the pump fluence (given, or from
 the power meter and the spot size) and the film's absorptance at 400 nm, the
 peak −ΔE/E is also given per absorbed photon density (m⁻³).
 """
@@ -51,7 +53,7 @@ def pooled_error(signal: np.ndarray) -> np.ndarray | None:
     few sweeps, is itself too uncertain to weight a fit by, and part of it is not
     random (the lock-in's residual lag has opposite signs in forward and backward
     sweeps, largest on the steep rise). Weighting by it leaves the rise out of the fit
-    and put the peak up to 27 fs early; equal weights do not. None below 3 sweeps.
+    and puts the peak up to 27 fs early; equal weights do not. None below 3 sweeps.
     """
     n = signal.shape[0]
     if n < 3:
