@@ -8,7 +8,7 @@ import pytest
 from pymeasure.experiment import Results
 from sim_furnace import annealed_station
 
-from labctl.analysis.optp import decay_model, fit_decay
+from labctl.analysis.optp import decay_model, fit_decay, optp_peak
 from labctl.analysis.peaks import parabolic_peak, quartic_peak, spline_vertex
 from labctl.errors import AnalysisError, LabctlError
 from labctl.procedures.alignment import find_optp_peak, find_thz_peak
@@ -134,6 +134,18 @@ def test_decay_fit_peak_is_the_models_maximum():
     assert value == pytest.approx(fit.evaluate(fine).max(), rel=1e-12)
     with pytest.raises(AnalysisError, match="empty window"):
         fit.peak(1.0, 1.0)
+
+
+def test_optp_peak_delay_is_not_pulled_to_the_slow_side():
+    """``labctl analyze optp``'s peak: the asymmetric top (steep rise, slow decay) put a
+    7-point quadratic's vertex 30 fs late; the spline's maximum is within a few fs."""
+    t = np.arange(-2.0, 10.0, 0.05)
+    y = decay_model(t, 0.0, 0.3, [0.55, 0.35], [0.7, 4.0], offset=0.1)
+    fine = np.linspace(-0.5, 1.0, 150001)
+    truth = fine[np.argmax(decay_model(fine, 0.0, 0.3, [0.55, 0.35], [0.7, 4.0], offset=0.1))]
+    peak = optp_peak(t, y)
+    assert peak.pump_delay_ps == pytest.approx(truth, abs=0.003)
+    assert peak.value == pytest.approx(y.max(), rel=0.01)
 
 
 def test_rows_per_point_per_sweep_alternate_and_read_back(optp_run):
