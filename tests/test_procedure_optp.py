@@ -11,7 +11,7 @@ from sim_furnace import annealed_station
 from labctl.analysis.optp import decay_model, fit_decay, optp_peak
 from labctl.analysis.peaks import parabolic_peak, quartic_peak, spline_vertex
 from labctl.errors import AnalysisError, LabctlError
-from labctl.procedures.alignment import find_optp_peak, find_thz_peak
+from labctl.procedures.alignment import find_optp_peak, find_thz_peak, optp_peak_of_scan
 from labctl.procedures.optp import OPTP, pooled_error, pump_delays
 from labctl.runs import FINISHED, run_procedure, summary_path
 from labctl.simulators.world import PS_PER_MM_DOUBLE_PASS
@@ -122,6 +122,16 @@ def test_find_optp_peak_noise_free_and_realistic():
             station.close()
     assert abs(errors[False]) < 0.001
     assert abs(errors["realistic"]) < 0.012  # 4 fs rms over seeds
+
+
+def test_optp_peak_of_scan_falls_back_to_the_spline_when_the_fit_fails():
+    x = np.linspace(-0.6, 1.2, 73)
+    flipped = -np.exp(-(((x - 0.3) / 0.2) ** 2))  # no positive signal: the fit refuses
+    assert optp_peak_of_scan(x, flipped) == spline_vertex(x, flipped)
+    y = decay_model(x, 0.0, 0.3, [1.0], [0.7], offset=0.5)
+    fine = np.linspace(0.0, 0.6, 60001)
+    truth = fine[np.argmax(decay_model(fine, 0.0, 0.3, [1.0], [0.7], offset=0.5))]
+    assert optp_peak_of_scan(x, y) == pytest.approx(truth, abs=1e-4)
 
 
 def test_decay_fit_peak_is_the_models_maximum():
