@@ -160,8 +160,8 @@ def optp_peak_of_scan(delays_ps, minus_x) -> float:
     long-lived step, both ⊗ a Gaussian IRF (:func:`~labctl.analysis.optp.fit_decay`).
 
     The fit uses the whole rise, which pins the peak far better than the few points
-    on its flat top: on the simulated table (realistic noise) 4 fs rms, where a quartic
-    through a fine scan of the top scattered by 20 fs (slow intensity drift tilts a
+    on its flat top: on the simulated table (realistic noise) 3.7 fs rms, where a quartic
+    through a fine scan of the top scattered by 12–20 fs (slow intensity drift tilts a
     flat top) and was 2 fs late even without noise (the top is asymmetric). Falls
     back to a spline through the points around the largest if the fit fails.
     """
