@@ -8,9 +8,11 @@ the output filter (slope-aware, :meth:`LockIn.settle`); sweeps alternate directi
 so the lock-in's lag cancels in their mean. E_ref = X_ref − X_pump and
 ΔE = 2·X_pump (the pump lock-in sees ΔE/2 of the doubly chopped signal).
 
-After every sweep the mean trace is fitted by a bi-exponential decay convolved
-with a Gaussian instrument response (:func:`labctl.analysis.optp.fit_decay`) and
-the fit is emitted (``emit('fit', …)``). With the pump fluence (given, or from
+After every sweep the mean trace is fitted by a bi-exponential decay and a
+long-lived step convolved with a Gaussian instrument response
+(:func:`labctl.analysis.optp.fit_decay`), all points weighted equally
+(:func:`pooled_error`), and the fit is emitted (``emit('fit', …)``); the OPTP
+peak is the fit's maximum (docs/procedures/optp.md: how accurate). With the pump fluence (given, or from
 the power meter and the spot size) and the film's absorptance at 400 nm, the
 peak −ΔE/E is also given per absorbed photon density (m⁻³).
 """
@@ -42,6 +44,22 @@ def pump_delays(
     near = np.arange(start_ps, split, step_near_ps)
     far = np.arange(split, stop_ps + 0.5 * step_far_ps, step_far_ps)
     return np.round(np.concatenate([near, far]), 6)
+
+
+def pooled_error(signal: np.ndarray) -> np.ndarray | None:
+    """Standard error of the mean trace of ``signal`` (sweeps × points), pooled over the points.
+
+    One value for every point: the sweep-to-sweep scatter of a single point, from a
+    few sweeps, is itself too uncertain to weight a fit by, and part of it is not
+    random (the lock-in's residual lag has opposite signs in forward and backward
+    sweeps, largest on the steep rise). Weighting by it leaves the rise out of the fit
+    and puts the peak up to 27 fs early; equal weights do not. None below 3 sweeps.
+    """
+    n = signal.shape[0]
+    if n < 3:
+        return None
+    rms = math.sqrt(float(np.mean(np.var(signal, axis=0, ddof=1)))) / math.sqrt(n)
+    return np.full(signal.shape[1], rms) if rms > 0 else None
 
 
 class OPTP(AlignedProcedure):
@@ -141,9 +159,7 @@ class OPTP(AlignedProcedure):
 
         n = signal.shape[0]
         mean = np.mean(signal, axis=0)
-        err = np.std(signal, axis=0, ddof=1) / math.sqrt(n) if n >= 3 else None
-        if err is not None and not np.all(err > 0):
-            err = None
+        err = pooled_error(signal)
         i = int(np.argmax(mean))
         # the peak: of the fitted decay (every point contributes) or, without a fit, of a
         # spline through the points around the largest
@@ -161,17 +177,17 @@ class OPTP(AlignedProcedure):
                 mean,
                 err,
                 n_exp=self.n_exp,
+                with_offset=True,  # what outlives the scan (a step ⊗ IRF), not a bias on τ
                 initial_lifetimes_ps=previous["lifetimes_ps"] if previous else None,
             )
         except (AnalysisError, ValueError, RuntimeError) as exc:
             record["error"] = str(exc)
             self.run_results["fit_error"] = str(exc)
         else:
-            near = float(delays[i])  # the model's maximum is near the trace's: 1 fs grid there
-            grid = np.linspace(max(delays[0], near - 0.5), min(delays[-1], near + 0.5), 1001)
-            model = fit.evaluate(grid)
-            peak["pump_delay_ps"] = float(grid[int(np.argmax(model))])
-            peak["minus_dE_over_E"] = float(model.max())
+            near = float(delays[i])  # the model's maximum is near the trace's
+            at, value = fit.peak(max(delays[0], near - 0.5), min(delays[-1], near + 0.5))
+            peak["pump_delay_ps"] = at
+            peak["minus_dE_over_E"] = value
             peak["method"] = "maximum of the fitted decay"
             record["decay"] = fit.to_dict()
             self.run_results["fit"] = fit.to_dict()

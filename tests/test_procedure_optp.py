@@ -8,10 +8,13 @@ import pytest
 from pymeasure.experiment import Results
 from sim_furnace import annealed_station
 
+from labctl.analysis.optp import decay_model, fit_decay, optp_peak
 from labctl.analysis.peaks import parabolic_peak, quartic_peak, spline_vertex
 from labctl.errors import AnalysisError, LabctlError
-from labctl.procedures.optp import OPTP, pump_delays
+from labctl.procedures.alignment import find_optp_peak, find_thz_peak, optp_peak_of_scan
+from labctl.procedures.optp import OPTP, pooled_error, pump_delays
 from labctl.runs import FINISHED, run_procedure, summary_path
+from labctl.simulators.world import PS_PER_MM_DOUBLE_PASS
 from labctl.station import Station
 
 
@@ -32,8 +35,127 @@ def test_optp_peak_is_found_where_the_world_has_it(optp_run):
     station, outcome, _path, _fits = optp_run
     assert outcome.status == FINISHED, outcome.message
     truth = station.world.optp_peak_delay_ps()
-    assert outcome.results["optp_peak"]["pump_delay_ps"] == pytest.approx(truth, abs=0.005)
+    # realistic noise: 3.1 fs rms about the truth over seeds 0–19, no bias (the bias is
+    # tested noise-free below, to 1 fs); 10 fs is about 3σ (docs/procedures/optp.md)
+    assert outcome.results["optp_peak"]["pump_delay_ps"] == pytest.approx(truth, abs=0.010)
     assert outcome.results["thz_peak_ps"] == pytest.approx(0.0, abs=0.01)  # the stage's zero
+
+
+def test_noise_free_peak_is_unbiased_and_equally_weighted(tmp_path):
+    """Without noise the mean trace is exact but for the lock-in's residual lag, which
+    has opposite signs in forward and backward sweeps: a fit weighted by the sweeps'
+    scatter dropped the rise and put the peak 27 fs early."""
+    station = annealed_station(noise=False)
+    try:
+        outcome = run_procedure(OPTP(sweeps=4), tmp_path / "o.csv", station=station)
+        truth = station.world.optp_peak_delay_ps()
+    finally:
+        station.close()
+    assert outcome.status == FINISHED, outcome.message
+    peak = outcome.results["optp_peak"]
+    assert peak["method"] == "maximum of the fitted decay"
+    assert peak["pump_delay_ps"] == pytest.approx(truth, abs=0.001)
+    # the long-lived part (200 ps in the world) is fitted as a step, not as a lifetime
+    assert outcome.results["fit"]["offset"] > 0
+
+
+def test_pooled_error_is_one_value_from_every_points_scatter():
+    rng = np.random.default_rng(3)
+    signal = rng.normal(0.0, 1.0, (4, 50)) * np.linspace(0.1, 3.0, 50)  # heteroscedastic
+    err = pooled_error(signal)
+    assert np.all(err == err[0])
+    expected = np.sqrt(np.mean(np.var(signal, axis=0, ddof=1)) / 4)
+    assert err[0] == pytest.approx(expected)
+    assert pooled_error(signal[:2]) is None  # too few sweeps for a scatter
+    assert pooled_error(np.ones((4, 5))) is None  # no scatter at all
+
+
+def _minus_de_over_e(world, pump_ps: float) -> float:
+    """−ΔE/E the lock-ins would see (noise-free world), pump stage put there directly."""
+    stage = world.stages[1]
+    stage.start_mm = stage.target_mm = (
+        world.params.table["pump_zero_mm"] + pump_ps / PS_PER_MM_DOUBLE_PASS
+    )
+    x_ref, x_pump = world.lockin_input_v("ref"), world.lockin_input_v("pump")
+    return -2.0 * x_pump / (x_ref - x_pump)
+
+
+@pytest.mark.parametrize("gate_ps", [0.0, -0.1, 0.15])
+def test_world_truth_is_the_maximum_of_the_measured_signal(gate_ps):
+    """optp_peak_delay_ps() is where −ΔE/E (as the lock-ins see it) is largest, at any
+    gate delay: the signal is a monotone function of the transient g(t_pump). (Off the
+    THz peak ΔE/E can change sign: 0.15 ps after it, the extremum is a minimum.)"""
+    from scipy.optimize import minimize_scalar
+
+    station = annealed_station(noise=False)
+    try:
+        world = station.world
+        station["stages"].sample.move_to_slot(1)
+        station["stages"].sampling.move_to_ps(gate_ps)
+        truth = world.optp_peak_delay_ps()
+        best = minimize_scalar(
+            lambda t: -abs(_minus_de_over_e(world, t)),
+            bounds=(truth - 0.05, truth + 0.05),
+            method="bounded",
+            options={"xatol": 1e-8},
+        )
+    finally:
+        station.close()
+    assert best.x == pytest.approx(truth, abs=5e-5)  # 0.05 fs
+    assert -best.fun > 1e-5
+
+
+def test_find_optp_peak_noise_free_and_realistic():
+    """TDS parks the pump 0.2 ps after this peak (N falls ~1 %/10 fs there)."""
+    errors = {}
+    for noise in (False, "realistic"):
+        station = annealed_station(noise=noise, seed=1)
+        try:
+            station["stages"].sample.move_to_slot(1)
+            for role in ("lockin_ref", "lockin_pump"):
+                station[role].time_constant = 0.1
+            thz = find_thz_peak(station["stages"], station["lockin_ref"])
+            station["stages"].sampling.move_to_ps(thz.peak_ps)
+            scan = find_optp_peak(station["stages"], station["lockin_pump"])
+            errors[noise] = scan.peak_ps - station.world.optp_peak_delay_ps()
+        finally:
+            station.close()
+    assert abs(errors[False]) < 0.001
+    assert abs(errors["realistic"]) < 0.012  # 4 fs rms over seeds
+
+
+def test_optp_peak_of_scan_falls_back_to_the_spline_when_the_fit_fails():
+    x = np.linspace(-0.6, 1.2, 73)
+    flipped = -np.exp(-(((x - 0.3) / 0.2) ** 2))  # no positive signal: the fit refuses
+    assert optp_peak_of_scan(x, flipped) == spline_vertex(x, flipped)
+    y = decay_model(x, 0.0, 0.3, [1.0], [0.7], offset=0.5)
+    fine = np.linspace(0.0, 0.6, 60001)
+    truth = fine[np.argmax(decay_model(fine, 0.0, 0.3, [1.0], [0.7], offset=0.5))]
+    assert optp_peak_of_scan(x, y) == pytest.approx(truth, abs=1e-4)
+
+
+def test_decay_fit_peak_is_the_models_maximum():
+    t = np.linspace(-2, 10, 400)
+    y = decay_model(t, 0.1, 0.3, [0.5, 0.4], [0.7, 4.0], offset=0.1)
+    fit = fit_decay(t, y, n_exp=2, with_offset=True)
+    at, value = fit.peak(-0.5, 1.0)
+    fine = np.linspace(at - 0.002, at + 0.002, 40001)  # 0.1 as grid
+    assert at == pytest.approx(fine[np.argmax(fit.evaluate(fine))], abs=2e-7)
+    assert value == pytest.approx(fit.evaluate(fine).max(), rel=1e-12)
+    with pytest.raises(AnalysisError, match="empty window"):
+        fit.peak(1.0, 1.0)
+
+
+def test_optp_peak_delay_is_not_pulled_to_the_slow_side():
+    """``labctl analyze optp``'s peak: the asymmetric top (steep rise, slow decay) put a
+    7-point quadratic's vertex 30 fs late; the spline's maximum is within a few fs."""
+    t = np.arange(-2.0, 10.0, 0.05)
+    y = decay_model(t, 0.0, 0.3, [0.55, 0.35], [0.7, 4.0], offset=0.1)
+    fine = np.linspace(-0.5, 1.0, 150001)
+    truth = fine[np.argmax(decay_model(fine, 0.0, 0.3, [0.55, 0.35], [0.7, 4.0], offset=0.1))]
+    peak = optp_peak(t, y)
+    assert peak.pump_delay_ps == pytest.approx(truth, abs=0.003)
+    assert peak.value == pytest.approx(y.max(), rel=0.01)
 
 
 def test_rows_per_point_per_sweep_alternate_and_read_back(optp_run):
@@ -65,7 +187,9 @@ def test_live_decay_fit_after_every_sweep_and_normalised_signal(optp_run):
     assert [f["sweeps"] for f in fits] == [1, 2, 3, 4]
     assert all("decay" in f for f in fits)
     fast, slow = outcome.results["fit"]["lifetimes_ps"]
-    assert 0.1 < fast < 3.0 < slow
+    photo = station.world.params.photo  # the long-lived part goes to the fit's step
+    assert fast == pytest.approx(photo["decay_fast_ps"], rel=0.1)
+    assert slow == pytest.approx(photo["decay_slow_ps"], rel=0.15)
     peak = outcome.results["optp_peak"]
     assert peak["minus_dE_over_E"] > 0
     # per absorbed photon density: measured pump power (the power meter) → fluence

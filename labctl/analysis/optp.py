@@ -25,6 +25,7 @@ from scipy.special import erfc, erfcx
 from labctl.errors import AnalysisError
 
 from .constants import DEFAULT_SUBSTRATE_INDEX, E_CHARGE, EV_J, PUMP_PHOTON_ENERGY_EV, Z0_OHM
+from .peaks import spline_vertex
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 #: Longer traces are fitted as averages of consecutive points (bins), so a fit's
@@ -159,6 +160,28 @@ class DecayFit:
             self.lifetimes_ps,
             self.offset,
         )
+
+    def peak(self, lo_ps: float, hi_ps: float) -> tuple[float, float]:
+        """(pump delay, value) of the fitted trace's maximum within ``[lo_ps, hi_ps]``.
+
+        A 1 fs grid brackets the maximum, a bounded scalar search refines it to well
+        below 0.01 fs (the grid alone would quantise the delay by up to 0.5 fs).
+        """
+        from scipy.optimize import minimize_scalar
+
+        if not hi_ps > lo_ps:
+            raise AnalysisError(f"decay peak: empty window {lo_ps}…{hi_ps} ps")
+        grid = np.linspace(lo_ps, hi_ps, max(3, int(round((hi_ps - lo_ps) / 1e-3)) + 1))
+        j = int(np.argmax(self.evaluate(grid)))
+        a, b = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+        best = minimize_scalar(
+            lambda x: -float(self.evaluate(np.array([x]))[0]),
+            bounds=(a, b),
+            method="bounded",
+            options={"xatol": 1e-7},
+        )
+        x = float(best.x) if best.success else float(grid[j])
+        return x, float(self.evaluate(np.array([x]))[0])
 
     def to_dict(self) -> dict:
         def fin(v):
@@ -311,7 +334,12 @@ class OPTPPeak:
 def optp_peak(pump_delay_ps, signal, signal_err=None, half_width_points: int = 3) -> OPTPPeak:
     """Peak of an OPTP trace from a quadratic fit to the 2·half_width+1 points around the
     maximum. Error: from ``signal_err`` if given, else from the fit residuals (or, with
-    too few points for that, the point-to-point scatter of the trace)."""
+    too few points for that, the point-to-point scatter of the trace).
+
+    The delay is the maximum of a cubic spline through the points around the largest
+    (:func:`~labctl.analysis.peaks.spline_vertex`): the quadratic's vertex lies on the
+    slow side of the asymmetric top (+30 fs on a 0.3 ps IRF sampled every 50 fs). A
+    decay fit's maximum (:meth:`DecayFit.peak`) is more precise still."""
     t = np.asarray(pump_delay_ps, float)
     y = np.asarray(signal, float)
     i = int(np.argmax(y))
@@ -332,6 +360,10 @@ def optp_peak(pump_delay_ps, signal, signal_err=None, half_width_points: int = 3
         return OPTPPeak(float(x0), float(y[i]), err)
     xp = float(np.clip(-b / (2 * a), tt[0] - x0, tt[-1] - x0))
     val = a * xp**2 + b * xp + c
+    try:
+        at = spline_vertex(t, y)
+    except AnalysisError:
+        at = float(x0 + xp)
     g = np.array([xp**2, xp, 1.0])
     var = float(g @ cov @ g)
     if signal_err is None:
@@ -340,4 +372,4 @@ def optp_peak(pump_delay_ps, signal, signal_err=None, half_width_points: int = 3
         s2 = float(resid @ resid) / dof if dof > 0 else scatter**2
         s2 = max(s2, scatter**2) if dof < 3 else s2
         var *= s2
-    return OPTPPeak(float(x0 + xp), float(val), math.sqrt(max(var, 0.0)))
+    return OPTPPeak(at, float(val), math.sqrt(max(var, 0.0)))
