@@ -1,7 +1,6 @@
 """Live fit: converges while sweeps arrive, never raises into the scan, bounded work."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -85,31 +84,31 @@ def test_fit_errors_are_published_not_raised(sweeps):
 
 
 def test_threaded_acquisition_never_waits_for_the_fit(sweeps):
-    started = threading.Event()
+    """A subscriber that hangs (a frozen GUI) holds the fit worker, never the scan."""
+    started, release = threading.Event(), threading.Event()
 
-    def slow_subscriber(update):
+    def stuck_subscriber(update):
         started.set()
-        time.sleep(0.3)  # a sluggish GUI
+        release.wait(timeout=30)
 
     updates = []
     with LiveTDSFit(100e-9, 1.95) as live:
-        live.subscribe(slow_subscriber)
+        live.subscribe(stuck_subscriber)
         live.subscribe(updates.append)
-        worst = 0.0
         for k in range(6):
             for i, t in enumerate(sweeps.time_ps):
-                t0 = time.perf_counter()
                 live.add_point(t, sweeps.e_ref[k, i], sweeps.delta_e[k, i])
-                worst = max(worst, time.perf_counter() - t0)
+            if k == 0:
+                live.end_sweep()
+                assert started.wait(timeout=10)  # the worker is now stuck in the subscriber
         live.end_sweep()
-        assert started.is_set()
+        # every point of sweeps 2-6 went in while the worker could not have fitted
+        assert not release.is_set() and live.n_sweeps == 6
+        release.set()
         assert live.wait_idle(timeout=10)
-    assert worst < 0.02  # per point: copy into buffers, never a fit
     # requests made while the worker was busy were coalesced, the newest data won
     assert len(updates) < 6
     assert updates[-1].n_sweeps == 6 and updates[-1].ok
-    # one update (FFT + Δσ + warm fit) is bounded by max_nfev: a few ms, generously 100
-    assert max(u.compute_ms for u in updates) < 100
 
 
 def test_threaded_errors_reach_subscribers_from_the_worker(sweeps):
