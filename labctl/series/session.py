@@ -1,0 +1,161 @@
+"""A series from the command line: station, log file, live display, report at the end."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from labctl.series.plan import Plan
+
+LOG_NAME = "series.log"
+
+
+def run_series(
+    plan: Plan,
+    out_dir: str | Path,
+    *,
+    station: str | None = None,
+    time_scale: str | None = None,
+    resume: bool = False,
+    allow_changed_plan: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Run ``plan`` into ``out_dir``; exit code 0 done, 1 stopped by a fault, 130 aborted."""
+    from labctl.series.report import write_report
+    from labctl.series.runner import SeriesRunner
+    from labctl.station import Station
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _log_to(out_dir / LOG_NAME)
+    stop = threading.Event()
+    kwargs = {} if time_scale is None else {"time_scale": time_scale}
+    try:
+        with Station.from_file(station or plan.station, **kwargs) as st:
+            display = SeriesDisplay(plan, st.clock, quiet=quiet)
+            runner = SeriesRunner(
+                plan,
+                out_dir,
+                st,
+                resume=resume,
+                allow_changed_plan=allow_changed_plan,
+                stop=stop,
+                on_event=display.on_event,
+            )
+            display.catalog = runner.catalog
+            previous = _stop_on_sigterm(stop)
+            try:
+                with display:
+                    outcome = runner.run()
+            except KeyboardInterrupt:
+                stop.set()
+                raise
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+                runner.catalog.close()
+        paths = write_report(out_dir)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    display.print_end(outcome, paths)
+    if outcome.state == "aborted":
+        return 130
+    return 0 if outcome.state == "done" else 1
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def _stop_on_sigterm(stop: threading.Event):
+    """SIGTERM (a polite kill, systemd) stops between points like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+class SeriesDisplay:
+    """Rich progress of a series: step, virtual and wall time, ETA; also logs each step."""
+
+    def __init__(self, plan: Plan, clock, quiet: bool = False) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.plan = plan
+        self.clock = clock
+        self.catalog = None
+        self.console = Console(stderr=True)
+        self.log = logging.getLogger("labctl.series")
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=quiet,
+        )
+        self.series_task = self.progress.add_task(
+            f"series {plan.name}", total=len(plan.steps), info=""
+        )
+        self.step_task = None
+        self.t0_virtual = clock.now()
+        self.t0_wall = time.monotonic()
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def _times(self) -> str:
+        virtual_h = (self.clock.now() - self.t0_virtual) / 3600.0
+        return f"virtual {virtual_h:5.2f} h"
+
+    def on_event(self, what: str, info: dict) -> None:
+        step = info.get("step")
+        if what == "step-start":
+            self.log.info("start %s (attempt %d) → %s", step.label, info["attempt"], info["file"])
+            if self.step_task is not None:
+                self.progress.remove_task(self.step_task)
+            self.step_task = self.progress.add_task(f"  {step.label}", total=100, info="")
+        elif what == "progress" and self.step_task is not None:
+            self.progress.update(
+                self.step_task, completed=float(info["record"]), info=self._times()
+            )
+        elif what == "step-end":
+            outcome = info["outcome"]
+            self.log.info("%s: %s %s", step.label, outcome.status, outcome.message)
+            self._advance_series()
+            if not outcome.ok:
+                self.console.print(f"[red]{step.label}: {outcome.status}: {outcome.message}")
+
+    def _advance_series(self) -> None:
+        if self.catalog is None:
+            return
+        done = sum(1 for s in self.catalog.steps() if s["state"] in ("done", "skipped"))
+        self.progress.update(self.series_task, completed=done, info=self._times())
+
+    def print_end(self, outcome, paths: dict) -> None:
+        from labctl.series.report import print_summary
+
+        wall = time.monotonic() - self.t0_wall
+        print_summary(paths["dir"], console=self.console)
+        self.console.print(
+            f"series {outcome.state}: {outcome.done} done, {outcome.failed} failed, "
+            f"{outcome.skipped} skipped in {wall:.0f} s wall time"
+            + (f" — {outcome.message}" if outcome.message else "")
+        )
+        self.console.print(f"report: {paths['html']}")
