@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,15 +30,29 @@ from pymeasure.instruments.newport.esp300 import ESP300, Axis, AxisError, Genera
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError, StationError
-from labctl.locking import LINK_ERRORS, SerializedIO
+from labctl.locking import LINK_ERRORS, SerializedIO, numbers
 
 log = logging.getLogger(__name__)
 
 PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel, / c
 N_AXES = 3
+POSITION_TOLERANCE_MM = 2e-3  # a move that ends farther than this from its target stalled
 _MAX_ERRORS_READ = 20  # the controller buffers at most 10
 
-# Link failures that are not the instrument's fault (pyserial's errors are OSErrors).
+#: Axis queries answered with one number (``1TP``, ``2VA?``, ``3MD?`` …).
+_NUMBER_QUERY = re.compile(r"^[1-9](TP|DP|VA|VU|AC|AG|SL|SR|MD|MO|DH|FE|JH|JW|OL|OH)\??$")
+#: ``TB?``: "code, timestamp, message".
+_TB_REPLY = re.compile(r"^\s*\d+\s*,\s*\d+\s*,")
+
+
+def esp_reply_problem(command: str, reply: str) -> str | None:
+    """Why ``reply`` cannot answer the ESP301 query ``command`` (None if it can)."""
+    command = command.strip().upper()
+    if command == "TB?" and not _TB_REPLY.match(reply):
+        return "expected 'code, timestamp, message'"
+    if _NUMBER_QUERY.match(command) and numbers(reply, 1) is None:
+        return "expected one number"
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,10 @@ class MotionController(SerializedIO, ESP300):
     Axes are ``x``, ``y``, ``phi`` (1, 2, 3) as in pymeasure, or ``axis(n)``.
     """
 
+    identity_query = "VE?"  # the ESP301 has no *IDN?
+    identity_pattern = r"^ESP30[01]\b"
+    model_description = "a Newport ESP301 motion controller"
+
     def __init__(
         self,
         adapter,
@@ -106,7 +125,10 @@ class MotionController(SerializedIO, ESP300):
             raise ValueError(f"{name}: poll_interval_s must be positive, got {poll_interval_s!r}")
         self.poll_interval_s = float(poll_interval_s)
 
-    # --- I/O: SerializedIO serializes and names link errors ------------------
+    # --- I/O: SerializedIO serializes, resyncs and names link errors ----------
+    def reply_problem(self, command: str, reply: str) -> str | None:
+        return esp_reply_problem(command, reply)
+
     def explain_silence(self) -> str:
         """The controller is silent after a bad query; its error buffer says why.
 
@@ -134,11 +156,9 @@ class MotionController(SerializedIO, ESP300):
         try:
             value = cast(float(reply)) if cast is int else cast(reply)
         except ValueError:
-            raise CommunicationError(
-                self.name, f"garbled reply {reply!r} to {command!r} (expected a number)"
-            ) from None
+            raise self.garbled(command, reply, "expected a number") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise CommunicationError(self.name, f"garbled reply {reply!r} to {command!r}")
+            raise self.garbled(command, reply)
         return value
 
     # --- pymeasure hooks that would otherwise query everything or use SCPI ----
@@ -164,9 +184,7 @@ class MotionController(SerializedIO, ESP300):
             code = int(parts[0])
             timestamp = int(parts[1]) if len(parts) > 1 else None
         except ValueError:
-            raise CommunicationError(
-                self.name, f"garbled reply {reply!r} to 'TB?' (expected 'code, time, message')"
-            ) from None
+            raise self.garbled("TB?", reply, "expected 'code, time, message'") from None
         message = parts[2] if len(parts) > 2 and parts[2] else decode_error(code)
         return code, timestamp, message
 
@@ -195,7 +213,7 @@ class MotionController(SerializedIO, ESP300):
     def is_moving(self, axis: int) -> bool:
         done = self._query_number(f"{axis}MD?", int)
         if done not in (0, 1):
-            raise CommunicationError(self.name, f"garbled reply {done!r} to '{axis}MD?'")
+            raise self.garbled(f"{axis}MD?", done, "expected 0 or 1")
         return done == 0
 
     def velocity_mm_s(self, axis: int) -> float:
@@ -250,6 +268,7 @@ class _AxisUser:
         self.controller = controller
         self.axis = int(axis)
         self.name = name
+        self._target_mm: float | None = None  # of the last move, until stopped
         with controller.lock:
             self.limits_mm = controller.limits_mm(self.axis)
             self.velocity_mm_s = controller.velocity_mm_s(self.axis)
@@ -281,16 +300,28 @@ class _AxisUser:
 
     def _move(self, target_mm: float, wait: bool, timeout_s: float | None) -> None:
         self.controller.move_to_mm(self.axis, target_mm)
+        self._target_mm = float(target_mm)
         if wait:
             self.wait(timeout_s)
 
     def wait(self, timeout_s: float | None = None) -> float:
-        """Wait until the axis stops; returns the position in mm."""
-        return self.controller.wait_for_stop(
+        """Wait until the axis stops; returns the position in mm.
+
+        An axis that stopped short of its target (a stall: the controller logs a
+        following error) raises :class:`ESPControllerError` with the controller's errors.
+        """
+        position = self.controller.wait_for_stop(
             self.axis, self._move_timeout_s() if timeout_s is None else timeout_s
         )
+        target, self._target_mm = self._target_mm, None
+        if target is not None and abs(position - target) > POSITION_TOLERANCE_MM:
+            where = f"{self.name} stopped at {position:.4f} mm, short of {target:.4f} mm"
+            self.controller.check_errors(where)
+            raise InstrumentError(self._where(), f"{where} (no controller error reported)")
+        return position
 
     def stop(self) -> None:
+        self._target_mm = None
         self.controller.stop(self.axis)
 
 
@@ -564,9 +595,7 @@ def open_instrument(
         adapter = connection
     controller = MotionController(adapter, name=name, clock=clock, poll_interval_s=poll_interval_s)
     try:
-        version = controller.id
-        if "ESP" not in version.upper():
-            raise CommunicationError(name, f"unexpected identification {version!r} (not an ESP)")
+        version = controller.confirm_identity()
         controller.read_errors()  # start from an empty error buffer
         stages = {role: _build_stage(controller, role, spec) for role, spec in axes.items()}
     except Exception:

@@ -13,6 +13,7 @@ A photodiode power meter reads the right power only at the right wavelength
 
 from __future__ import annotations
 
+import re
 import statistics
 import warnings
 from typing import Any
@@ -23,11 +24,36 @@ from pymeasure.instruments.thorlabs import ThorlabsPM100USB
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, StationError
-from labctl.locking import ClosesOnShutdown, SerializedIO
+from labctl.locking import ClosesOnShutdown, SerializedIO, numbers
+
+#: SCPI queries answered with one number (headers as the driver and pymeasure send them).
+_NUMBER_QUERY = re.compile(r"^(MEAS|READ|FETC|SENS(E)?:(CORR|AVER))", re.IGNORECASE)
+#: ``SYST:SENS:IDN?``: name, serial, calibration, type, subtype, flags.
+_SENSOR_IDN_QUERY = re.compile(r"^SYST(EM)?:SENS(OR)?:IDN\?", re.IGNORECASE)
+
+
+def pm100_reply_problem(command: str, reply: str) -> str | None:
+    """Why ``reply`` cannot answer the PM100 query ``command`` (None if it can)."""
+    command = command.strip()
+    if not command.endswith("?") and "? " not in command:
+        return None
+    head = command.split()[0].upper()
+    if head.startswith("SYST:ERR") or head.startswith("SYSTEM:ERR"):
+        if not re.match(r"^[+-]?\d+\s*,", reply.strip()):
+            return "expected 'code,\"message\"'"
+    elif _SENSOR_IDN_QUERY.match(command):
+        if len(reply.split(",")) != 6:
+            return "expected 6 fields (sensor name, serial, calibration, type, subtype, flags)"
+    elif _NUMBER_QUERY.match(head) and numbers(reply, 1) is None:
+        return "expected one number"
+    return None
 
 
 class PowerMeter(SerializedIO, ClosesOnShutdown, ThorlabsPM100USB):
     """A PM100 on a station: serialized, with errors that name it."""
+
+    identity_pattern = r"^THORLABS,PM100"
+    model_description = "a Thorlabs PM100 power meter"
 
     def __init__(
         self,
@@ -38,21 +64,35 @@ class PowerMeter(SerializedIO, ClosesOnShutdown, ThorlabsPM100USB):
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
         try:
-            with warnings.catch_warnings():  # the PM100 does speak SCPI (its manual, ch. 7)
-                warnings.filterwarnings("ignore", "It is not known whether", FutureWarning)
-                super().__init__(adapter, name=name, **kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise CommunicationError(name, f"cannot open {adapter!r}: {exc}") from exc
-        except CommunicationError:
+            try:
+                with warnings.catch_warnings():  # the PM100 does speak SCPI (its manual, ch. 7)
+                    warnings.filterwarnings("ignore", "It is not known whether", FutureWarning)
+                    super().__init__(adapter, name=name, **kwargs)
+            except (pyvisa.errors.Error, OSError) as exc:
+                raise CommunicationError(name, f"cannot open {adapter!r}: {exc}") from exc
+            except InstrumentError:  # identity or link (CommunicationError)
+                raise
+            except Exception as exc:  # e.g. pymeasure's "No sensor connected."
+                raise InstrumentError(name, f"cannot initialise the power meter: {exc}") from exc
+        except InstrumentError:
+            link = self.__dict__.get("adapter")
+            if link is not None:
+                link.close()
             raise
-        except Exception as exc:  # e.g. pymeasure's "No sensor connected."
-            raise InstrumentError(name, f"cannot initialise the power meter: {exc}") from exc
 
-    # --- I/O: SerializedIO serializes and names link errors --------------------
+    # --- I/O: SerializedIO serializes, resyncs and names link errors ------------
+    def _set_flags(self) -> None:
+        """pymeasure's first I/O (sensor flags), after confirming this is a PM100."""
+        self.confirm_identity()
+        super()._set_flags()
+
+    def reply_problem(self, command: str, reply: str) -> str | None:
+        return pm100_reply_problem(command, reply)
+
     def _float(self, command: str) -> float:
         result = self.values(command)
         if len(result) != 1 or isinstance(result[0], str):
-            raise CommunicationError(self.name, f"garbled reply to {command!r}: {result!r}")
+            raise self.garbled(command, result)
         return float(result[0])
 
     # --- measurements ------------------------------------------------------------
@@ -101,9 +141,7 @@ class PowerMeter(SerializedIO, ClosesOnShutdown, ThorlabsPM100USB):
                 try:
                     number = int(code)
                 except ValueError:
-                    raise CommunicationError(
-                        self.name, f"garbled reply to 'SYST:ERR?': {reply!r}"
-                    ) from None
+                    raise self.garbled("SYST:ERR?", reply) from None
                 if number == 0:
                     break
                 errors.append(f"{number} {message.strip(chr(34))}")

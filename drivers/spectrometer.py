@@ -6,8 +6,13 @@ whichever seabreeze backend the process uses (``backend`` option to choose);
 for the in-process simulator the station hands it a ``Spectrometer`` already
 opened on the simulated USB device; ``socket://HOST:PORT`` (or
 ``TCPIP0::HOST::PORT::SOCKET``) reaches a simulator served by
-``labctl sim serve`` over labctl's USB-over-TCP tunnel, still through
-pyseabreeze's protocol code.
+``labctl sim serve`` over labctl's USB-over-TCP tunnel
+(:mod:`labctl.usb_tunnel`), still through pyseabreeze's protocol code.
+
+A failed exchange never leaves a stale reply behind: the tunnel reopens its
+connection after a timeout or a reply that does not fit its request, data that
+pyseabreeze cannot parse becomes a :class:`CommunicationError`, and the first
+scan after such an error is discarded (it may have started before the error).
 
 Corrections are seabreeze's, applied per scan to the raw counts so saturation
 can be judged on the raw ADC values: electric-dark correction subtracts the
@@ -18,6 +23,7 @@ counts by the EEPROM polynomial (``Spectrometer.intensities`` does the same).
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from typing import Any
 
@@ -45,6 +51,10 @@ def _comm_errors() -> tuple[type[BaseException], ...]:
     return (usb.core.USBError, OSError, RuntimeError, ReferenceError)
 
 
+#: What pyseabreeze raises on data that is not what it asked for (garbled or stray).
+_GARBLED_DATA = (struct.error, ValueError, IndexError)
+
+
 class OceanSpectrometer:
     """A seabreeze spectrometer with validated settings, averaging and run-header settings."""
 
@@ -58,6 +68,7 @@ class OceanSpectrometer:
         discard_after_change: bool = True,
         lamp_shutter: bool = False,
         closer: Any = None,
+        model: str | None = None,
     ) -> None:
         from seabreeze.spectrometers import SeaBreezeError
 
@@ -70,10 +81,17 @@ class OceanSpectrometer:
         self._sb_error = SeaBreezeError
         self._integration_time_s: float | None = None
         self._last: tuple[np.ndarray, np.ndarray, float] | None = None  # result, mask, ceiling
+        self._discard_next = False  # after a communication error: the next scan may be stale
         self.averages = 1
         with self._transaction("read identity and calibration"):
             self.model: str = str(spectrometer.model)
             self.serial_number: str = str(spectrometer.serial_number)
+            if model is not None and self.model.upper() != str(model).upper():
+                raise InstrumentError(
+                    name,
+                    f"expected an Ocean {model} spectrometer, but the device answers as "
+                    f"{self.model} (serial {self.serial_number})",
+                )
             self.pixels: int = int(spectrometer.pixels)
             self.max_intensity: float = float(spectrometer.max_intensity)
             self._wavelengths = np.asarray(spectrometer.wavelengths(), dtype=float).copy()
@@ -106,12 +124,21 @@ class OceanSpectrometer:
 
             def __exit__(self, exc_type, exc, tb):
                 driver.lock.release()
-                if exc is None or isinstance(exc, InstrumentError):
+                if exc is None or (
+                    isinstance(exc, InstrumentError) and not isinstance(exc, CommunicationError)
+                ):
                     return False
                 if isinstance(exc, driver._sb_error):
                     raise InstrumentError(driver.name, f"{what}: {exc}") from exc
+                driver._discard_next = True
+                if isinstance(exc, CommunicationError):
+                    return False
                 if isinstance(exc, _comm_errors()):
                     raise CommunicationError(driver.name, f"{what}: {exc}") from exc
+                if isinstance(exc, _GARBLED_DATA):
+                    raise CommunicationError(
+                        driver.name, f"{what}: garbled data from the spectrometer ({exc!r})"
+                    ) from exc
                 return False
 
         return _Guard()
@@ -194,6 +221,9 @@ class OceanSpectrometer:
             mask = np.zeros(self.pixels, dtype=bool)
             ceilings = []
             with self._transaction(f"acquire {averages} × {self.integration_time_s:g} s"):
+                if self._discard_next:  # begun before the last error, perhaps: not this request's
+                    self._spec.intensities()
+                    self._discard_next = False
                 for _ in range(int(averages)):
                     raw = np.asarray(self._spec.intensities(), dtype=float)
                     mask |= raw >= self.max_intensity
@@ -282,24 +312,25 @@ class OceanSpectrometer:
         return f"<OceanSpectrometer {self.name} {self.model} {self.serial_number}>"
 
 
-def _open_address(address: str, name: str, backend: str | None):
+def _open_address(address: str, name: str, backend: str | None, tunnel_timeout_s: float):
     """A ``Spectrometer`` (and what to close with it) for an address string."""
     from seabreeze.spectrometers import SeaBreezeError
 
     match = _TUNNEL_ADDRESS.match(address.strip())
     if match:
-        from labctl.simulators import seabreeze_usb
+        from labctl.usb_tunnel import RemoteUSBDevice
+        from labctl.virtual_usb import open_spectrometer
 
         host = match.group("h1") or match.group("h2")
         port = int(match.group("p1") or match.group("p2"))
         try:
-            remote = seabreeze_usb.RemoteUSBDevice(host, port)
+            remote = RemoteUSBDevice(host, port, timeout_s=tunnel_timeout_s)
         except Exception as exc:
             raise CommunicationError(
                 name, f"cannot reach served spectrometer at {address}: {exc}"
             ) from exc
         try:
-            return seabreeze_usb.open_spectrometer(remote.pyusb_device()), remote
+            return open_spectrometer(remote.pyusb_device()), remote
         except Exception as exc:
             remote.close()
             raise CommunicationError(name, f"cannot open spectrometer at {address}: {exc}") from exc
@@ -325,6 +356,7 @@ def open_instrument(
     name: str,
     clock: Clock,
     backend: str | None = None,
+    tunnel_timeout_s: float = 5.0,
     **options: Any,
 ) -> OceanSpectrometer:
     """Station factory: ``connection`` is a serial number, ``"first"``, a tunnel
@@ -332,11 +364,13 @@ def open_instrument(
 
     Options: ``integration_time_s`` (initial, default 0.1), ``discard_after_change``,
     ``lamp_shutter`` (the light source's shutter follows Lamp Enable),
-    ``backend`` ("cseabreeze"/"pyseabreeze", hardware only).
+    ``model`` (e.g. ``FLAMES``: refuse any other model at connect),
+    ``backend`` ("cseabreeze"/"pyseabreeze", hardware only),
+    ``tunnel_timeout_s`` (tunnel addresses: link wait beyond the USB timeout).
     """
     closer = None
     if isinstance(connection, str):
-        spectrometer, closer = _open_address(connection, name, backend)
+        spectrometer, closer = _open_address(connection, name, backend, tunnel_timeout_s)
     else:
         spectrometer = connection
     try:

@@ -31,7 +31,7 @@ from scipy.special import gammainccinv
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, StationError
-from labctl.locking import ClosesOnShutdown, SerializedIO
+from labctl.locking import ClosesOnShutdown, SerializedIO, numbers
 
 #: Standard event status bits that mean an error (bit: meaning).
 ESR_ERROR_BITS = {
@@ -49,6 +49,54 @@ LIAS_OVERLOAD_BITS = {
 #: Fraction of full scale auto_range keeps |R| under.
 AUTO_RANGE_FRACTION = 0.9
 
+#: Queries with integer replies in a known range (SR830 manual, command list).
+_INTEGER_REPLIES = {
+    "SENS": (0, 26),
+    "OFLT": (0, 19),
+    "OFSL": (0, 3),
+    "HARM": (1, 19999),
+    "RMOD": (0, 2),
+    "ISRC": (0, 3),
+    "IGND": (0, 1),
+    "ICPL": (0, 1),
+    "ILIN": (0, 3),
+    "FMOD": (0, 1),
+    "SYNC": (0, 1),
+    "*ESR": (0, 255),
+    "*STB": (0, 255),
+    "LIAS": (0, 255),
+    "ERRS": (0, 255),
+}
+#: Queries answered with two numbers; buffer reads with any number of them.
+_PAIR_REPLIES = ("OEXP", "DDEF")
+_BUFFER_REPLIES = ("TRCA", "TRCB", "TRCL")
+
+
+def sr830_reply_problem(command: str, reply: str) -> str | None:
+    """Why ``reply`` cannot answer the SR830 query ``command`` (None if it can).
+
+    Every SR830 query but ``*IDN?`` is answered with numbers: one, two for
+    ``OEXP?``/``DDEF?``, as many as asked for ``SNAP?``; settings are integers
+    in their range.
+    """
+    head, query, params = command.replace(" ", "").upper().partition("?")
+    if not query or head == "*IDN":
+        return None
+    if head in _BUFFER_REPLIES:
+        return None if numbers(reply, None) is not None else "expected numbers"
+    if head == "SNAP":
+        count = len(params.split(","))
+    else:
+        count = 2 if head in _PAIR_REPLIES else 1
+    values = numbers(reply, count)
+    if values is None:
+        return f"expected {count} number{'s' if count > 1 else ''}"
+    if head in _INTEGER_REPLIES and not params:
+        lo, hi = _INTEGER_REPLIES[head]
+        if values[0] != int(values[0]) or not lo <= values[0] <= hi:
+            return f"expected an integer {lo}..{hi}"
+    return None
+
 
 def settling_time_constants(n_tau: float, slope_db_oct: int) -> float:
     """Time constants to wait so a step's residual is ``exp(−n_tau)`` (see module doc)."""
@@ -60,6 +108,9 @@ def settling_time_constants(n_tau: float, slope_db_oct: int) -> float:
 
 class LockIn(SerializedIO, ClosesOnShutdown, SR830):
     """An SR830 on a station: serialized, clocked, with errors that name it."""
+
+    identity_pattern = r"^Stanford_Research_Systems,SR830,"
+    model_description = "a Stanford Research SR830 lock-in"
 
     def __init__(
         self,
@@ -74,25 +125,26 @@ class LockIn(SerializedIO, ClosesOnShutdown, SR830):
         except (pyvisa.errors.Error, OSError) as exc:
             raise CommunicationError(name, f"cannot open {adapter!r}: {exc}") from exc
 
-    # --- I/O: SerializedIO serializes and names link errors; garbled replies here
+    # --- I/O: SerializedIO serializes, resyncs and names link errors; checks here
+    def reply_problem(self, command: str, reply: str) -> str | None:
+        return sr830_reply_problem(command, reply)
+
     def values(self, command: str, separator: str = ",", cast=float, **kwargs) -> list:
         result = super().values(command, separator=separator, cast=cast, **kwargs)
         if cast is not str and any(isinstance(v, str) for v in result):
-            raise CommunicationError(self.name, f"garbled reply to {command!r}: {result!r}")
+            raise self.garbled(command, ",".join(map(str, result)))
         return result
 
     def _floats(self, command: str, count: int) -> list[float]:
         result = self.values(command)
         if len(result) != count:
-            raise CommunicationError(
-                self.name, f"reply to {command!r} has {len(result)} values, expected {count}"
-            )
+            raise self.garbled(command, result, f"{len(result)} values, expected {count}")
         return [float(v) for v in result]
 
     def _int(self, command: str) -> int:
         (value,) = self._floats(command, 1)
         if value != int(value):
-            raise CommunicationError(self.name, f"reply to {command!r} is not an integer: {value}")
+            raise self.garbled(command, value, "not an integer")
         return int(value)
 
     # --- measurements ------------------------------------------------------------
@@ -186,6 +238,17 @@ class LockIn(SerializedIO, ClosesOnShutdown, SR830):
                 self.write(f"SENS {index}")
             raise InstrumentError(self.name, "auto_range did not converge")
 
+    def range_with_headroom(self, steps: int = 2, n_tau: float = 5.0) -> float:
+        """:meth:`auto_range`, then ``steps`` ranges less sensitive, for a scan whose signal
+        will grow beyond what the lock-in sees now; settles ``n_tau``; returns the range (V)."""
+        full_scales = list(self.SENSITIVITIES)
+        with self.lock:
+            index = full_scales.index(self.auto_range()) + max(0, int(steps))
+            index = min(index, len(full_scales) - 1)
+            self.write(f"SENS {index}")
+            self.settle(n_tau)
+            return full_scales[index]
+
     # --- headers -------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """Instrument state for run-file headers."""
@@ -220,8 +283,10 @@ def open_instrument(
 ) -> LockIn:
     """A :class:`LockIn` on an address (VISA resource) or an in-process adapter.
 
-    Optional settings are applied on connection (``reference_source``:
-    ``"External"`` or ``"Internal"``); anything else is refused.
+    The instrument must answer ``*IDN?`` as an SR830 (else InstrumentError, or
+    CommunicationError if nothing answers). Optional settings are applied on
+    connection (``reference_source``: ``"External"`` or ``"Internal"``);
+    anything else is refused.
     """
     if options:
         raise StationError(f"{name}: unknown SR830 options {sorted(options)}")
@@ -231,6 +296,11 @@ def open_instrument(
         lockin = LockIn(connection, name=name, clock=clock, **visa_options(connection))
     else:
         lockin = LockIn(connection, name=name, clock=clock)
+    try:
+        lockin.confirm_identity()
+    except Exception:
+        lockin.adapter.close()
+        raise
     if reference_source is not None:
         lockin.reference_source = reference_source
     if sensitivity_v is not None:

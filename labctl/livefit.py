@@ -4,9 +4,12 @@ Design — acquisition never waits for analysis:
 
 - ``add_point``/``add_sweep``/``end_sweep`` only copy numbers into running sums under a
   lock (microseconds) and, when a refit is due, set a flag and notify a worker thread.
-- The worker snapshots the averaged sweep, computes Δσ(ω) (one FFT each for E_ref and
-  ΔE), folds finished sweeps into a per-frequency scatter estimate (noise from ≥ 3
-  sweeps, else from the pre-pulse baseline), and refits warm-started from the last
+- The worker snapshots the data and computes Δσ(ω) with its errors exactly as
+  ``labctl analyze tds`` does (:func:`labctl.analysis.tds.photoconductivity`): from
+  the scatter of the complete sweeps, with its covariance between frequencies, once
+  there are ≥ 3; from the fitted time-domain noise model with 2; from the pre-pulse
+  baseline of the running average before that. It tests whether ΔE is significant
+  (:func:`~labctl.analysis.tds.significance`) and refits warm-started from the last
   result with a capped number of evaluations (``max_nfev``). Requests that arrive while
   it works are coalesced: it then runs once more on the newest data, so work never
   queues up behind a slow fit.
@@ -52,9 +55,11 @@ class LiveFitUpdate:
     sigma: np.ndarray | None
     sigma_err: np.ndarray | None
     model_sigma: np.ndarray | None
-    noise_source: str | None
+    noise_source: str | None  # "sweep-scatter", "noise-model" or "baseline"
     compute_ms: float
     error: str | None = None
+    significant: bool | None = None  # ΔE distinguishable from zero against the noise
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -71,6 +76,9 @@ class LiveFitUpdate:
             "n_sweeps": self.n_sweeps,
             "n_points": self.n_points,
             "noise_source": self.noise_source,
+            "error_source": self.noise_source,
+            "significant": self.significant,
+            "warnings": list(self.warnings),
             "compute_ms": self.compute_ms,
             "error": self.error,
             "fit": self.params,
@@ -147,13 +155,10 @@ class LiveTDSFit:
         self._cur_t: list[float] = []
         self._cur_ref: list[float] = []
         self._cur_de: list[float] = []
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._sweeps: list[tuple[np.ndarray, np.ndarray]] = []  # complete sweeps on the grid
         self._n_sweeps = 0
         self._n_points = 0
         self._points_since_fit = 0
-        self._scatter_sum = None  # Σ Δσ_k over complete sweeps (window frequencies)
-        self._scatter_sq = None  # Σ |Δσ_k|²
-        self._scatter_n = 0
         self._warm: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -271,7 +276,7 @@ class LiveTDSFit:
             self._sum_de += d
             self._count += 1
         if full:
-            self._pending.append((ref, d))
+            self._sweeps.append((ref, d))
         self._n_sweeps += 1
         self._request_locked()
         return None
@@ -356,16 +361,18 @@ class LiveTDSFit:
             if grid is not None:
                 ref = self._sum_ref / np.maximum(self._count, 1)
                 de = self._sum_de / np.maximum(self._count, 1)
-                n_avg = float(np.mean(self._count))
-            pending, self._pending = self._pending, []
+            sweeps = list(self._sweeps)
             n_sweeps, n_points = self._n_sweeps, self._n_points
             warm = self._warm
         if grid is None:
             return self._publish_error("no complete sweep yet", n_sweeps, n_points)
         try:
             from labctl.analysis import tds
-            from labctl.analysis.fitting import fit_conductivity
+            from labctl.analysis.fitting import fit_spectrum
 
+            if len(sweeps) >= 2:  # per-sweep data: scatter (≥ 3) or noise model (2)
+                ref = np.array([r for r, _ in sweeps])
+                de = np.array([d for _, d in sweeps])
             spec = tds.photoconductivity(
                 grid,
                 ref,
@@ -375,31 +382,17 @@ class LiveTDSFit:
                 fmin_hz=self.fmin_hz,
                 fmax_hz=self.fmax_hz,
                 window=self.window,
-                noise="baseline",
+                require_signal=False,
             )
-            sigma_err, source = spec.sigma_err, spec.noise_source
-            if pending:
-                self._fold_scatter(grid, pending, spec.freq_hz)
-            if (
-                self._scatter_n >= tds.MIN_SWEEPS_FOR_SCATTER
-                and self._scatter_sum.size == spec.freq_hz.size
-            ):
-                n = self._scatter_n
-                mean = self._scatter_sum / n
-                var = (self._scatter_sq - n * np.abs(mean) ** 2) / (n - 1) / 2.0
-                var = tds.smooth_variance(var)
-                if np.all(var > 0):
-                    sigma_err, source = np.sqrt(var / n_avg), "sweeps"
-            fit = fit_conductivity(
-                spec.freq_hz,
-                spec.sigma,
-                sigma_err,
+            test = tds.significance(spec)
+            fit = fit_spectrum(
+                spec,
                 model=self.model,
                 effective_mass=self.effective_mass,
                 initial=warm,
                 max_nfev=self.max_nfev,
             )
-            fit.warnings[:0] = spec.warnings  # echo, dropped frequencies: the GUI shows them
+            fit.warnings.extend(test.warnings)
             with self._lock:
                 self._warm = (
                     np.array([fit.values[n] for n in fit.param_names]) if fit.converged else None
@@ -411,10 +404,12 @@ class LiveTDSFit:
                 fit=fit,
                 freq_hz=spec.freq_hz,
                 sigma=spec.sigma,
-                sigma_err=sigma_err,
+                sigma_err=spec.sigma_err,
                 model_sigma=fit.evaluate(spec.freq_hz),
-                noise_source=source,
+                noise_source=spec.noise_source,
                 compute_ms=(time.perf_counter() - t_start) * 1e3,
+                significant=test.significant,
+                warnings=tuple(test.warnings),
             )
         except Exception as exc:  # never into the scan: report instead
             log.warning("live fit failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -423,26 +418,6 @@ class LiveTDSFit:
             return self._publish_error(f"{type(exc).__name__}: {exc}", n_sweeps, n_points, t_start)
         self._publish(update)
         return update
-
-    def _fold_scatter(self, grid, pending, freq_window) -> None:
-        from labctl.analysis import tds
-
-        refs = np.array([p[0] for p in pending])
-        des = np.array([p[1] for p in pending])
-        freq, er = tds.spectrum(grid, refs, window=self.window)
-        _, dw = tds.spectrum(grid, des, window=self.window)
-        keep = np.isin(freq, freq_window)
-        sig = tds.conductivity_from_fields(
-            er[:, keep], dw[:, keep], self.thickness_m, self.substrate_index
-        )
-        sig = sig[np.all(np.isfinite(sig), axis=1)]
-        if self._scatter_sum is None or self._scatter_sum.size != sig.shape[1]:
-            self._scatter_sum = np.zeros(sig.shape[1], complex)
-            self._scatter_sq = np.zeros(sig.shape[1])
-            self._scatter_n = 0
-        self._scatter_sum += sig.sum(axis=0)
-        self._scatter_sq += (np.abs(sig) ** 2).sum(axis=0)
-        self._scatter_n += sig.shape[0]
 
     def _next_sequence(self) -> int:
         with self._lock:

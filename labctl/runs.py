@@ -129,6 +129,7 @@ def run_procedure(
     data_file = Path(data_file)
     if data_file.exists():
         raise LabctlError(f"{data_file}: exists; a run never overwrites recorded data")
+    check_parameters(procedure)
     if station is not None:
         procedure.station = station
     stop = stop if stop is not None else threading.Event()
@@ -175,6 +176,23 @@ def run_procedure(
     )
     write_summary(outcome, procedure)
     return outcome
+
+
+def check_parameters(procedure: Procedure) -> None:
+    """Every Parameter value within its limits, else a LabctlError naming it (nothing written)."""
+    import copy
+
+    for name, parameter in procedure._parameters.items():
+        value = getattr(procedure, name, None)
+        if value is None:
+            continue
+        check = copy.deepcopy(parameter)
+        try:
+            check.value = value
+        except (ValueError, TypeError) as exc:
+            raise LabctlError(
+                f"{type(procedure).__name__}: parameter {name} = {value!r} refused: {exc}"
+            ) from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,20 +2,35 @@
 
 The simulated world lives in the serving process, so it outlives a crash of
 the program that drives it, exactly as real instruments do.
+
+Beside the instruments, a small loopback *control* socket lets another process
+inject and clear faults in the served world (``labctl sim fault``; see
+:mod:`labctl.simulators.faults`). Its protocol is one line per request,
+one line per reply::
+
+    inject ROLE KIND [axis=N]   ->  ok ROLE: KIND injected
+    clear [ROLE [KIND]]         ->  ok cleared N fault(s)
+    status                      ->  ok {"ROLE": ["KIND", ...], ...}
+    (anything wrong)            ->  error WHAT
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import socket
+import socketserver
+import threading
 from pathlib import Path
 
 import yaml
 
 from labctl.clock import ScaledClock
-from labctl.errors import StationError
+from labctl.errors import LabctlError, StationError
+from labctl.simulators.faults import FaultError
 from labctl.station import build_world, load_station_spec, make_simulator, station_path
-from labctl.transport import SimServer
+from labctl.transport import LOOPBACK, SimServer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +61,12 @@ class ServedStation:
             raise
         if not self.servers:
             raise StationError(f"{self.source}: no simulated (sim://) instruments to serve")
+        self.control = FaultControlServer(self.world.faults)
+
+    @property
+    def control_address(self) -> str:
+        """``HOST:PORT`` of the fault-injection control socket."""
+        return self.control.address
 
     @property
     def resources(self) -> dict[str, str]:
@@ -58,6 +79,7 @@ class ServedStation:
         out["name"] = f"{self.spec.name}-served"
         out["time_scale"] = self.time_scale if self.time_scale != 1 else "real"
         out.pop("simulation", None)  # the world lives in the server
+        out["sim_control"] = self.control_address
         for role, resource in self.resources.items():
             out["instruments"][role]["address"] = resource
             out["instruments"][role].pop("simulator", None)
@@ -70,6 +92,10 @@ class ServedStation:
         )
 
     def stop(self) -> None:
+        control = getattr(self, "control", None)
+        if control is not None:
+            control.stop()
+            self.control = None
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
@@ -83,3 +109,149 @@ class ServedStation:
 
 def serve_station(station: str | None, time_scale: float = 1.0, seed: int | None = None):
     return ServedStation(station, time_scale=time_scale, seed=seed)
+
+
+# --- fault-injection control socket ------------------------------------------------------------
+MAX_REQUEST = 1024
+
+
+def fault_request(board, line: str) -> str:
+    """Carry out one control request on a FaultBoard; returns the one-line reply."""
+    words = line.split()
+    if not words:
+        return "error empty request (inject ROLE KIND [axis=N] | clear [ROLE [KIND]] | status)"
+    verb, args = words[0].lower(), words[1:]
+    try:
+        if verb == "inject":
+            if len(args) not in (2, 3):
+                return "error usage: inject ROLE KIND [axis=N]"
+            options = {}
+            if len(args) == 3:
+                key, _, value = args[2].partition("=")
+                if key != "axis" or not value.isdigit():
+                    return f"error bad option {args[2]!r} (only axis=N)"
+                options["axis"] = int(value)
+            board.inject(args[0], args[1], **options)
+            return f"ok {args[0]}: {args[1]} injected"
+        if verb == "clear":
+            if len(args) > 2:
+                return "error usage: clear [ROLE [KIND]]"
+            before = sum(len(v) for v in board.summary().values())
+            board.clear(*args)
+            after = sum(len(v) for v in board.summary().values())
+            return f"ok cleared {before - after} fault(s)"
+        if verb == "status" and not args:
+            return "ok " + json.dumps(board.summary())
+    except FaultError as exc:
+        return f"error {exc}"
+    return f"error unknown request {words[0]!r} (inject, clear, status)"
+
+
+class _ControlConnection(socketserver.StreamRequestHandler):
+    timeout = 30.0  # an idle client does not hold a thread forever
+
+    def handle(self) -> None:
+        try:
+            while True:
+                raw = self.rfile.readline(MAX_REQUEST)
+                if not raw:
+                    return
+                line = raw.decode("utf-8", errors="replace").strip()
+                reply = fault_request(self.server.board, line)  # type: ignore[attr-defined]
+                self.wfile.write((reply + "\n").encode("utf-8"))
+                self.wfile.flush()
+        except OSError:
+            pass  # client went away or idled out
+
+
+class FaultControlServer:
+    """Serves a FaultBoard's inject/clear/status on a loopback TCP port."""
+
+    def __init__(self, board, port: int = 0) -> None:
+        server = socketserver.ThreadingTCPServer((LOOPBACK, port), _ControlConnection)
+        server.daemon_threads = True
+        server.board = board  # type: ignore[attr-defined]
+        self._server = server
+        self.address = f"{LOOPBACK}:{server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="sim-fault-control", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def send_fault_request(address: str, line: str, timeout_s: float = 5.0) -> str:
+    """Send one request to a served station's control socket; returns the reply's text.
+
+    Raises :class:`LabctlError` when the socket cannot be reached or answers ``error``.
+    """
+    host, _, port = str(address).rpartition(":")
+    if host not in (LOOPBACK, "localhost") or not port.isdigit():
+        raise StationError(f"sim_control {address!r}: expected '127.0.0.1:PORT'")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+            sock.sendall((line.strip() + "\n").encode("utf-8"))
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(4096)  # the socket has timeout_s
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError as exc:
+        raise LabctlError(
+            f"cannot reach the simulators' control socket at {address} "
+            f"(is `labctl sim serve` still running?): {exc}"
+        ) from None
+    text = reply.decode("utf-8", errors="replace").strip()
+    if text.startswith("ok"):
+        return text[2:].strip()
+    if text.startswith("error"):
+        raise FaultError(text[5:].strip())
+    raise LabctlError(f"control socket at {address}: unexpected reply {text!r}")
+
+
+class RemoteFaultBoard:
+    """A served station's :class:`~labctl.simulators.faults.FaultBoard`, from another process.
+
+    Same methods as ``world.faults``, carried over the control socket::
+
+        faults = RemoteFaultBoard.from_station_file("served.yaml")
+        faults.inject("furnace", "sensor_break")
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = str(address)
+
+    @classmethod
+    def from_station_file(cls, path: str | Path) -> RemoteFaultBoard:
+        """The board of the station ``labctl sim serve --write-station`` wrote to ``path``."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise StationError(f"{path}: cannot read the served station file: {exc}") from None
+        address = data.get("sim_control") if isinstance(data, dict) else None
+        if not address:
+            raise StationError(
+                f"{path}: no sim_control address (write it with `labctl sim serve --write-station`)"
+            )
+        return cls(address)
+
+    def inject(self, role: str, kind: str, axis: int | None = None) -> str:
+        request = f"inject {role} {kind}" + ("" if axis is None else f" axis={int(axis)}")
+        return send_fault_request(self.address, request)
+
+    def clear(self, role: str | None = None, kind: str | None = None) -> str:
+        if role is None and kind is not None:
+            raise FaultError("clear: a fault kind needs its role")
+        words = [w for w in ("clear", role, kind) if w is not None]
+        return send_fault_request(self.address, " ".join(words))
+
+    def summary(self) -> dict[str, list[str]]:
+        return json.loads(send_fault_request(self.address, "status"))
+
+    def active(self, role: str) -> frozenset[str]:
+        return frozenset(self.summary().get(role, ()))

@@ -17,11 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from labctl.clock import Clock, RealClock, ScaledClock, VirtualClock
+from labctl.clock import Clock, make_clock
 from labctl.errors import StationError
 from labctl.registry import load, model
+from labctl.schema import Invalid, show
+from labctl.station_schema import SIMULATION, check_station, time_scale_value
+from labctl.yamlfile import YamlDocument, load_document
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class StationSpec:
     time_scale: float | None = None  # None: real time; math.inf: virtual (instant) time
     simulation: dict = field(default_factory=dict)
     source: str = ""
+    description: str = ""
+    sim_control: str | None = None  # "127.0.0.1:PORT": fault injection of a served world
 
     @property
     def needs_world(self) -> bool:
@@ -72,88 +75,64 @@ def station_path(name_or_path: str | Path | None) -> Path:
 
 
 def _parse_time_scale(value: Any, where: str) -> float | None:
+    """A clock's time scale from code or the command line: None/'real'/1 real,
+    'virtual'/inf virtual, else a finite factor ≥ 1e-3."""
     if value is None or value == "real":
         return None
-    if value in ("virtual", "inf", math.inf):
+    if isinstance(value, str) and value in ("virtual", "inf") or value == math.inf:
         return math.inf
-    try:
-        scale = float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise StationError(
-            f"{where}: time_scale must be a number, 'real' or 'virtual', got {value!r}"
-        ) from None
-    if not scale > 0:
-        raise StationError(f"{where}: time_scale must be positive, got {value!r}")
-    return None if scale == 1 else scale
+            f"{where}: time_scale must be a number, 'real' or 'virtual', got {show(value)}"
+        )
+    if not (math.isfinite(value) and value >= 1e-3):
+        raise StationError(f"{where}: time_scale must be positive, ≥ 0.001, got {show(value)}")
+    return None if value == 1 else float(value)
 
 
-def parse_station(data: Any, source: str = "<station>") -> StationSpec:
-    """Validate a station mapping (as loaded from YAML); errors say where."""
-    if not isinstance(data, dict):
-        raise StationError(f"{source}: a station file is a mapping with an 'instruments' key")
-    unknown = set(data) - {"name", "instruments", "time_scale", "simulation", "description"}
-    if unknown:
-        raise StationError(f"{source}: unknown top-level keys {sorted(unknown)}")
-    insts = data.get("instruments")
-    if not isinstance(insts, dict) or not insts:
-        raise StationError(f"{source}: 'instruments' must map roles to instrument entries")
-    specs: dict[str, InstrumentSpec] = {}
-    for role, entry in insts.items():
-        where = f"{source}: instruments.{role}"
-        if not isinstance(entry, dict):
-            raise StationError(f"{where}: expected a mapping with driver and address")
-        bad = set(entry) - {"driver", "address", "options", "simulator"}
-        if bad:
-            raise StationError(f"{where}: unknown keys {sorted(bad)}")
-        for key in ("driver", "address"):
-            if not isinstance(entry.get(key), str) or not entry[key]:
-                raise StationError(f"{where}: '{key}' is required (a string)")
-        try:
-            model(entry["driver"])
-        except StationError as exc:
-            raise StationError(f"{where}: {exc}") from None
-        for key in ("options", "simulator"):
-            if not isinstance(entry.get(key, {}) or {}, dict):
-                raise StationError(f"{where}: '{key}' must be a mapping")
-        specs[str(role)] = InstrumentSpec(
-            role=str(role),
+def _station_error(exc: Invalid, source: str, doc: YamlDocument | None) -> StationError:
+    where = doc.where(exc.line_path) if doc is not None else source
+    return StationError(f"{where}: {exc}")
+
+
+def parse_station(
+    data: Any, source: str = "<station>", doc: YamlDocument | None = None
+) -> StationSpec:
+    """Validate a station mapping (as loaded from YAML) against :mod:`labctl.station_schema`.
+
+    Errors are one line, ``FILE:LINE: key.path: problem`` (the line when ``doc``,
+    the loaded file, is given).
+    """
+    try:
+        checked = check_station(data)
+    except Invalid as exc:
+        raise _station_error(exc, source, doc) from None
+    specs = {
+        role: InstrumentSpec(
+            role=role,
             driver=entry["driver"],
             address=entry["address"],
-            options=dict(entry.get("options") or {}),
-            simulator=dict(entry.get("simulator") or {}),
+            options=dict(entry.get("options", {})),
+            simulator=dict(entry.get("simulator", {})),
         )
-    sim = data.get("simulation") or {}
-    if not isinstance(sim, dict):
-        raise StationError(f"{source}: 'simulation' must be a mapping")
+        for role, entry in checked["instruments"].items()
+    }
     return StationSpec(
-        name=str(data.get("name", Path(source).stem)),
+        name=checked.get("name", Path(source).stem),
         instruments=specs,
-        time_scale=_parse_time_scale(data.get("time_scale"), source),
-        simulation=dict(sim),
+        time_scale=time_scale_value(checked.get("time_scale")),
+        simulation=dict(checked.get("simulation", {})),
         source=source,
+        description=checked.get("description", ""),
+        sim_control=checked.get("sim_control"),
     )
 
 
 def load_station_spec(name_or_path: str | Path | None = None) -> StationSpec:
+    """Read and validate a station file (path or bundled name); StationError says where."""
     path = station_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise StationError(f"{where}: not valid YAML: {problem}") from None
-    except OSError as exc:
-        raise StationError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_station(data, str(path))
-
-
-def make_clock(time_scale: float | None) -> Clock:
-    if time_scale is None:
-        return RealClock()
-    if math.isinf(time_scale):
-        return VirtualClock()
-    return ScaledClock(time_scale)
+    doc = load_document(path, "station file", StationError)
+    return parse_station(doc.data, str(path), doc)
 
 
 class Station:
@@ -260,15 +239,12 @@ def build_world(simulation: dict, clock: Clock, source: str = "<station>"):
     """The shared simulated world for a station's ``simulation`` section."""
     from labctl.simulators.world import World
 
-    opts = dict(simulation)
+    try:
+        opts = SIMULATION.check(simulation, ("simulation",))
+    except Invalid as exc:
+        raise StationError(f"{source}: {exc}") from None
     seed = opts.pop("seed", 0)
     noise = opts.pop("noise", True)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise StationError(
-            f"{source}: simulation.seed must be a non-negative integer, got {seed!r}"
-        )
-    if not isinstance(noise, bool):
-        raise StationError(f"{source}: simulation.noise must be true or false, got {noise!r}")
     world = World(clock, seed=seed, noise=noise)
     try:
         world.configure(**opts)

@@ -9,6 +9,10 @@
 * :class:`SimServer` — serves a handler on 127.0.0.1 over TCP; text
   instruments are reached as ``TCPIP0::127.0.0.1::PORT::SOCKET`` VISA
   resources, serial ones as ``socket://127.0.0.1:PORT`` pyserial URLs.
+
+Every transport passes bytes through ``handler.respond`` (injected silent and
+garbled faults) and honours an injected ``disconnect`` (see
+:mod:`labctl.simulators.faults`) the way its real counterpart fails.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+import struct
 import threading
 
 import pyvisa
@@ -33,6 +38,12 @@ def _visa_timeout(where: str) -> pyvisa.errors.VisaIOError:
     err = pyvisa.errors.VisaIOError(constants.StatusCode.error_timeout)
     err.args = (f"{where}: {err.description}",)
     return err
+
+
+def _disconnected(handler: ProtocolHandler) -> bool:
+    """An injected ``disconnect`` is active on this simulator."""
+    faults = getattr(handler.world, "faults", None)
+    return faults is not None and "disconnect" in faults.active(handler.name)
 
 
 class SimAdapter(Adapter):
@@ -53,8 +64,17 @@ class SimAdapter(Adapter):
         self._rx = b""
         self._lock = threading.Lock()
 
+    def _check_link(self) -> None:
+        if _disconnected(self.handler):
+            with self._lock:
+                self._rx = b""
+            err = pyvisa.errors.VisaIOError(constants.StatusCode.error_connection_lost)
+            err.args = (f"{self.handler.name} (in-process simulator): {err.description}",)
+            raise err
+
     def _send(self, data: bytes) -> None:
-        reply = self.handler.handle(data)
+        self._check_link()
+        reply = self.handler.respond(data)
         with self._lock:
             self._rx += reply
 
@@ -65,6 +85,7 @@ class SimAdapter(Adapter):
         self._send(bytes(content))
 
     def _read(self, **kwargs) -> str:
+        self._check_link()
         term = self.read_termination.encode("ascii") or b"\n"
         with self._lock:
             i = self._rx.find(term)
@@ -75,6 +96,7 @@ class SimAdapter(Adapter):
         return line.decode("ascii", errors="replace").rstrip("\r")
 
     def _read_bytes(self, count: int, break_on_termchar: bool, **kwargs) -> bytes:
+        self._check_link()
         with self._lock:
             if not self._rx:
                 raise _visa_timeout(f"{self.handler.name} (in-process simulator)")
@@ -90,6 +112,12 @@ class SimAdapter(Adapter):
     def flush_read_buffer(self) -> None:
         with self._lock:
             self._rx = b""
+
+    def discard_input(self, quiet_s: float = 0.0) -> bytes:
+        """Drop and return whatever is waiting (in process, nothing arrives later)."""
+        with self._lock:
+            dropped, self._rx = self._rx, b""
+        return dropped
 
     def close(self) -> None:
         pass
@@ -123,15 +151,25 @@ class SimSerial:
         self.is_open = False
         self.handler.reset_input()
 
+    def _check_link(self) -> None:
+        if _disconnected(self.handler):
+            import serial
+
+            with self._lock:
+                self._rx = b""
+            raise serial.SerialException(f"{self.port}: connection lost (device disconnected)")
+
     def write(self, data: bytes) -> int:
         if not self.is_open:
             raise OSError(f"{self.port}: port is closed")
-        reply = self.handler.handle(bytes(data))
+        self._check_link()
+        reply = self.handler.respond(bytes(data))
         with self._lock:
             self._rx += reply
         return len(data)
 
     def read(self, size: int = 1) -> bytes:
+        self._check_link()
         with self._lock:
             out, self._rx = self._rx[:size], self._rx[size:]
         return out
@@ -154,20 +192,58 @@ class SimSerial:
         return f"<SimSerial {self.port}>"
 
 
+#: Connections the listening socket queues before accept(): hundreds of clients
+#: connecting at once while the accept loop starts their threads (socketserver's
+#: default of 5 made the kernel drop SYNs, and clients waited out 1 s, 3 s, …
+#: retransmissions; 128 still overflowed with 300 at once). The kernel caps it at
+#: net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+#: A client that stops reading for this long is dropped (its thread would block on send).
+SEND_TIMEOUT_S = 30.0
+#: TCP keepalive: a client that vanished without closing (cable pulled, host crashed) is
+#: detected after about IDLE + COUNT × INTERVAL seconds and its thread ends.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 60, 10, 3
+
+
+def _client_socket_options(sock: socket.socket) -> None:
+    """No Nagle delay, a bounded send, keepalive probes: a client's thread ends with it."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    seconds = int(SEND_TIMEOUT_S)
+    timeval = struct.pack("ll", seconds, int((SEND_TIMEOUT_S - seconds) * 1e6))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except OSError:  # not on every platform; then a stuck client only costs its thread
+        pass
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 class _Connection(socketserver.BaseRequestHandler):
-    """One TCP client of a simulator: bytes in → handler → one write per reply."""
+    """One TCP client of a simulator: bytes in → handler → one write per reply.
+
+    The thread ends when the client closes, resets, vanishes (keepalive) or stops
+    reading for :data:`SEND_TIMEOUT_S`, and when the server stops.
+    """
 
     def handle(self) -> None:
         sim: ProtocolHandler = self.server.protocol_handler  # type: ignore[attr-defined]
         sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _disconnected(sim):  # an injected lost link: refuse (close at once)
+            return
         self.server.clients.add(sock)  # type: ignore[attr-defined]
         try:
+            _client_socket_options(sock)
             while True:
                 data = sock.recv(65536)
-                if not data:
+                if not data or _disconnected(sim):
                     break
-                reply = sim.handle(data, source=sock)
+                reply = sim.respond(data, source=sock)
                 if reply:
                     sock.sendall(reply)
         except OSError:
@@ -180,6 +256,7 @@ class _Connection(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, *args, **kwargs) -> None:
         self.clients: set[socket.socket] = set()
@@ -199,6 +276,21 @@ class SimServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"sim-{handler.name}", daemon=True
         )
+        self._faults = getattr(handler.world, "faults", None)
+        if self._faults is not None:
+            self._faults.subscribe(self._on_fault)
+
+    def _on_fault(self, role: str, kind: str, active: bool) -> None:
+        if active and kind == "disconnect" and role == self.handler.name:
+            self.drop_clients()  # new clients are refused by _Connection until cleared
+
+    def drop_clients(self) -> None:
+        """Close every client's connection, as a pulled cable or a rebooted instrument would."""
+        for sock in list(self._server.clients):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def resource(self) -> str:
@@ -213,13 +305,11 @@ class SimServer:
 
     def stop(self) -> None:
         """Stop listening and drop every client, as a powered-off instrument would."""
+        if self._faults is not None:
+            self._faults.unsubscribe(self._on_fault)
         self._server.shutdown()
         self._server.server_close()
-        for sock in list(self._server.clients):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.drop_clients()
 
     def __enter__(self) -> SimServer:
         return self.start()

@@ -1,20 +1,20 @@
-"""The anneal recipe of the paper, on the furnace controller's own programmer.
+"""``anneal_film``: the :class:`~labctl.procedures.anneal.Anneal` recipe on bare drivers.
 
-Plain functions over drivers (no pymeasure Procedure yet): the ``Anneal``
-procedure and the overnight series will call :func:`anneal_film`; ``labctl sim
-measure`` and the physics tests already do.
+Kept for ``labctl sim measure`` until it runs the procedure itself: the recipe,
+its interlocks and its safe state live in ``procedures/anneal.py`` only. Rows
+go to ``on_poll`` instead of a run file; the furnace is left as the program
+leaves it (complete, holding ambient), as before.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from labctl.clock import Clock
-from labctl.errors import LabctlError
 
-COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
-READY_BELOW_C = 30.0
+from .anneal import COOL_MINUTES, READY_BELOW_C, Anneal
+
+__all__ = ["COOL_MINUTES", "READY_BELOW_C", "anneal_film"]
 
 
 def anneal_film(
@@ -32,46 +32,29 @@ def anneal_film(
     poll_s: float = 600.0,
     on_poll: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Bring ``slot`` into the hot zone and anneal it: ramp, dwell, controlled cooling.
+    """Anneal the film in ``slot`` (see :class:`Anneal`); returns its ``run_results``.
 
-    The program runs on the controller (a dead PC leaves a furnace that finishes
-    its cooling ramp); this waits for it through ``clock``, with interlocks checked
-    at every poll, then for natural cooling below ``ready_below_c``. Returns what
-    happened, for run files. At or below ``ready_below_c`` nothing is annealed.
+    ``max_thermocouple_c`` repeats ``max_pv_c`` under its old name.
     """
-    from labctl.drivers.eurotherm import anneal_program
+    proc = Anneal(
+        slot=slot,
+        anneal_c=anneal_c,
+        dwell_min=dwell_min,
+        ramp_c_per_min=ramp_c_per_min,
+        cool_min=cool_min,
+        ambient_c=ambient_c,
+        ready_below_c=ready_below_c,
+        record_interval_s=poll_s,
+    )
 
-    sample_stage.move_to_slot(slot)
-    if anneal_c <= ready_below_c:
-        return {"anneal_c": None, "note": "as made (not annealed)"}
-    if not ramp_c_per_min > 0 or not dwell_min >= 0 or not cool_min > 0:
-        raise LabctlError(
-            f"anneal: ramp ({ramp_c_per_min}) and cooling time ({cool_min}) must be "
-            f"positive and the dwell ({dwell_min}) ≥ 0"
-        )
-    cool_rate = (anneal_c - ambient_c) / cool_min
-    t0 = clock.now()
-    max_pv = -math.inf
+    def emit(topic: str, record) -> None:
+        if topic == "results" and on_poll is not None:
+            on_poll(record)
 
-    def poll(reading: dict) -> None:
-        nonlocal max_pv
-        max_pv = max(max_pv, float(reading["temperature_c"]))
-        if on_poll is not None:
-            on_poll(reading)
-
-    furnace.load_program(anneal_program(anneal_c, dwell_min, ramp_c_per_min, cool_rate, ambient_c))
-    furnace.run_program()
-    furnace.wait_for_program(poll_s=poll_s, on_poll=poll)
-    deadline = clock.now() + 24 * 3600.0  # natural cooling: the furnace cannot cool faster
-    while furnace.temperature_c > ready_below_c:
-        if clock.now() > deadline:
-            raise LabctlError(f"furnace did not cool below {ready_below_c:g} °C within 24 h")
-        clock.sleep(poll_s)
-    return {
-        "anneal_c": anneal_c,
-        "dwell_min": dwell_min,
-        "ramp_c_per_min": ramp_c_per_min,
-        "cool_min": cool_min,
-        "max_thermocouple_c": max_pv,
-        "anneal_hours": (clock.now() - t0) / 3600.0,
-    }
+    proc.emit = emit
+    proc.should_stop = lambda: False
+    proc.anneal(furnace, sample_stage, clock)
+    results = dict(proc.run_results)
+    if "max_pv_c" in results:
+        results["max_thermocouple_c"] = results["max_pv_c"]
+    return results

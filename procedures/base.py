@@ -99,6 +99,20 @@ class StationProcedure(Procedure):
     def progress(self, fraction: float) -> None:
         self.emit("progress", max(0.0, min(100.0, 100.0 * fraction)))
 
+    def phase(self, text: str) -> None:
+        """Say what a long phase is doing (``labctl run``'s status line, a GUI's status bar)."""
+        self.emit("phase", text)
+
+    @classmethod
+    def summary_line(cls, run_results: dict) -> str:
+        """One line of what a run concluded, for ``labctl run`` (override for a better one)."""
+        scalars = [
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in run_results.items()
+            if isinstance(v, int | float | str) and not isinstance(v, bool)
+        ]
+        return f"{cls.KIND or cls.__name__}: " + (", ".join(scalars[:6]) or "done")
+
     # ------------------------------------------------------------------ metadata
     def _software_version(self) -> str:
         from labctl import __version__

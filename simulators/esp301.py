@@ -16,8 +16,19 @@ for general errors (``6`` COMMAND DOES NOT EXIST) and ``axis*100 + code`` for
 axis errors (``107`` axis 1 NEGATIVE SOFTWARE LIMIT DETECTED, ``113`` axis 1
 MOTOR NOT ENABLED).
 
+Input: "the maximum number of characters allowed on a command line is 80"
+(ESP300-series manual, "Command syntax"). The manual names no error for a longer
+line; the simulator discards the whole line (no command of it runs, not even one
+after the next ``;``) and queues ``6`` COMMAND DOES NOT EXIST, as a line cut short
+at 80 characters would be read.
+
 Motion is constant-velocity over virtual time (World.Stage): ``MD?`` reads 0
 while an axis moves and ``TP`` reads the intermediate position.
+
+Injected ``stage_stall`` (:mod:`labctl.simulators.faults`): a move of a stalled
+axis stops half-way to its target, and when it stops the controller logs
+``axis*100 + 3`` (FOLLOWING ERROR THRESHOLD EXCEEDED), as the real one does when
+the stage cannot follow its trajectory.
 """
 
 from __future__ import annotations
@@ -80,6 +91,7 @@ AX_NEGATIVE_SOFTWARE_LIMIT = 7
 AX_MAX_VELOCITY_EXCEEDED = 10
 AX_MAX_ACCELERATION_EXCEEDED = 11
 AX_MOTOR_NOT_ENABLED = 13
+AX_FOLLOWING_ERROR = 3
 
 ERROR_BUFFER_DEPTH = 10  # oldest errors are dropped beyond this
 
@@ -127,10 +139,13 @@ class ESP301Simulator(TextProtocolHandler):
     """Protocol-faithful ESP301 over ``world.stages`` (see module docstring)."""
 
     kind = "visa"
+    input_buffer_size = 80  # characters per command line
+    fault_kinds = ("stage_stall",)
 
     def __init__(self, world, name: str = "") -> None:
         super().__init__(world, name)
         self._errors: deque[tuple[int, int]] = deque(maxlen=ERROR_BUFFER_DEPTH)
+        self._stalls: dict[int, float] = {}  # axis index -> virtual time it stalls
         self._t0 = self._clock_now()
         self._rated_velocity_mm_s = [float(st.velocity_mm_s) for st in world.stages[:3]]
         self._settings: list[_AxisSettings] = []
@@ -201,6 +216,7 @@ class ESP301Simulator(TextProtocolHandler):
         replies: list[str] = []
         with self.world.lock:
             self.world.advance()
+            self._report_stalls()
             for raw in line.split(";"):
                 command = "".join(raw.split()).upper()
                 if not command:
@@ -209,6 +225,10 @@ class ESP301Simulator(TextProtocolHandler):
                 if reply is not None:
                     replies.append(reply)
         return ",".join(replies) if replies else None
+
+    def on_input_overflow(self) -> str | None:
+        self._error(ERR_COMMAND_DOES_NOT_EXIST)
+        return None
 
     def _execute(self, command: str) -> str | None:
         m = _COMMAND.match(command)
@@ -302,7 +322,21 @@ class ESP301Simulator(TextProtocolHandler):
             raise self._axis_error(ax, AX_POSITIVE_HARDWARE_LIMIT)
         if physical < stage.min_mm - 1e-9:
             raise self._axis_error(ax, AX_NEGATIVE_HARDWARE_LIMIT)
+        here = stage.position_mm(self._t())
+        faults = getattr(self.world, "faults", None)
+        if faults is not None and faults.stall_axis(self.name, ax + 1) and physical != here:
+            physical = here + 0.5 * (physical - here)  # stalls half-way
+            self._stalls[ax] = self._t() + abs(physical - here) / max(stage.velocity_mm_s, 1e-12)
+        else:
+            self._stalls.pop(ax, None)
         stage.move_to(physical, self._t())
+
+    def _report_stalls(self) -> None:
+        """Log the following error of every axis that has stalled by now."""
+        for ax, t_stall in sorted(self._stalls.items()):
+            if t_stall <= self._t():
+                del self._stalls[ax]
+                self._error((ax + 1) * 100 + AX_FOLLOWING_ERROR)
 
     # --- motion -------------------------------------------------------------
     def _cmd_pa(self, ax: int, query: bool, param: str) -> str | None:
@@ -351,6 +385,7 @@ class ESP301Simulator(TextProtocolHandler):
         if query:
             raise _CommandError(ERR_COMMAND_DOES_NOT_EXIST)
         self._stage(ax).stop(self._t())
+        self._stalls.pop(ax, None)  # stopped before it could stall
         if self._settings[ax].homing:
             self._settings[ax].homing = False
             raise self._axis_error(ax, 20)  # HOMING ABORTED
@@ -362,6 +397,7 @@ class ESP301Simulator(TextProtocolHandler):
         for i in range(self.n_axes):
             self._stage(i).stop(self._t())
             self._settings[i].homing = False
+        self._stalls.clear()
         return None
 
     def _cmd_wait(self, ax: int | None, query: bool, param: str) -> str | None:
@@ -546,6 +582,7 @@ class ESP301Simulator(TextProtocolHandler):
             self._stage(i).velocity_mm_s = self._rated_velocity_mm_s[i]
         self._reset_settings()
         self._errors.clear()
+        self._stalls.clear()
         return None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 from labctl.simulators import modbus_rtu as rtu
 from labctl.simulators.base import ProtocolHandler
@@ -129,6 +130,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self.n_programs = int(programs)
         self.n_segments = min(int(segments), PROGRAM_STRIDE // SEGMENT_WORDS - 1)
         self._framers: dict[object, rtu.RtuRequestFramer] = {}
+        self._framers_lock = threading.Lock()
         furnace = world.furnace
         params = getattr(furnace, "p", {}) or {}
         # type K thermocouple input range
@@ -162,7 +164,11 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self._last_error: float | None = None
         self._was_manual = False
         # programmer state
+        # Program words as written, with the decimal places each was written at:
+        # the controller keeps programs in engineering units, so a later change
+        # of register 525 rescales what is read back instead of reinterpreting it.
         self._programs = [[0] * PROGRAM_STRIDE for _ in range(self.n_programs + 1)]
+        self._program_dp = [[self.decimal_places] * PROGRAM_STRIDE for _ in self._programs]
         for p in range(self.n_programs + 1):
             self._programs[p][2] = 1  # ramp units: per minute
             self._programs[p][3] = 1  # dwell units: minutes
@@ -178,27 +184,32 @@ class Eurotherm2408Simulator(ProtocolHandler):
 
     # ------------------------------------------------------------------ wire
     def handle(self, data: bytes, source: object = None) -> bytes:
-        with self.lock:
-            framer = self._framers.setdefault(source, rtu.RtuRequestFramer())
-            try:
-                requests = framer.feed(bytes(data))
-            except Exception:  # never crash on garbage
-                log.exception("%s: framing error; input discarded", self.name)
-                framer.reset()
-                return b""
-            out = []
-            for req in requests:
+        # Framing runs outside the instrument lock (each framer has its own), so
+        # one client's garbage never delays another client's requests.
+        with self._framers_lock:
+            framer = self._framers.get(source)
+            if framer is None:
+                framer = self._framers[source] = rtu.RtuRequestFramer(self.address)
+        try:
+            requests = framer.feed(bytes(data))
+        except Exception:  # never crash on garbage
+            log.exception("%s: framing error; input discarded", self.name)
+            framer.reset()
+            return b""
+        out = []
+        for req in requests:
+            with self.lock:
                 try:
                     reply = self._serve(req)
                 except Exception:
                     log.exception("%s: internal error on %s", self.name, req.raw.hex(" "))
                     reply = rtu.exception_reply(req.address, req.function, rtu.SLAVE_DEVICE_FAILURE)
-                if reply:
-                    out.append(reply)
-            return b"".join(out)
+            if reply:
+                out.append(reply)
+        return b"".join(out)
 
     def reset_input(self, source: object = None) -> None:
-        with self.lock:
+        with self._framers_lock:
             self._framers.pop(source, None)
 
     def _serve(self, req: Request) -> bytes:
@@ -275,6 +286,8 @@ class Eurotherm2408Simulator(ProtocolHandler):
             p, k = divmod(a - PROGRAM_BASE, PROGRAM_STRIDE)
             if p > self.n_programs or k // SEGMENT_WORDS > self.n_segments:
                 raise _Refused(ILLEGAL_DATA_ADDRESS, f"no program parameter at {a}")
+            if _is_temperature_field(self._programs[p], k):
+                return self._t(self._program_value(p, k))
             return self._programs[p][k]
         readers = {
             PV: lambda: self._t(self._pv_reported()),
@@ -353,10 +366,12 @@ class Eurotherm2408Simulator(ProtocolHandler):
         """Validate every word first, then apply: a refused block changes nothing."""
         addresses = list(range(start, start + len(words)))
         staged = {}  # program number -> staged copy of its words
+        written: dict[int, set[int]] = {}
         for a, w in zip(addresses, words, strict=True):
             if a >= PROGRAM_BASE:
                 p, k = self._program_slot(a)
                 staged.setdefault(p, list(self._programs[p]))[k] = w
+                written.setdefault(p, set()).add(k)
         for a, w in zip(addresses, words, strict=True):
             if a >= PROGRAM_BASE:
                 p, k = self._program_slot(a)
@@ -364,7 +379,9 @@ class Eurotherm2408Simulator(ProtocolHandler):
             else:
                 self._check_write(a, w)
         for p, program in staged.items():
-            self._programs[p][:] = program
+            for k in written[p]:
+                self._programs[p][k] = program[k]
+                self._program_dp[p][k] = self.decimal_places
         for a, w in zip(addresses, words, strict=True):
             if a < PROGRAM_BASE:
                 self._apply_write(a, w)
@@ -532,7 +549,19 @@ class Eurotherm2408Simulator(ProtocolHandler):
 
     def _current_segment(self) -> list[int]:
         i = min(max(self.seg_index, 1), self.n_segments)
-        return self._working()[i * SEGMENT_WORDS : (i + 1) * SEGMENT_WORDS]
+        return self._block(0, i)
+
+    def _program_value(self, p: int, k: int) -> float:
+        """A stored temperature field in °C (scaled with the decimals it was written at)."""
+        return rtu.to_signed(self._programs[p][k]) / 10 ** self._program_dp[p][k]
+
+    def _block(self, p: int, i: int) -> list:
+        """Block ``i`` of program ``p`` (0: general data), temperature fields in °C."""
+        words = self._programs[p]
+        return [
+            self._program_value(p, k) if _is_temperature_field(words, k) else words[k]
+            for k in range(i * SEGMENT_WORDS, (i + 1) * SEGMENT_WORDS)
+        ]
 
     def _units_s(self, which: int) -> float:  # which: 2 ramp units, 3 dwell units
         return UNIT_SECONDS.get(self._working()[which], 60.0)
@@ -542,14 +571,14 @@ class Eurotherm2408Simulator(ProtocolHandler):
             return self.target_sp_c
         seg = self._current_segment()
         if seg[0] in (SEG_RAMP_RATE, SEG_RAMP_TIME, SEG_STEP):
-            return self._t_in(seg[1])
+            return seg[1]
         return self.prog_sp_c
 
     def _segment_rate(self) -> float:
         if not self._program_active():
             return 0.0
         seg = self._current_segment()
-        return self._t_in(seg[2]) if seg[0] == SEG_RAMP_RATE else 0.0
+        return seg[2] if seg[0] == SEG_RAMP_RATE else 0.0
 
     def _segment_duration_s(self, seg: list[int]) -> float:
         if seg[0] == SEG_DWELL:
@@ -568,8 +597,8 @@ class Eurotherm2408Simulator(ProtocolHandler):
             elapsed = 0.0
         sp = self.prog_sp_c if sp is None else sp
         if seg[0] == SEG_RAMP_RATE:
-            rate_per_s = self._t_in(seg[2]) / self._units_s(2)
-            return abs(self._t_in(seg[1]) - sp) / rate_per_s if rate_per_s > 0 else 0.0
+            rate_per_s = seg[2] / self._units_s(2)
+            return abs(seg[1] - sp) / rate_per_s if rate_per_s > 0 else 0.0
         if seg[0] in (SEG_RAMP_TIME, SEG_DWELL):
             return max(0.0, self._segment_duration_s(seg) - elapsed)
         return 0.0
@@ -579,14 +608,14 @@ class Eurotherm2408Simulator(ProtocolHandler):
             return 0.0
         total = self._segment_remaining_s()
         seg = self._current_segment()
-        sp = self._t_in(seg[1]) if seg[0] in (SEG_RAMP_RATE, SEG_RAMP_TIME) else self.prog_sp_c
+        sp = seg[1] if seg[0] in (SEG_RAMP_RATE, SEG_RAMP_TIME) else self.prog_sp_c
         for i in range(self.seg_index + 1, self.n_segments + 1):
-            nxt = self._working()[i * SEGMENT_WORDS : (i + 1) * SEGMENT_WORDS]
+            nxt = self._block(0, i)
             if nxt[0] == SEG_END:
                 break
             total += self._segment_remaining_s(nxt, sp)
             if nxt[0] in (SEG_RAMP_RATE, SEG_RAMP_TIME, SEG_STEP):
-                sp = self._t_in(nxt[1])
+                sp = nxt[1]
         return total
 
     def _command_programmer(self, state: int) -> None:
@@ -605,6 +634,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
 
     def _start_program(self) -> None:
         self._programs[0][:] = self._programs[self.program_number]
+        self._program_dp[0][:] = self._program_dp[self.program_number]
         cycles = self._working()[4]
         self.cycles_remaining = cycles
         # servo to PV: the program starts from the measured temperature
@@ -633,8 +663,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
             self.prog_status = COMPLETE  # end type "dwell": hold the last setpoint
 
     def _holdback_violated(self, pv: float) -> bool:
-        general = self._working()
-        kind, band = general[0], self._t_in(general[1])
+        kind, band = self._block(0, 0)[:2]
         if kind == HOLDBACK_NONE or self.world.furnace.sensor_broken:
             return False
         dev = pv - self.prog_sp_c
@@ -662,12 +691,12 @@ class Eurotherm2408Simulator(ProtocolHandler):
                 return
             self.prog_status = RUN
             if kind == SEG_STEP:
-                self.prog_sp_c = self._t_in(seg[1])
+                self.prog_sp_c = seg[1]
                 self._enter_segment(self.seg_index + 1)
                 continue
             if kind == SEG_RAMP_RATE:
-                target = self._t_in(seg[1])
-                rate_per_s = self._t_in(seg[2]) / self._units_s(2)
+                target = seg[1]
+                rate_per_s = seg[2] / self._units_s(2)
                 distance = target - self.prog_sp_c
                 needed = abs(distance) / rate_per_s if rate_per_s > 0 else 0.0
                 if needed <= budget:
@@ -683,16 +712,14 @@ class Eurotherm2408Simulator(ProtocolHandler):
             remaining = duration - self.seg_elapsed_s
             if remaining <= budget:
                 if kind == SEG_RAMP_TIME:
-                    self.prog_sp_c = self._t_in(seg[1])
+                    self.prog_sp_c = seg[1]
                 budget -= max(0.0, remaining)
                 self._enter_segment(self.seg_index + 1)
             else:
                 self.seg_elapsed_s += budget
                 if kind == SEG_RAMP_TIME:
                     frac = self.seg_elapsed_s / duration
-                    self.prog_sp_c = (
-                        self.seg_start_sp + (self._t_in(seg[1]) - self.seg_start_sp) * frac
-                    )
+                    self.prog_sp_c = self.seg_start_sp + (seg[1] - self.seg_start_sp) * frac
                 budget = 0.0
 
     # ------------------------------------------------------------ control loop
@@ -707,8 +734,8 @@ class Eurotherm2408Simulator(ProtocolHandler):
             self.pv_c += (float(furnace.thermocouple_c) - self.pv_c) * alpha
         pv = self.pv_c
         self._step_programmer(dt, pv)
-        if self._program_active():
-            self.wsp_c = self.prog_sp_c
+        if self._program_active():  # SP1 limits bind the programmer too
+            self.wsp_c = min(max(self.prog_sp_c, self.sp_low_c), self.sp_high_c)
         else:
             target = min(max(self.target_sp_c, self.sp_low_c), self.sp_high_c)
             if self.rate_limit > 0:
@@ -758,3 +785,14 @@ class Eurotherm2408Simulator(ProtocolHandler):
         else:
             self._integral = 0.0
         return p_term + self._integral + d_term
+
+
+def _is_temperature_field(words: list[int], k: int) -> bool:
+    """Whether word ``k`` of a program holds a temperature (by its block's segment type)."""
+    block, field = divmod(k, SEGMENT_WORDS)
+    if block == 0:
+        return field == 1  # holdback value
+    seg_type = words[block * SEGMENT_WORDS]
+    return (field == 1 and seg_type in (SEG_RAMP_RATE, SEG_RAMP_TIME, SEG_STEP)) or (
+        field == 2 and seg_type == SEG_RAMP_RATE
+    )

@@ -14,7 +14,9 @@ library (minimalmodbus) for the master side.
 
 from __future__ import annotations
 
+import re
 import struct
+import threading
 from dataclasses import dataclass
 
 READ_HOLDING_REGISTERS = 3
@@ -36,7 +38,9 @@ SLAVE_DEVICE_FAILURE = 0x04
 BROADCAST_ADDRESS = 0
 MAX_READ_REGISTERS = 125
 MAX_WRITE_REGISTERS = 123
-MAX_FRAME = 9 + 2 * MAX_WRITE_REGISTERS + 2  # the longest request we accept
+MAX_WRITE_BYTES = 2 * MAX_WRITE_REGISTERS
+MAX_FRAME = 9 + MAX_WRITE_BYTES  # the longest request we accept (with CRC)
+FIXED_LENGTH_FUNCTIONS = (READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS, WRITE_SINGLE_REGISTER)
 
 
 def _crc_table() -> list[int]:
@@ -92,65 +96,88 @@ def expected_length(buf: bytes, start: int) -> int | None:
     if len(buf) - start < 2:
         return 0
     function = buf[start + 1]
-    if function in (READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS, WRITE_SINGLE_REGISTER):
+    if function in FIXED_LENGTH_FUNCTIONS:
         return 8
     if function == WRITE_MULTIPLE_REGISTERS:
         if len(buf) - start < 7:
             return 0
         count = buf[start + 6]
-        if count == 0 or count % 2 or count > 2 * MAX_WRITE_REGISTERS:
+        if count == 0 or count % 2 or count > MAX_WRITE_BYTES:
             return None
         return 9 + count
     return None
 
 
 class RtuRequestFramer:
-    """Accumulates a byte stream and yields complete, CRC-valid requests."""
+    """Accumulates a byte stream and yields complete, CRC-valid requests.
 
-    def __init__(self) -> None:
+    Over RS-485 a slave delimits frames by silence; a TCP stream has none, so
+    frames are found by content, in time linear in the input:
+
+    * only a byte pair ``(our address or broadcast, supported function)`` can
+      start a frame; candidates are found with a compiled regular expression,
+      so bytes for other slaves or line noise cost no Python work;
+    * a complete candidate whose CRC fails is discarded whole (as a slave
+      discards its receive buffer), so every byte is CRC-checked at most once;
+    * a candidate still arriving is kept, but a complete valid frame glued
+      after it wins (a fake header then cannot stall the link);
+    * what is kept between reads is at most one frame (``MAX_FRAME`` bytes):
+      the small receive buffer of a real controller; older input is dropped.
+
+    Thread-safe (one lock per framer, not the simulator's).
+    """
+
+    def __init__(self, address: int | None = None) -> None:
         self._buf = b""
+        self._lock = threading.Lock()
+        if address is None:  # every slave's frames
+            first = b"."
+        else:
+            first = b"[" + re.escape(bytes([BROADCAST_ADDRESS, address])) + b"]"
+        fixed = b"[" + re.escape(bytes(FIXED_LENGTH_FUNCTIONS)) + b"]"
+        many = re.escape(bytes([WRITE_MULTIPLE_REGISTERS]))
+        even = (
+            b"[" + b"".join(re.escape(bytes([n])) for n in range(2, MAX_WRITE_BYTES + 1, 2)) + b"]"
+        )
+        # a frame start (function 16 with a possible byte count), or one still arriving at the end
+        self._start = re.compile(
+            first + b"(?:" + fixed + b"|" + many + b"(?:.{4}" + even + b"|.{0,4}\\Z)|\\Z)",
+            re.DOTALL,
+        )
 
     def reset(self) -> None:
-        self._buf = b""
+        with self._lock:
+            self._buf = b""
 
     @property
     def pending(self) -> int:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Request]:
-        self._buf += data
-        out: list[Request] = []
-        while self._buf:
-            found, keep_from = self._scan()
-            if found is None:
-                # No complete valid frame: keep the earliest possible start
-                # (a fragment still arriving), drop what cannot be a frame.
-                self._buf = b"" if keep_from is None else self._buf[keep_from:]
-                if len(self._buf) > MAX_FRAME:  # a fake header promised too much
-                    self._buf = self._buf[1:]
-                    continue
-                break
-            start, length = found
-            frame = self._buf[start : start + length]
-            self._buf = self._buf[start + length :]
-            out.append(Request(frame[0], frame[1], frame[2:-2]))
-        return out
-
-    def _scan(self) -> tuple[tuple[int, int] | None, int | None]:
-        """First offset holding a complete CRC-valid frame; else the first incomplete start."""
-        buf = self._buf
-        first_incomplete: int | None = None
-        for start in range(len(buf)):
-            length = expected_length(buf, start)
-            if length is None:
-                continue
-            if length == 0 or start + length > len(buf):
-                if first_incomplete is None:
-                    first_incomplete = start
-                continue
-            if crc_ok(buf[start : start + length]):
-                return (start, length), None
-        return None, first_incomplete
+        with self._lock:
+            buf = self._buf + bytes(data)
+            out: list[Request] = []
+            pos = 0
+            waiting: int | None = None  # the earliest frame still arriving
+            while (match := self._start.search(buf, pos)) is not None:
+                start = match.start()
+                length = expected_length(buf, start)
+                if length is None:  # impossible header
+                    pos = start + 1
+                elif length == 0 or start + length > len(buf):
+                    if waiting is None:
+                        waiting = start
+                    pos = start + 1  # a complete frame may still follow a fake header
+                elif crc_ok(buf[start : start + length]):
+                    frame = buf[start : start + length]
+                    out.append(Request(frame[0], frame[1], frame[2:-2]))
+                    pos = start + length
+                    waiting = None  # whatever was waiting before this frame was noise
+                else:
+                    pos = start + length  # a bad frame is discarded whole
+            kept = b"" if waiting is None else buf[waiting:]
+            self._buf = kept[-MAX_FRAME:]
+            return out
 
 
 def exception_reply(address: int, function: int, code: int) -> bytes:

@@ -11,6 +11,12 @@ SCPI error queue (``SYST:ERR?``). An unknown header queues
 ``-113,"Undefined header"``, a bad parameter ``-104``/``-109``/``-222``; none
 of them produces a reply.
 
+Input buffer: a command line longer than :attr:`PM100Simulator.input_buffer_size`
+bytes is discarded whole (no command of it runs) and queues the SCPI
+device-specific error ``-363,"Input buffer overrun"`` (ESR bit 3, DDE). The
+PM100USB manual does not state its buffer size; 1024 bytes is assumed, far
+above any command the meter accepts.
+
 Physics: the sensor is a UV-extended Si photodiode whose responsivity
 ``R(λ)`` (A/W, :data:`RESPONSIVITY_A_PER_W`) varies strongly with
 wavelength. The meter divides the photocurrent by ``R(λ_set)`` at the
@@ -50,6 +56,7 @@ NEP_W = 1e-9
 DEFAULT_PUMP_WAVELENGTH_NM = 400.0
 SENSOR_FLAGS = 1 + 32 + 256  # power sensor, wavelength settable, temperature sensor
 
+ESR_DDE = 1 << 3
 ESR_EXE = 1 << 4
 ESR_CMD = 1 << 5
 ERRORS = {
@@ -60,6 +67,7 @@ ERRORS = {
     -221: "Settings conflict",
     -222: "Data out of range",
     -350: "Queue overflow",
+    -363: "Input buffer overrun",
 }
 
 
@@ -110,6 +118,7 @@ class PM100Simulator(TextProtocolHandler):
 
     kind = "visa"
     max_errors = 30
+    input_buffer_size = 1024
 
     def __init__(self, world, name: str = "") -> None:
         super().__init__(world, name or "PM100USB")
@@ -201,8 +210,17 @@ class PM100Simulator(TextProtocolHandler):
         self._push_error(-102)
         return None
 
+    def on_input_overflow(self) -> str | None:
+        self._push_error(-363)
+        return None
+
     def _push_error(self, code: int) -> None:
-        self.esr |= ESR_CMD if -199 <= code <= -100 else ESR_EXE
+        if -199 <= code <= -100:
+            self.esr |= ESR_CMD
+        elif -399 <= code <= -300:
+            self.esr |= ESR_DDE
+        else:
+            self.esr |= ESR_EXE
         if len(self.errors) < self.max_errors:
             self.errors.append(code)
         else:

@@ -1,577 +1,98 @@
-"""A virtual USB bus as a pyusb backend, for simulated Ocean spectrometers.
+"""The server end of the USB-over-TCP tunnel for simulated Ocean spectrometers.
 
-pyseabreeze finds spectrometers with ``usb.core.find(backend=...)`` and talks
-to them with bulk transfers. :class:`VirtualUSBBackend` implements pyusb's
-``IBackend`` over simulated devices (anything with the small
-:class:`SimulatedUSBDevice` interface), so pyusb's ``Device`` objects and
-pyseabreeze's transport, protocol and feature code run unchanged on top of it.
+The virtual USB bus is transport, in :mod:`labctl.virtual_usb`; the wire format
+and the client are in :mod:`labctl.usb_tunnel`. Their names are re-exported here
+for code written against this module.
 
-seabreeze selects a pyusb backend by name (``seabreeze.use("pyseabreeze",
-pyusb_backend=NAME)`` → ``importlib.import_module("usb.backend." + NAME)``);
-:func:`install` makes this module importable under that name, following
-pyusb's convention that a backend module exposes ``get_backend()``. Nothing
-in seabreeze or pyusb is patched.
+A served device carries out one tunnelled transfer per request
+(:func:`serve_request`). A bulk IN request waits on the world clock for up to
+the timeout the client asked for; that wait ends early when the client has
+gone (:func:`client_gone`), so abandoned requests do not keep threads asleep.
 """
 
 from __future__ import annotations
 
-import array
-import errno
-import itertools
+import select
+import socket
 import struct
-import sys
-import threading
-import weakref
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable
 
-import usb.backend
 import usb.core
-import usb.util
 
-BACKEND_NAME = "labctl_sim"
-"""The ``pyusb_backend`` name under which seabreeze finds the virtual bus."""
-
-# libusb error codes (what a libusb1 backend reports as ``backend_error_code``)
-LIBUSB_ERROR_IO = -1
-LIBUSB_ERROR_INVALID_PARAM = -2
-LIBUSB_ERROR_NO_DEVICE = -4
-LIBUSB_ERROR_BUSY = -6
-LIBUSB_ERROR_TIMEOUT = -7
-
-
-class SimulatedUSBDevice(Protocol):
-    """What a simulated device offers the bus (one configuration, one interface)."""
-
-    usb_vendor_id: int
-    usb_product_id: int
-    usb_endpoints: dict[int, int]  # bEndpointAddress -> wMaxPacketSize (all bulk)
-
-    def usb_bulk_write(self, endpoint: int, data: bytes, timeout_ms: int) -> int:
-        """Accept one OUT transfer; return bytes taken."""
-
-    def usb_bulk_read(self, endpoint: int, size: int, timeout_ms: int) -> bytes:
-        """Return one IN transfer (≤ size bytes); raise :func:`usb_timeout` if nothing comes."""
-
-    def usb_reset(self) -> None:
-        """Port reset."""
-
-
-def usb_timeout(where: str) -> usb.core.USBTimeoutError:
-    return usb.core.USBTimeoutError(
-        f"{where}: Operation timed out", error_code=LIBUSB_ERROR_TIMEOUT, errno=errno.ETIMEDOUT
-    )
+from labctl.usb_tunnel import (  # noqa: F401 (re-exported)
+    MAX_TRANSFER,
+    OP_DESCRIBE,
+    OP_IN,
+    OP_OUT,
+    ST_BAD_REQUEST,
+    ST_OK,
+    ST_TIMEOUT,
+    ST_USB_ERROR,
+    TUNNEL_MAGIC,
+    RemoteUSBDevice,
+    TunnelRequest,
+    encode_reply,
+    parse_request,
+)
+from labctl.virtual_usb import (  # noqa: F401 (re-exported)
+    BACKEND_NAME,
+    LIBUSB_ERROR_BUSY,
+    LIBUSB_ERROR_INVALID_PARAM,
+    LIBUSB_ERROR_IO,
+    LIBUSB_ERROR_NO_DEVICE,
+    LIBUSB_ERROR_TIMEOUT,
+    SimulatedUSBDevice,
+    VirtualUSBBackend,
+    get_backend,
+    install,
+    open_spectrometer,
+    usb_error,
+    usb_timeout,
+    use_simulated_usb,
+)
 
 
-def usb_error(message: str, code: int, err: int) -> usb.core.USBError:
-    return usb.core.USBError(message, error_code=code, errno=err)
-
-
-@dataclass
-class _Descriptor:
-    """A descriptor record: pyusb copies the named fields onto its objects."""
-
-    fields: dict = field(default_factory=dict)
-
-    def __getattr__(self, name: str):
-        try:
-            return self.__dict__["fields"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-@dataclass(eq=False)
-class _DeviceId:
-    """The backend's opaque device identity (what ``enumerate_devices`` yields)."""
-
-    bus: int
-    address: int
-    device: weakref.ReferenceType
-
-
-@dataclass(eq=False)
-class _Handle:
-    dev_id: _DeviceId
-    configuration: int = 0
-    claimed: set = field(default_factory=set)
-    closed: bool = False
-
-
-class VirtualUSBBackend(usb.backend.IBackend):
-    """pyusb backend whose bus holds simulated devices (held weakly: a device
-    that is garbage-collected is unplugged)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.RLock()
-        self._devices: list[_DeviceId] = []
-        self._addresses = itertools.count(1)
-        self._claims: dict[int, _Handle] = {}  # id(_DeviceId) -> handle holding interface 0
-
-    # --- plugging ---------------------------------------------------------
-    def plug(self, device: SimulatedUSBDevice) -> _DeviceId:
-        """Attach a device; returns its bus identity."""
-        with self._lock:
-            n = next(self._addresses)
-            dev_id = _DeviceId(
-                bus=200 + (n - 1) // 127, address=1 + (n - 1) % 127, device=weakref.ref(device)
-            )
-            self._devices.append(dev_id)
-            return dev_id
-
-    def unplug(self, device: SimulatedUSBDevice) -> None:
-        with self._lock:
-            self._devices = [d for d in self._devices if d.device() not in (None, device)]
-
-    def pyusb_device(self, dev_id: _DeviceId) -> usb.core.Device:
-        """A pyusb ``Device`` for a plugged device (as ``usb.core.find`` would return)."""
-        return usb.core.Device(dev_id, self)
-
-    def _live(self, dev_id: _DeviceId) -> SimulatedUSBDevice:
-        device = dev_id.device()
-        if device is None or dev_id not in self._devices:
-            raise usb_error(
-                "No such device (it may have been disconnected)",
-                LIBUSB_ERROR_NO_DEVICE,
-                errno.ENODEV,
-            )
-        return device
-
-    def _device_of(self, handle: _Handle) -> SimulatedUSBDevice:
-        if handle.closed:
-            raise usb_error(
-                "Invalid parameter (device handle closed)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
-            )
-        return self._live(handle.dev_id)
-
-    # --- descriptors ------------------------------------------------------
-    def enumerate_devices(self):
-        with self._lock:
-            self._devices = [d for d in self._devices if d.device() is not None]
-            return list(self._devices)
-
-    def get_parent(self, dev):
+def client_gone(source: object) -> Callable[[], bool] | None:
+    """For a TCP client socket: a check that is true once the client has closed or reset."""
+    if not isinstance(source, socket.socket):
         return None
 
-    def get_device_descriptor(self, dev: _DeviceId):
-        device = self._live(dev)
-        return _Descriptor(
-            dict(
-                bLength=18,
-                bDescriptorType=usb.util.DESC_TYPE_DEVICE,
-                bcdUSB=0x0200,
-                bDeviceClass=0xFF,
-                bDeviceSubClass=0x00,
-                bDeviceProtocol=0x00,
-                bMaxPacketSize0=64,
-                idVendor=device.usb_vendor_id,
-                idProduct=device.usb_product_id,
-                bcdDevice=0x0200,
-                iManufacturer=1,
-                iProduct=2,
-                iSerialNumber=0,
-                bNumConfigurations=1,
-                address=dev.address,
-                bus=dev.bus,
-                port_number=1,
-                port_numbers=(1,),
-                speed=3,  # LIBUSB_SPEED_HIGH
-            )
-        )
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([source], [], [], 0)
+            return bool(readable) and source.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed here
+            return True
 
-    def get_configuration_descriptor(self, dev: _DeviceId, config: int):
-        if config != 0:
-            raise IndexError("configuration index out of range")
-        n_ep = len(self._live(dev).usb_endpoints)
-        return _Descriptor(
-            dict(
-                bLength=9,
-                bDescriptorType=usb.util.DESC_TYPE_CONFIG,
-                wTotalLength=9 + 9 + 7 * n_ep,
-                bNumInterfaces=1,
-                bConfigurationValue=1,
-                iConfiguration=0,
-                bmAttributes=0x80,
-                bMaxPower=250,
-                extra_descriptors=[],
-            )
-        )
-
-    def get_interface_descriptor(self, dev: _DeviceId, intf: int, alt: int, config: int):
-        if config != 0 or intf != 0 or alt != 0:
-            raise IndexError("interface index out of range")
-        return _Descriptor(
-            dict(
-                bLength=9,
-                bDescriptorType=usb.util.DESC_TYPE_INTERFACE,
-                bInterfaceNumber=0,
-                bAlternateSetting=0,
-                bNumEndpoints=len(self._live(dev).usb_endpoints),
-                bInterfaceClass=0xFF,
-                bInterfaceSubClass=0,
-                bInterfaceProtocol=0,
-                iInterface=0,
-                extra_descriptors=[],
-            )
-        )
-
-    def get_endpoint_descriptor(self, dev: _DeviceId, ep: int, intf: int, alt: int, config: int):
-        endpoints = sorted(self._live(dev).usb_endpoints.items())
-        if config != 0 or intf != 0 or alt != 0 or not 0 <= ep < len(endpoints):
-            raise IndexError("endpoint index out of range")
-        address, max_packet = endpoints[ep]
-        return _Descriptor(
-            dict(
-                bLength=7,
-                bDescriptorType=usb.util.DESC_TYPE_ENDPOINT,
-                bEndpointAddress=address,
-                bmAttributes=usb.util.ENDPOINT_TYPE_BULK,
-                wMaxPacketSize=max_packet,
-                bInterval=0,
-                bRefresh=0,
-                bSynchAddress=0,
-                extra_descriptors=[],
-            )
-        )
-
-    # --- handles ----------------------------------------------------------
-    def open_device(self, dev: _DeviceId) -> _Handle:
-        self._live(dev)
-        return _Handle(dev_id=dev)
-
-    def close_device(self, dev_handle: _Handle) -> None:
-        with self._lock:
-            if self._claims.get(id(dev_handle.dev_id)) is dev_handle:
-                del self._claims[id(dev_handle.dev_id)]
-            dev_handle.closed = True
-
-    def _check_not_busy(self, handle: _Handle) -> None:
-        owner = self._claims.get(id(handle.dev_id))
-        if owner is not None and owner is not handle and not owner.closed:
-            raise usb_error(
-                "Resource busy (interface claimed by another handle)",
-                LIBUSB_ERROR_BUSY,
-                errno.EBUSY,
-            )
-
-    def set_configuration(self, dev_handle: _Handle, config_value: int) -> None:
-        with self._lock:
-            self._device_of(dev_handle)
-            self._check_not_busy(dev_handle)
-            if config_value not in (0, 1):
-                raise usb_error(
-                    "Invalid parameter (configuration)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
-                )
-            dev_handle.configuration = config_value
-
-    def get_configuration(self, dev_handle: _Handle) -> int:
-        self._device_of(dev_handle)
-        return dev_handle.configuration or 1
-
-    def set_interface_altsetting(self, dev_handle: _Handle, intf: int, altsetting: int) -> None:
-        self._device_of(dev_handle)
-        if intf != 0 or altsetting != 0:
-            raise usb_error(
-                "Invalid parameter (interface)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
-            )
-
-    def claim_interface(self, dev_handle: _Handle, intf: int) -> None:
-        with self._lock:
-            self._device_of(dev_handle)
-            self._check_not_busy(dev_handle)
-            self._claims[id(dev_handle.dev_id)] = dev_handle
-            dev_handle.claimed.add(intf)
-
-    def release_interface(self, dev_handle: _Handle, intf: int) -> None:
-        with self._lock:
-            dev_handle.claimed.discard(intf)
-            if self._claims.get(id(dev_handle.dev_id)) is dev_handle and not dev_handle.claimed:
-                del self._claims[id(dev_handle.dev_id)]
-
-    def is_kernel_driver_active(self, dev_handle: _Handle, intf: int) -> bool:
-        return False
-
-    def detach_kernel_driver(self, dev_handle: _Handle, intf: int) -> None:
-        pass
-
-    def attach_kernel_driver(self, dev_handle: _Handle, intf: int) -> None:
-        pass
-
-    def reset_device(self, dev_handle: _Handle) -> None:
-        self._device_of(dev_handle).usb_reset()
-
-    def clear_halt(self, dev_handle: _Handle, ep: int) -> None:
-        self._device_of(dev_handle)
-
-    # --- transfers --------------------------------------------------------
-    def bulk_write(self, dev_handle: _Handle, ep: int, intf: int, data, timeout: int) -> int:
-        device = self._device_of(dev_handle)
-        if ep & 0x80:
-            raise usb_error(
-                "Invalid parameter (IN endpoint)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
-            )
-        return device.usb_bulk_write(ep, bytes(data), int(timeout or 0))
-
-    def bulk_read(
-        self, dev_handle: _Handle, ep: int, intf: int, buff: array.array, timeout: int
-    ) -> int:
-        device = self._device_of(dev_handle)
-        if not ep & 0x80:
-            raise usb_error(
-                "Invalid parameter (OUT endpoint)", LIBUSB_ERROR_INVALID_PARAM, errno.EINVAL
-            )
-        size = len(buff) * buff.itemsize
-        data = device.usb_bulk_read(ep, size, int(timeout or 0))[:size]
-        view = memoryview(buff).cast("B")
-        view[: len(data)] = data
-        return len(data)
-
-    def ctrl_transfer(self, dev_handle, bmRequestType, bRequest, wValue, wIndex, data, timeout):
-        # standard requests beyond descriptors (strings, status) are not modelled: STALL
-        self._device_of(dev_handle)
-        raise usb_error("Pipe error (control request stalled)", -9, errno.EPIPE)
+    return gone
 
 
-_backend: VirtualUSBBackend | None = None
-_backend_lock = threading.Lock()
+def serve_request(
+    device: SimulatedUSBDevice,
+    req: TunnelRequest,
+    cancelled: Callable[[], bool] | None = None,
+) -> bytes:
+    """Carry out one tunnelled transfer on ``device``; never raises.
 
-
-def get_backend(find_library=None) -> VirtualUSBBackend:
-    """The process-wide virtual bus (pyusb backend-module convention)."""
-    global _backend
-    with _backend_lock:
-        if _backend is None:
-            _backend = VirtualUSBBackend()
-        return _backend
-
-
-def install() -> str:
-    """Make the virtual bus importable as ``usb.backend.<BACKEND_NAME>``; returns the name."""
-    sys.modules.setdefault(f"usb.backend.{BACKEND_NAME}", sys.modules[__name__])
-    return BACKEND_NAME
-
-
-def use_simulated_usb() -> None:
-    """Select pyseabreeze on the virtual bus for ``seabreeze.spectrometers`` user code.
-
-    Equivalent to ``seabreeze.use("pyseabreeze", pyusb_backend="labctl_sim")``
-    after :func:`install`. Like ``seabreeze.use`` it must run before the first
-    spectrometer is opened in the process; if seabreeze already resolved
-    another backend, this raises instead of silently talking to real hardware.
+    ``cancelled`` (e.g. :func:`client_gone`) lets a waiting bulk IN end early.
     """
-    import seabreeze
-    import seabreeze.backends
-
-    install()
-    cfg = seabreeze.backends.BackendConfig
-    spectrometers = sys.modules.get("seabreeze.spectrometers")
-    if spectrometers is not None:
-        resolved = spectrometers.Spectrometer.__dict__["_backend"]._backend
-        cached_api = getattr(spectrometers.list_devices, "_api", None)
-        if (resolved is not None and getattr(resolved, "_backend_", "") != "pyseabreeze") or (
-            cached_api is not None and cached_api._kwargs.get("pyusb_backend") != BACKEND_NAME
-        ):
-            raise RuntimeError(
-                "seabreeze already uses another backend in this process; "
-                "call use_simulated_usb() before opening any spectrometer"
-            )
-        if (
-            resolved is not None
-            and cfg.requested == "pyseabreeze"
-            and cfg.api_kwargs.get("pyusb_backend") == BACKEND_NAME
-        ):
-            return  # already selected; seabreeze.use would only warn
-    seabreeze.use("pyseabreeze", pyusb_backend=BACKEND_NAME)
-
-
-# --- opening a seabreeze Spectrometer on a pyusb device -------------------------------
-
-
-def _pyseabreeze_spectrometer_class():
-    import seabreeze.pyseabreeze
-    from seabreeze.spectrometers import Spectrometer
-
-    class PySeabreezeSpectrometer(Spectrometer):
-        """seabreeze's ``Spectrometer``, unchanged, bound to the pyseabreeze backend
-        (whatever backend the process selected with ``seabreeze.use``)."""
-
-        _backend = seabreeze.pyseabreeze  # shadows the lazily-resolved class descriptor
-
-    return PySeabreezeSpectrometer
-
-
-_spectrometer_class = None
-
-
-def open_spectrometer(pyusb_device: usb.core.Device):
-    """``seabreeze.spectrometers.Spectrometer`` opened through pyseabreeze on ``pyusb_device``.
-
-    This is what ``Spectrometer.from_serial_number`` does after enumeration,
-    without the enumeration (which also runs a 1 s Ethernet multicast discovery).
-    """
-    global _spectrometer_class
-    from seabreeze.pyseabreeze import SeaBreezeDevice
-    from seabreeze.pyseabreeze.transport import USBTransportHandle
-
-    install()
-    if _spectrometer_class is None:
-        _spectrometer_class = _pyseabreeze_spectrometer_class()
-    return _spectrometer_class(SeaBreezeDevice(USBTransportHandle(pyusb_device)))
-
-
-# --- USB over TCP -----------------------------------------------------------------------
-#
-# A simulated device can be served to another process (``labctl sim serve``):
-# each bulk transfer travels as one frame, like a minimal USB/IP.
-#
-#   request  b"LU" op:u8 endpoint:u8 timeout_ms:u32 length:u32 [payload]
-#            op 1 = bulk OUT (payload = data), 2 = bulk IN (length = size),
-#            op 3 = describe (vendor, product, endpoints)
-#   reply    b"LU" status:u8 endpoint:u8 length:u32 payload
-#            status 0 ok, 1 timeout, 2 USB error (payload = message), 3 bad request
-#
-# Bytes that are not a frame are skipped up to the next b"LU" (never a crash).
-
-TUNNEL_MAGIC = b"LU"
-_REQ = struct.Struct("<2sBBII")
-_REP = struct.Struct("<2sBBI")
-OP_OUT, OP_IN, OP_DESCRIBE = 1, 2, 3
-ST_OK, ST_TIMEOUT, ST_USB_ERROR, ST_BAD_REQUEST = 0, 1, 2, 3
-MAX_TRANSFER = 1 << 20
-
-
-@dataclass
-class TunnelRequest:
-    op: int
-    endpoint: int
-    timeout_ms: int
-    length: int
-    payload: bytes = b""
-
-
-def parse_request(buf: bytes) -> tuple[TunnelRequest | None, bytes]:
-    """One complete request from the front of ``buf`` (skipping garbage), and the rest."""
-    while True:
-        i = buf.find(TUNNEL_MAGIC)
-        if i < 0:
-            return None, buf[-1:] if buf.endswith(TUNNEL_MAGIC[:1]) else b""
-        buf = buf[i:]
-        if len(buf) < _REQ.size:
-            return None, buf
-        _, op, endpoint, timeout_ms, length = _REQ.unpack_from(buf)
-        if op not in (OP_OUT, OP_IN, OP_DESCRIBE) or length > MAX_TRANSFER:
-            return TunnelRequest(0, endpoint, 0, 0), buf[_REQ.size :]
-        need = _REQ.size + (length if op == OP_OUT else 0)
-        if len(buf) < need:
-            return None, buf
-        return TunnelRequest(op, endpoint, timeout_ms, length, buf[_REQ.size : need]), buf[need:]
-
-
-def _reply(status: int, endpoint: int, payload: bytes = b"") -> bytes:
-    return _REP.pack(TUNNEL_MAGIC, status, endpoint, len(payload)) + payload
-
-
-def serve_request(device: SimulatedUSBDevice, req: TunnelRequest) -> bytes:
-    """Carry out one tunnelled transfer on ``device``; never raises."""
     try:
         if req.op == OP_DESCRIBE:
             eps = sorted(device.usb_endpoints.items())
             body = struct.pack("<HHB", device.usb_vendor_id, device.usb_product_id, len(eps))
             body += b"".join(struct.pack("<BH", a, n) for a, n in eps)
-            return _reply(ST_OK, 0, body)
+            return encode_reply(ST_OK, 0, body)
         if req.op == OP_OUT and not req.endpoint & 0x80 and req.endpoint in device.usb_endpoints:
             n = device.usb_bulk_write(req.endpoint, req.payload, req.timeout_ms)
-            return _reply(ST_OK, req.endpoint, struct.pack("<I", n))
+            return encode_reply(ST_OK, req.endpoint, struct.pack("<I", n))
         if req.op == OP_IN and req.endpoint & 0x80 and req.endpoint in device.usb_endpoints:
-            return _reply(
-                ST_OK, req.endpoint, device.usb_bulk_read(req.endpoint, req.length, req.timeout_ms)
-            )
-        return _reply(ST_BAD_REQUEST, req.endpoint)
+            kwargs = {"cancelled": cancelled} if cancelled is not None else {}
+            data = device.usb_bulk_read(req.endpoint, req.length, req.timeout_ms, **kwargs)
+            return encode_reply(ST_OK, req.endpoint, data)
+        return encode_reply(ST_BAD_REQUEST, req.endpoint)
     except usb.core.USBTimeoutError:
-        return _reply(ST_TIMEOUT, req.endpoint)
+        return encode_reply(ST_TIMEOUT, req.endpoint)
     except usb.core.USBError as exc:
-        return _reply(ST_USB_ERROR, req.endpoint, str(exc).encode("utf-8", "replace"))
+        return encode_reply(ST_USB_ERROR, req.endpoint, str(exc).encode("utf-8", "replace"))
     except Exception as exc:  # a simulator never crashes on garbage
-        return _reply(ST_USB_ERROR, req.endpoint, repr(exc).encode("utf-8", "replace"))
-
-
-class RemoteUSBDevice:
-    """Client end of the tunnel: a served device, plugged into this process's virtual bus."""
-
-    def __init__(self, host: str, port: int, timeout_s: float = 5.0) -> None:
-        import socket
-
-        self.address = (host, int(port))
-        self.timeout_s = timeout_s
-        self._lock = threading.Lock()
-        try:
-            self._sock = socket.create_connection(self.address, timeout=timeout_s)
-        except OSError as exc:
-            raise usb_error(
-                f"tunnel {host}:{port}: {exc}", LIBUSB_ERROR_NO_DEVICE, errno.ENODEV
-            ) from exc
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = self._transfer(OP_DESCRIBE, 0, 0, 0)
-        self.usb_vendor_id, self.usb_product_id, n = struct.unpack_from("<HHB", body)
-        self.usb_endpoints = dict(struct.unpack_from("<BH", body, 5 + 3 * i) for i in range(n))
-        self.usb_id = get_backend().plug(self)
-
-    def _recv_exact(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = self._sock.recv(n - len(out))
-            if not chunk:
-                raise usb_error(
-                    f"tunnel {self.address}: connection closed",
-                    LIBUSB_ERROR_NO_DEVICE,
-                    errno.ENODEV,
-                )
-            out += chunk
-        return bytes(out)
-
-    def _transfer(
-        self, op: int, endpoint: int, timeout_ms: int, length: int, payload: bytes = b""
-    ) -> bytes:
-        with self._lock:
-            try:
-                # the server waits on its (possibly accelerated) clock: allow the full timeout
-                self._sock.settimeout(self.timeout_s + timeout_ms / 1000.0)
-                self._sock.sendall(
-                    _REQ.pack(TUNNEL_MAGIC, op, endpoint, timeout_ms, length) + payload
-                )
-                magic, status, _, size = _REP.unpack(self._recv_exact(_REP.size))
-                body = self._recv_exact(size)
-            except OSError as exc:
-                raise usb_error(
-                    f"tunnel {self.address}: {exc}", LIBUSB_ERROR_IO, errno.EIO
-                ) from exc
-        if magic != TUNNEL_MAGIC:
-            raise usb_error(f"tunnel {self.address}: garbled reply", LIBUSB_ERROR_IO, errno.EIO)
-        if status == ST_TIMEOUT:
-            raise usb_timeout(f"tunnel {self.address} EP 0x{endpoint:02X}")
-        if status != ST_OK:
-            raise usb_error(
-                f"tunnel {self.address}: {body.decode('utf-8', 'replace') or 'bad request'}",
-                LIBUSB_ERROR_IO,
-                errno.EIO,
-            )
-        return body
-
-    def usb_bulk_write(self, endpoint: int, data: bytes, timeout_ms: int) -> int:
-        return struct.unpack("<I", self._transfer(OP_OUT, endpoint, timeout_ms, len(data), data))[0]
-
-    def usb_bulk_read(self, endpoint: int, size: int, timeout_ms: int) -> bytes:
-        return self._transfer(OP_IN, endpoint, timeout_ms, size)
-
-    def usb_reset(self) -> None:
-        pass
-
-    def pyusb_device(self) -> usb.core.Device:
-        return get_backend().pyusb_device(self.usb_id)
-
-    def close(self) -> None:
-        get_backend().unplug(self)
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        return encode_reply(ST_USB_ERROR, req.endpoint, repr(exc).encode("utf-8", "replace"))

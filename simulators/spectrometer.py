@@ -2,7 +2,7 @@
 
 The simulator is a USB device speaking the OOI command set of the Flame-S
 (Flame user manual 225-00000-000-11, ch. 8 "USB Command Descriptions"),
-plugged into a virtual pyusb bus (:mod:`labctl.simulators.seabreeze_usb`).
+plugged into a virtual pyusb bus (:mod:`labctl.virtual_usb`).
 python-seabreeze's ``pyseabreeze`` backend talks to it unmodified: it reads
 the serial number and the wavelength / nonlinearity calibration from the
 EEPROM slots, the FPGA firmware version (major ≥ 3 → "FLAMES"), sets the
@@ -42,6 +42,7 @@ With ``world.noise`` False the detector is noise-free (deterministic).
 
 from __future__ import annotations
 
+import errno
 import logging
 import struct
 import zlib
@@ -49,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labctl.clock import VirtualClock
 from labctl.simulators import seabreeze_usb
 from labctl.simulators.base import ProtocolHandler
 
@@ -121,7 +123,7 @@ class SpectrometerSimulator(ProtocolHandler):
 
     ``connect()`` returns a ``seabreeze.spectrometers.Spectrometer`` opened on
     it through pyseabreeze. :meth:`handle` speaks a small USB-over-TCP framing
-    (see :mod:`labctl.simulators.seabreeze_usb`) so ``SimServer`` can expose
+    (see :mod:`labctl.usb_tunnel`) so ``SimServer`` can expose
     the device to another process.
     """
 
@@ -225,7 +227,29 @@ class SpectrometerSimulator(ProtocolHandler):
         # even while another handle has it open; the simulated firmware keeps its state.
         pass
 
+    def _link_faults(self, endpoint: int, timeout_ms: int, reading: bool) -> None:
+        """An injected fault fails the transfer as libusb would: an unplugged device
+        (disconnect), a hung one (silent: time-out), line noise (garbled: USB checks every
+        packet's CRC, so an IN transfer fails with an I/O error)."""
+        faults = self.world.faults.active(self.name)
+        if not faults & {"disconnect", "silent", "garbled"}:
+            return
+        where = f"{self.name} (simulated) EP 0x{endpoint:02X}"
+        if "disconnect" in faults:
+            raise seabreeze_usb.usb_error(
+                f"{where}: No such device", seabreeze_usb.LIBUSB_ERROR_NO_DEVICE, errno.ENODEV
+            )
+        if "garbled" in faults and reading:
+            raise seabreeze_usb.usb_error(
+                f"{where}: Input/Output Error (bad CRC)", seabreeze_usb.LIBUSB_ERROR_IO, errno.EIO
+            )
+        if "silent" in faults:
+            if timeout_ms > 0:
+                self.world.clock.sleep(timeout_ms / 1000.0)
+            raise seabreeze_usb.usb_timeout(where)
+
     def usb_bulk_write(self, endpoint: int, data: bytes, timeout_ms: int) -> int:
+        self._link_faults(endpoint, timeout_ms, reading=False)
         with self.lock:
             if endpoint == EP_OUT:
                 try:
@@ -234,10 +258,12 @@ class SpectrometerSimulator(ProtocolHandler):
                     log.exception("%s: error handling command %r", self.name, data[:32])
             return len(data)
 
-    def usb_bulk_read(self, endpoint: int, size: int, timeout_ms: int) -> bytes:
+    def usb_bulk_read(self, endpoint: int, size: int, timeout_ms: int, cancelled=None) -> bytes:
+        """One IN transfer; ``cancelled()`` true (the tunnel client left) ends a wait early."""
+        self._link_faults(endpoint, timeout_ms, reading=True)
         where = f"{self.name} (simulated {self.model.name}) EP 0x{endpoint:02X} IN"
         if endpoint == EP_SPECTRUM_IN:
-            self._complete_acquisition(timeout_ms, where)
+            self._complete_acquisition(timeout_ms, where, cancelled)
         with self.lock:
             queue = self._queues.get(endpoint)
             if queue is None:
@@ -249,8 +275,25 @@ class SpectrometerSimulator(ProtocolHandler):
                 del queue[:size]
                 return out
         if timeout_ms > 0:
-            self.world.clock.sleep(timeout_ms / 1000.0)
+            self._wait(timeout_ms / 1000.0, cancelled, where)
         raise seabreeze_usb.usb_timeout(where)
+
+    def _wait(self, seconds: float, cancelled, where: str) -> None:
+        """Sleep on the world clock; in ~50 ms (wall) steps while a client may leave."""
+        clock = self.world.clock
+        if cancelled is None or isinstance(clock, VirtualClock):
+            clock.sleep(seconds)
+            return
+        step = 0.05 * getattr(clock, "scale", 1.0)
+        end = clock.now() + seconds
+        while (left := end - clock.now()) > 0:
+            if cancelled():
+                raise seabreeze_usb.usb_error(
+                    f"{where}: request abandoned (the client left)",
+                    seabreeze_usb.LIBUSB_ERROR_NO_DEVICE,
+                    19,
+                )
+            clock.sleep(min(step, left))
 
     # --- firmware -------------------------------------------------------------
     def _command(self, data: bytes) -> None:
@@ -313,7 +356,7 @@ class SpectrometerSimulator(ProtocolHandler):
                 0,
             )
 
-    def _complete_acquisition(self, timeout_ms: int, where: str) -> None:
+    def _complete_acquisition(self, timeout_ms: int, where: str, cancelled=None) -> None:
         """Wait (world clock) for a requested spectrum and queue it on EP2."""
         with self.lock:
             if self._pending is None or self._queues[EP_SPECTRUM_IN]:
@@ -322,9 +365,9 @@ class SpectrometerSimulator(ProtocolHandler):
         wait = ready_at - self.world.clock.now()
         if wait > 0:
             if timeout_ms > 0 and wait > timeout_ms / 1000.0:
-                self.world.clock.sleep(timeout_ms / 1000.0)
+                self._wait(timeout_ms / 1000.0, cancelled, where)
                 raise seabreeze_usb.usb_timeout(where)
-            self.world.clock.sleep(wait)
+            self._wait(wait, cancelled, where)
         counts = self._read_out(it_s)
         with self.lock:
             self._pending = None
@@ -378,7 +421,8 @@ class SpectrometerSimulator(ProtocolHandler):
                     break
                 requests.append(request)
             self._tunnel_rx[source] = rx
-        return b"".join(seabreeze_usb.serve_request(self, r) for r in requests)
+        cancelled = seabreeze_usb.client_gone(source)
+        return b"".join(seabreeze_usb.serve_request(self, r, cancelled) for r in requests)
 
     def reset_input(self, source: object = None) -> None:
         with self.lock:

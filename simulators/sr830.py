@@ -11,6 +11,12 @@ sets the CMD bit (5, value 32) of the standard event status byte, a parameter
 out of range sets the EXE bit (4, value 16); neither produces a reply, so the
 client's read times out. ``*ESR?`` reads and clears.
 
+Input buffer (manual ch. 5, "Communicating with GPIB/RS232" and "Status byte
+definitions"): the SR830 holds 256 characters of input; on an overflow it
+clears its buffers and sets the INP bit (0, value 1) of the standard event
+status byte, "input queue overflow". The simulator discards the whole
+overflowing command line, so nothing after its next ``;`` runs either.
+
 Signal chain (per query, lazily over virtual time):
 
 * input ``u`` = ``world.lockin_input_v(channel)`` — the chopped signal's
@@ -65,6 +71,7 @@ OUTPUT_CLIP = 1.09
 FIRMWARE = "ver1.07"
 
 # Status bits
+ESR_INP = 1 << 0  # input queue overflow
 ESR_EXE = 1 << 4
 ESR_CMD = 1 << 5
 ESR_PON = 1 << 7
@@ -187,6 +194,7 @@ class SR830Simulator(TextProtocolHandler):
     """An SR830 observing ``world.lockin_input_v(channel)``."""
 
     kind = "visa"
+    input_buffer_size = 256
 
     def __init__(self, world, name: str = "", channel: str = "ref") -> None:
         super().__init__(world, name or f"SR830({channel})")
@@ -205,7 +213,7 @@ class SR830Simulator(TextProtocolHandler):
         self._table = self._commands()
         with world.lock:
             world.advance()
-            self._t_last = world.t
+            self._t_last = self._t_observed = world.t
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
@@ -300,7 +308,17 @@ class SR830Simulator(TextProtocolHandler):
         self._u_last = u
 
     def _on_world_step(self, t: float, dt: float) -> None:
-        """World controller: sample the input at each world step (world.lock held)."""
+        """World controller: sample the input at each world step (world.lock held).
+
+        Idling cheaply (hours of an anneal with nobody reading the unit): once the
+        unit has not been queried for longer than its filter remembers
+        (:data:`_FORGET_AFTER_TAU` time constants), the filter is not stepped; the
+        next query integrates the gap in one step (:meth:`_RCFilter.propagate`
+        restarts a forgotten past in steady state). What a reading shows depends
+        only on the last few time constants, which are integrated as before.
+        """
+        if t - self._t_observed > _FORGET_AFTER_TAU * self.filter.tau:
+            return
         try:
             self._integrate(t, self._input_v())
         except Exception:  # never break the world for other instruments
@@ -311,6 +329,7 @@ class SR830Simulator(TextProtocolHandler):
         with self.world.lock:
             self.world.advance()
             self._integrate(self.world.t, self._input_v())
+            self._t_observed = self.world.t
             if self._pending_auto is not None and self.world.t >= self._pending_auto[0]:
                 self._finish_auto(self._pending_auto[1])
                 self._pending_auto = None
@@ -400,6 +419,10 @@ class SR830Simulator(TextProtocolHandler):
 
     def on_internal_error(self, line: str) -> str | None:
         self.esr |= ESR_EXE
+        return None
+
+    def on_input_overflow(self) -> str | None:
+        self.esr |= ESR_INP
         return None
 
     def _execute(self, command: str) -> str | None:

@@ -38,9 +38,12 @@ Interface contract (used by simulators in this package):
   ``world.film_in_beam()`` (a Film, the blank, or None);
   ``world.slot_position_mm(k)``, ``world.film_slots()``, ``world.blank_slot``.
 * ``world.sampling_delay_ps()``, ``world.pump_delay_ps()``.
-* ``world.lockin_input_v(channel)`` — noise-free demodulated input (volts,
-  in-phase, rms) for lock-in ``channel`` ("ref" or "pump"): "ref" sees
-  E_ref + ΔE/2, "pump" sees ΔE/2 (see :mod:`~labctl.simulators.physics.table`).
+* ``world.lockin_input_v(channel)`` — demodulated input (volts, in-phase, rms)
+  for lock-in ``channel`` ("ref" or "pump"): "ref" sees E_ref + ΔE/2, "pump"
+  sees ΔE/2 (see :mod:`~labctl.simulators.physics.table`); with
+  ``noise="realistic"`` it carries the table's intensity noise, drifts and
+  delay errors (:mod:`~labctl.simulators.physics.noise`, ``world.table_noise``),
+  otherwise it is noise-free.
 * ``world.lockin_noise_v_per_rthz(channel)`` — white input noise density
   (0 when ``noise`` is False).
 * ``world.lockin_reference_hz(channel)`` — chopper frequency it locks to.
@@ -50,6 +53,8 @@ Interface contract (used by simulators in this package):
   ``world.lamp_shutter_open = False`` → zeros.
 * ``world.pump_power_w(wavelength_nm)`` — average pump power at the meter head.
 * ``world.configure(**opts)`` — the station's ``simulation:`` options.
+* ``world.faults`` — :class:`~labctl.simulators.faults.FaultBoard`: injected faults by role
+  (``inject(role, kind)``, ``clear(role=None, kind=None)``, ``active(role)``).
 * Truth for tests and metadata: ``world.photoresponse(film)``,
   ``world.true_parameters(film)``, ``world.absorbance(film, wavelengths_nm)``,
   ``world.optp_peak_delay_ps()``, ``world.tds_pump_delay_ps()``.
@@ -65,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.clock import Clock, VirtualClock
+from labctl.simulators.faults import FaultBoard
 from labctl.simulators.physics.params import WorldParams, default_params
 
 PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel / c
@@ -133,6 +139,7 @@ CONFIG_OPTIONS = {
     "substrate_thickness_mm": "fused-silica substrate thickness (default 1.0; echo at 2nL/c)",
     "substrate_index": "THz refractive index of the substrate (default 1.95)",
     "slot_pitch_mm": "slot spacing on the holder (default 40)",
+    "film_variation": "films of one batch differ in thickness and yield (default false)",
 }
 
 
@@ -146,12 +153,18 @@ class World:
         clock: Clock | None = None,
         *,
         seed: int | None = 0,
-        noise: bool = True,
+        noise: bool | str = True,
         params: WorldParams | None = None,
     ) -> None:
+        from labctl.simulators.physics.noise import noise_mode
+
         self.clock = clock if clock is not None else VirtualClock()
         self.params = params.copy() if params is not None else default_params()
-        self.noise = noise
+        #: "realistic" (table noise and drift + lock-in white noise), "white" (lock-in
+        #: white noise only) or False (none); truthy whenever there is any noise
+        mode = noise_mode(noise)
+        self.noise: str | bool = False if mode == "off" else mode
+        self.film_variation = False
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
@@ -160,10 +173,12 @@ class World:
         self.pump_fluence_uj_cm2 = float(self.params.table["pump_fluence_uj_cm2"])
         self.lamp_shutter_open = True  # UV-Vis light source shutter (closed: dark spectra)
         self._build()
+        self.faults = FaultBoard(self)  # injected faults, by role; outlives configure()
 
     def _build(self) -> None:
         from labctl.simulators.physics.absorption import AbsorptionModel
         from labctl.simulators.physics.furnace import FurnacePlant
+        from labctl.simulators.physics.noise import TableNoise, vary_films
         from labctl.simulators.physics.photoconductivity import PhotoModel
         from labctl.simulators.physics.table import OpticalTable
 
@@ -172,8 +187,11 @@ class World:
         self.stages = [Stage(axis=i + 1, **p.stages[i]) for i in range(len(p.stages))]
         self.absorption = AbsorptionModel(p.optics)
         self.photo = PhotoModel(p.photo, p.film, self.absorption)
+        self.table_noise = TableNoise(p.noise, self.rng, self.noise == "realistic", self.t)
         self.table = OpticalTable(self)
         self.slots = self._make_slots()
+        if self.film_variation:
+            vary_films(self.films, p.noise, self.rng)
 
     def _make_slots(self) -> list[FilmSlot]:
         from labctl.simulators.physics.film import BlankSubstrate, Film
@@ -197,11 +215,17 @@ class World:
     def configure(self, **opts) -> None:
         """Apply a station's ``simulation:`` options (see :data:`CONFIG_OPTIONS`); resets the holder."""
         from labctl.errors import StationError
+        from labctl.schema import Invalid
+        from labctl.station_schema import SIMULATION
 
         unknown = set(opts) - set(CONFIG_OPTIONS)
         if unknown:
             known = "; ".join(f"{k}: {v}" for k, v in CONFIG_OPTIONS.items())
             raise StationError(f"simulation: unknown options {sorted(unknown)} (known: {known})")
+        try:  # finite and within physical ranges (the station schema's table)
+            SIMULATION.check(opts, ("simulation",))
+        except Invalid as exc:
+            raise StationError(str(exc)) from None
         p = self.params
         try:
             with self.lock:
@@ -225,6 +249,10 @@ class World:
                         p.table["substrate_thickness_mm"] = _positive(value, key)
                     elif key == "substrate_index":
                         p.table["substrate_index"] = _positive(value, key)
+                    elif key == "film_variation":
+                        if not isinstance(value, bool):
+                            raise ValueError(f"film_variation must be true or false, got {value!r}")
+                        self.film_variation = value
                     elif key == "slot_pitch_mm":
                         p.holder["pitch_mm"] = _positive(value, key)
                         n = int(p.holder["n_film_slots"])
@@ -233,6 +261,7 @@ class World:
                         )
                 self.pump_fluence_uj_cm2 = float(p.table["pump_fluence_uj_cm2"])
                 self._build()
+                self.faults.restore()  # a rebuilt furnace keeps an injected sensor break
         except (TypeError, ValueError) as exc:
             raise StationError(f"simulation: {exc}") from None
 
@@ -324,12 +353,18 @@ class World:
         return None if slot is None else slot.film
 
     def sampling_delay_ps(self) -> float:
-        x = self.stages[0].position_mm(self.t)
-        return (x - self.params.table["sampling_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+        """Gate delay, with the timebase jitter and drift of ``noise: realistic``."""
+        stage = self.stages[0]
+        x = stage.position_mm(self.t)
+        nominal = (x - self.params.table["sampling_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+        return nominal + self.table_noise.sampling_offset_ps(self.t, stage)
 
     def pump_delay_ps(self) -> float:
-        x = self.stages[1].position_mm(self.t)
-        return (x - self.params.table["pump_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+        """Pump delay, with stage repeatability and overlap drift of ``noise: realistic``."""
+        stage = self.stages[1]
+        x = stage.position_mm(self.t)
+        nominal = (x - self.params.table["pump_zero_mm"]) * PS_PER_MM_DOUBLE_PASS
+        return nominal + self.table_noise.pump_offset_ps(self.t, stage)
 
     # --- observations -------------------------------------------------------
     def lockin_input_v(self, channel: str) -> float:

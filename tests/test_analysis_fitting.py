@@ -90,7 +90,8 @@ def test_fast_and_lmfit_paths_agree():
     assert fast.chi2 == pytest.approx(slow.chi2, rel=1e-6)
 
 
-def test_table2_mobilities_match_science_orders_of_magnitude():
+def test_table2_mobilities_match_the_orders_of_magnitude_in_physics_md():
+    """docs/physics.md: μ, σ_DC and σ(1 THz) from Table 2 (Chen et al., Small 2023)."""
     expected = {250: 29, 300: 77, 350: 308}
     for t, mu in expected.items():
         p = synthetic.TABLE2[t]

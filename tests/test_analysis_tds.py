@@ -114,7 +114,8 @@ def test_noise_from_repeated_sweeps():
         data.e_ref,
         data.delta_e,
     )
-    assert s.noise_source == "sweeps" and s.n_sweeps == 8
+    assert s.noise_source == "sweep-scatter" and s.n_sweeps == 8
+    assert s.sweep_sigma.shape == (8, s.freq_hz.size)
     b = photoconductivity_in_window(
         data.time_ps,
         data.e_ref,

@@ -1,4 +1,4 @@
-"""The paper's anneal recipe over drivers (procedures/annealing.py) on the simulated station."""
+"""anneal_film: the Anneal recipe on bare drivers (labctl sim measure's entry), on the simulated station."""
 
 import pytest
 

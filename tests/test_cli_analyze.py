@@ -183,7 +183,7 @@ def test_optp_json(tmp_path, capsys):
 
 def test_optp_missing_signal_columns(tmp_path, capsys):
     path = _write(tmp_path / "o.csv", "pump_delay_ps,foo", [(i, 1) for i in range(20)])
-    assert main(["analyze", "optp", str(path)]) == 1
+    assert main(["analyze", "optp", str(path)]) == 2  # a bad file is bad input
     assert "minus_dE_over_E" in capsys.readouterr().err
 
 
@@ -241,21 +241,26 @@ def test_tds_echo_and_bad_chi2_are_warned_and_flag_failure(tmp_path, capsys):
     assert "substrate echo" in out and "unsuccessful" in out
 
 
-def test_tds_without_signal_is_an_error(tmp_path, capsys):
+def test_tds_without_signal_is_an_error_or_not_significant(tmp_path, capsys):
     t = np.arange(500) * 0.05
     ref = synthetic.thz_pulse(t)
+    path = _write(tmp_path / "zero.csv", "time_ps,E_ref,dE", zip(t, ref, 0 * t, strict=True))
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and str(path) in captured.err and "zero everywhere" in captured.err
+    # pure noise: an answer ("not significant"), but no carrier density presented as measured
     noise = 1e-6 * np.random.default_rng(0).standard_normal(t.size)
-    for name, de, needle in (
-        ("zero.csv", 0 * t, "zero everywhere"),
-        ("noise.csv", noise, "no usable signal"),
-    ):
-        path = _write(tmp_path / name, "time_ps,E_ref,dE", zip(t, ref, de, strict=True))
-        assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
-        captured = capsys.readouterr()
-        assert captured.out == "" and str(path) in captured.err and needle in captured.err
+    path = _write(tmp_path / "noise.csv", "time_ps,E_ref,dE", zip(t, ref, noise, strict=True))
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["significant"] is False and r["success"] is False
+    assert all(r[k] is None for k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_m3_err"))
+    assert any("not significant" in w for w in r["warnings"])
+    assert main(["analyze", "tds", str(path), *TDS_ARGS]) == 0
+    assert "not significant" in capsys.readouterr().out
     header = "time_ps,E_ref,dE,dE"
     path = _write(tmp_path / "dup.csv", header, zip(t, ref, noise, noise, strict=True))
-    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 1
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 2
     assert "column 'dE' appears more than once" in capsys.readouterr().err
 
 

@@ -27,7 +27,8 @@ def test_virtual_clock_is_thread_safe():
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
     assert clock.now() == pytest.approx(2000.0)
 
 

@@ -200,9 +200,9 @@ def test_garbage_never_crashes(sim):
         sim.handle(junk)
     for junk in (b"\xff\xfe;;;\r", b"1PA1e999\r", b"1PAnan\r", b"99999999999999999999TP\r", b";\r"):
         sim.handle(junk)
-    sim.handle(b"A" * 10000)  # runaway line without terminator
+    sim.handle(b"A" * 10000)  # runaway line without terminator: overflows, discarded
+    assert ask(sim, "VE?") == ""  # …up to its terminator, this query included
     assert ask(sim, "VE?").startswith("ESP301")
-    sim.handle(b"\r")
     ask(sim, "RS")  # reset: clears the buffer, every axis stopped and enabled
     assert ask(sim, "TE?") == "0"
     assert ask(sim, "MO?") == "1,1,1"
@@ -291,7 +291,13 @@ def test_check_errors_decodes_axis_and_message():
 def test_garbled_replies_become_communication_errors():
     with expected_protocol(
         MotionController,
-        [("1TP", "#@!"), ("TB?", "what?"), ("1MD?", "7")],
+        [
+            ("1TP", "#@!"),
+            ("VE?", "ESP301 Version 3.0.2 7/28/11"),  # back in step before the next query
+            ("TB?", "what?"),
+            ("VE?", "ESP301 Version 3.0.2 7/28/11"),
+            ("1MD?", "7"),
+        ],
         name="stages",
         clock=VirtualClock(),
     ) as controller:

@@ -17,7 +17,6 @@ from labctl.drivers.eurotherm import (
     Ramp,
     StatusWord,
     Step,
-    anneal_program,
     open_instrument,
 )
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError
@@ -78,7 +77,12 @@ def port(sim) -> RecordingSerial:
 
 @pytest.fixture
 def furnace(port, clock) -> Eurotherm2408:
-    return Eurotherm2408("furnace", port, 1, clock, max_setpoint_c=400.0, max_ramp_c_per_min=20.0)
+    furnace = Eurotherm2408(
+        "furnace", port, 1, clock, max_setpoint_c=400.0, max_ramp_c_per_min=20.0
+    )
+    port.sent.clear()  # what connect wrote (the controller's SP limits) is tested on its own
+    yield furnace
+    furnace.close()
 
 
 # --- wire protocol ------------------------------------------------------------------
@@ -229,16 +233,27 @@ CONNECT = [
     (read_req(0, 525), read_reply([1])),
     (read_req(0, 531), read_reply([1])),
     (read_req(0, 211), read_reply([16])),
+    (read_req(0, 112), read_reply([0])),  # the controller's SP limits := the station's
+    (write_req(111, 4000), write_req(111, 4000)),
+    (write_req(112, 0), write_req(112, 0)),
+    (read_req(0, 111, 2), read_reply([4000, 0])),
 ]
+SCALING = [(read_req(0, 525), read_reply([1])), (read_req(0, 531), read_reply([1]))]
 
 
 def test_driver_protocol_setpoint_write(clock):
-    script = CONNECT + [
-        (read_req(0, 35), read_reply([0])),  # rate limit off → the driver sets it first
-        (write_req(35, 200), write_req(35, 200)),
-        (write_req(2, 3000), write_req(2, 3000)),
-        (read_req(0, 1), read_reply([0xFF9C])),  # −10.0 °C
-    ]
+    script = (
+        CONNECT
+        + SCALING
+        + [  # the scaling is re-read before a setpoint write
+            (read_req(0, 35), read_reply([0])),  # rate limit off → the driver sets it first
+            (write_req(35, 200), write_req(35, 200)),
+            (read_req(0, 35), read_reply([200])),  # every safety-relevant write is read back
+            (write_req(2, 3000), write_req(2, 3000)),
+            (read_req(0, 2), read_reply([3000])),
+            (read_req(0, 1), read_reply([0xFF9C])),  # −10.0 °C
+        ]
+    )
     port = ScriptedSerial(script)
     furnace = Eurotherm2408("furnace", port, 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20)
     assert furnace.model == "2408" and furnace.decimal_places == 1
@@ -336,7 +351,7 @@ def test_program_violating_limits_refused_before_writing(furnace, sim, port, seg
 
 
 def test_program_layout_in_controller(furnace, sim):
-    furnace.load_program(anneal_program(300.0, 30, 10.0, cool_c_per_min=5.0), program=2)
+    furnace.load_program([Ramp(10.0, 300.0), Dwell(30), Ramp(5.0, 25.0), End()], program=2)
     words = sim._programs[2]
     assert words[:5] == [0, 0, 1, 0, 1]  # no holdback, ramp per min, dwell in s, 1 cycle
     assert words[8:11] == [1, 3000, 100]  # ramp rate to 300.0 at 10.0/min
@@ -346,20 +361,23 @@ def test_program_layout_in_controller(furnace, sim):
 
 
 def test_modbus_exception_names_register_and_code(furnace):
-    with pytest.raises(InstrumentError, match=r"register 3 \(output power\).*exception 03"):
-        furnace.output_percent = 50.0  # the controller refuses OP in auto mode
-    with pytest.raises(InstrumentError, match="outside 0..100"):
-        furnace.output_percent = 150.0
+    with furnace.over_temperature_watch():
+        with pytest.raises(InstrumentError, match=r"register 3 \(output power\).*exception 03"):
+            furnace.output_percent = 50.0  # the controller refuses OP in auto mode
+        with pytest.raises(InstrumentError, match="outside 0..100"):
+            furnace.output_percent = 150.0
 
 
 def test_manual_mode_drives_heater(furnace, sim, quiet_world, clock):
-    furnace.manual_mode = True
-    furnace.output_percent = 40.0
-    clock.advance(60)
-    assert furnace.output_percent == 40.0
-    assert quiet_world.furnace.heater_fraction == pytest.approx(0.4)
-    assert StatusWord.MANUAL in furnace.status
-    assert furnace.temperature_c > 25.5
+    with furnace.over_temperature_watch():
+        furnace.manual_mode = True
+        furnace.output_percent = 40.0
+        clock.advance(60)
+        assert furnace.output_percent == 40.0
+        assert quiet_world.furnace.heater_fraction == pytest.approx(0.4)
+        assert StatusWord.MANUAL in furnace.status
+        assert furnace.temperature_c > 25.5
+    assert furnace.manual_mode is False  # leaving the watch returns the controller to auto
 
 
 # --- control physics (virtual time) ------------------------------------------------
@@ -410,13 +428,14 @@ def test_sensor_break(furnace, sim, quiet_world, clock):
 
 
 def test_deviation_interlock(furnace, clock):
-    furnace.manual_mode = True
-    furnace.output_percent = 0.0
-    furnace.setpoint_c = 100.0
-    clock.advance(600)
-    with pytest.raises(FurnaceInterlock, match="deviation"):
-        furnace.check_interlocks(max_deviation_c=10.0)
-    assert furnace.check_interlocks()["temperature_c"] == pytest.approx(25.0, abs=0.5)
+    with furnace.over_temperature_watch():
+        furnace.manual_mode = True
+        furnace.output_percent = 0.0
+        furnace.setpoint_c = 100.0
+        clock.advance(600)
+        with pytest.raises(FurnaceInterlock, match="deviation"):
+            furnace.check_interlocks(max_deviation_c=10.0)
+        assert furnace.check_interlocks()["temperature_c"] == pytest.approx(25.0, abs=0.5)
 
 
 def test_safe_state_drives_setpoint_down(furnace, clock):
@@ -425,8 +444,10 @@ def test_safe_state_drives_setpoint_down(furnace, clock):
     clock.advance(20 * 60)
     hot = furnace.temperature_c
     assert hot > 150.0
+    watch = furnace.over_temperature_watch()
     furnace.manual_mode = True
     furnace.safe_state()
+    watch.stop()
     assert furnace.program_status == ProgramStatus.RESET
     assert furnace.setpoint_c == 25.0
     assert furnace.manual_mode is False

@@ -18,12 +18,14 @@ def _ruff() -> list[str]:
 
 
 def test_ruff_lint_clean():
-    result = subprocess.run([*_ruff(), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [*_ruff(), "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=100
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_clean():
     result = subprocess.run(
-        [*_ruff(), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
+        [*_ruff(), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=100
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -39,7 +39,7 @@ def test_feeding_sweeps_converges_to_the_truth(sweeps):
         assert abs(last[key] - TRUTH[key]) < 3 * last[f"{key}_err"], key
     # more sweeps, smaller errors; noise from sweep scatter once there are ≥ 3
     assert last["tau_fs_err"] < 0.6 * updates[0].params["tau_fs_err"]
-    assert updates[-1].noise_source == "sweeps" and updates[0].noise_source == "baseline"
+    assert updates[-1].noise_source == "sweep-scatter" and updates[0].noise_source == "baseline"
     # published for plotting: spectrum, errors, model curve on the same frequencies
     u = updates[-1]
     assert u.freq_hz.shape == u.sigma.shape == u.model_sigma.shape == u.sigma_err.shape

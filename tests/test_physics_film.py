@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 import pytest
+from sim_furnace import anneal_slot
 
-from labctl.simulators.annealing import anneal_slot
 from labctl.simulators.physics.film import Film, simulate_tga
 from labctl.simulators.physics.params import TEM_DISTANCES_NM
 from labctl.simulators.world import World

@@ -12,7 +12,7 @@ from labctl.simulators.world import World
 
 def _controller(world):
     """The simulated Eurotherm (its default PID and programmer) through its driver."""
-    from labctl.simulators.annealing import furnace_station
+    from sim_furnace import furnace_station
 
     return furnace_station(world)["furnace"]
 
@@ -64,7 +64,7 @@ def test_sensor_break_reads_upscale():
 
 
 def test_paper_anneal_integrates_in_well_under_a_second_with_lockins_polling():
-    from labctl.drivers.eurotherm import anneal_program
+    from labctl.procedures.anneal import anneal_program
 
     world = World(VirtualClock(), seed=0)
     furnace = _controller(world)

@@ -15,6 +15,7 @@ from labctl.simulators.pm100 import PM100Simulator, responsivity_a_per_w
 from labctl.transport import SimAdapter, SimServer
 
 SENSOR_IDN = "S120VC,18012345,12-Mar-2021,1,18,289"
+PM100_IDN = "THORLABS,PM100USB,P2000123,1.6.0"
 
 
 def ask(sim: PM100Simulator, command: str) -> str:
@@ -110,6 +111,7 @@ def test_driver_protocol():
     with expected_protocol(
         PowerMeter,
         [
+            ("*IDN?", PM100_IDN),  # identity at connect
             ("SYST:SENSOR:IDN?", SENSOR_IDN),
             ("SENS:CORR:WAV? MIN", "2.0E+02"),
             ("SENS:CORR:WAV? MAX", "1.1E+03"),
@@ -120,6 +122,7 @@ def test_driver_protocol():
             ("MEAS:POW?", "1.2E-02"),
             ("MEAS:POW?", "1.1E-02"),
             ("MEAS:POW?", "garbled"),
+            ("*IDN?", PM100_IDN),  # back in step before the next query
             ("SYST:ERR?", '-113,"Undefined header"'),
             ("SYST:ERR?", '0,"No error"'),
         ],
@@ -142,6 +145,7 @@ def test_driver_refuses_wavelength_outside_the_sensor():
     with expected_protocol(
         PowerMeter,
         [
+            ("*IDN?", PM100_IDN),  # identity at connect
             ("SYST:SENSOR:IDN?", SENSOR_IDN),
             ("SENS:CORR:WAV? MIN", "2.0E+02"),
             ("SENS:CORR:WAV? MAX", "1.1E+03"),

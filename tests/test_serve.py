@@ -10,6 +10,40 @@ import pytest
 pytestmark = pytest.mark.tcp
 
 
+def read_lines_until(proc, last: str, timeout_s: float) -> list[str]:
+    """Lines of ``proc``'s stdout up to ``last`` (or EOF), waiting at most ``timeout_s``.
+
+    A reader thread does the blocking reads, so a server that hangs without printing
+    fails the test after the timeout instead of hanging the suite.
+    """
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def reader() -> None:
+        for line in proc.stdout:
+            lines.put(line.strip())
+            if line.strip() == last:
+                break
+        lines.put(None)  # EOF or done
+
+    threading.Thread(target=reader, daemon=True).start()
+    out: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        out.append(line)
+        if line == last:
+            break
+    return out
+
+
 @pytest.fixture
 def served(tmp_path):
     out = tmp_path / "served.yaml"
@@ -29,22 +63,15 @@ def served(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.strip())
-        if line.strip() == "ready":
-            break
+    lines = read_lines_until(proc, "ready", timeout_s=30)
     if lines[-1:] != ["ready"]:
         proc.kill()
-        pytest.fail(f"sim serve did not get ready: {lines} {proc.stderr.read()}")
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"sim serve did not get ready: {lines} {err}")
     yield proc, lines[:-1], out
     if proc.poll() is None:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=10)
 
 
 def test_serve_prints_resources_then_ready_and_stops_on_sigterm(served):

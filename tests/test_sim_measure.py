@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from labctl.cli import main
 from labctl.simulators.physics.params import TABLE2, TABLE2_ERRORS
@@ -53,7 +54,7 @@ def analyze_tds(path, meta, capsys):
 def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     temp, tau_fs, c, n_m3 = row
     _t, tau_err, c_err, n_err = err
-    path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3")
+    path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3", "--noise", "white")
     with path.open() as fh:
         header = fh.readline().strip()
     assert header == "time_ps,E_ref,dE"
@@ -67,8 +68,16 @@ def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     assert meta["pump_power_w_measured"] == pytest.approx(0.98e-3, rel=0.03)
 
 
-def test_absorption_after_350_is_bulk_like_and_metadata_is_complete(tmp_path):
-    path, meta = measure(tmp_path, "absorption", 350)
+def test_absorption_after_350_is_bulk_like_and_metadata_is_the_stations(tmp_path):
+    from labctl.station import station_path
+
+    station = yaml.safe_load(station_path("sim").read_text())
+    station["simulation"].update(
+        film_thickness_nm=80.0, substrate_index=2.1, pump_fluence_uj_cm2=3.0
+    )
+    station_file = tmp_path / "thin-films.yaml"
+    station_file.write_text(yaml.safe_dump(station))
+    path, meta = measure(tmp_path, "absorption", 350, "--station", str(station_file))
     with path.open() as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["wavelength_nm", "absorbance"]
@@ -79,8 +88,10 @@ def test_absorption_after_350_is_bulk_like_and_metadata_is_complete(tmp_path):
     sel = (y > 0.15 * ymax) & (y < 0.5 * ymax) & (e < 2.3)
     slope, icept = np.polyfit(e[sel], y[sel], 1)
     assert -icept / slope == pytest.approx(1.70, abs=0.05)
-    for key in ("thickness_nm", "substrate_index", "pump_fluence_uj_cm2"):
-        assert key in meta
+    # the run records the sample and table the station describes, not defaults
+    assert meta["thickness_nm"] == pytest.approx(80.0)
+    assert meta["substrate_index"] == pytest.approx(2.1)
+    assert meta["pump_fluence_uj_cm2"] == pytest.approx(3.0)
     assert meta["true"]["fused_fraction"] > 0.95
     assert meta["anneal"]["anneal_c"] == 350
 

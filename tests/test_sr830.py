@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import socket
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 import pyvisa
 from pymeasure.instruments.srs import SR830
+from pymeasure.instruments.srs.sr830 import LIAStatus
 from pymeasure.test import expected_protocol
 from scipy.special import gammaincc
 
@@ -285,6 +288,8 @@ def test_driver_protocol_read_xy_and_errors():
             ("*ESR?", "48"),
             ("*ESR?", "0"),
             ("SNAP? 1,2", "0.1,garbage"),
+            ("*IDN?", "Stanford_Research_Systems,SR830,s/n12345,ver1.07"),  # resync
+            ("SNAP? 1,2", "0.2,0.3"),
         ],
         name="lockin_ref",
         clock=VirtualClock(),
@@ -297,6 +302,7 @@ def test_driver_protocol_read_xy_and_errors():
         assert lockin.check_errors() == []
         with pytest.raises(CommunicationError, match="lockin_ref: garbled"):
             lockin.read_xy()
+        assert lockin.read_xy() == (0.2, 0.3)  # only after *IDN? proved the stream in step
 
 
 @pytest.mark.parametrize(
@@ -413,7 +419,11 @@ _HAMMER = (
 
 
 def _hammer(instrument, n: int = 200) -> list[str]:
-    """Three threads querying one instrument; returns the replies that were not theirs."""
+    """Three threads querying one instrument; returns the replies that were not theirs.
+
+    Every thread is joined with a timeout: a thread still running afterwards fails the
+    test instead of hanging the suite.
+    """
     wrong: list[str] = []
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
@@ -428,15 +438,24 @@ def _hammer(instrument, n: int = 200) -> list[str]:
             if not check(reply):
                 wrong.append(f"{query} -> {reply}")
 
-    threads = [threading.Thread(target=run, args=args) for args in _HAMMER]
+    threads = [threading.Thread(target=run, args=args, daemon=True) for args in _HAMMER]
     try:
         for t in threads:
             t.start()
+        deadline = time.monotonic() + 60.0
         for t in threads:
-            t.join()
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
     finally:
         sys.setswitchinterval(old)
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"threads {stuck} still querying after 60 s"
     return wrong
+
+
+def _socket_of(instrument) -> socket.socket:
+    """The TCP socket under a pyvisa-py SOCKET session."""
+    connection = instrument.adapter.connection
+    return connection.visalib.sessions[connection.session].interface
 
 
 def test_driver_concurrent_queries_never_mix_replies(lockin):
@@ -459,6 +478,11 @@ def test_driver_concurrent_queries_over_tcp(quiet_world):
             timeout=500,
             visa_library="@py",
         )
+        # pyvisa-py selects, then recv()s on a blocking socket: two unserialized threads
+        # can both see "readable", one takes the bytes and the other blocks in recv() for
+        # ever once the rest have finished — the hang of the whole suite. A socket timeout
+        # turns that into an error the hammer records.
+        _socket_of(bare).settimeout(1.0)
         try:
             assert len(_hammer(bare)) > 0
         finally:
@@ -538,8 +562,15 @@ def test_pymeasure_sr830_over_tcp(quiet_world):
             lockin.aux_out_1 = 2.5
             assert lockin.aux_out_1 == 2.5
             # (pymeasure's channel1 is not checked: the real DDEF? i answers "j,k")
-            assert str(lockin.lia_status) is not None
+            assert lockin.lia_status == LIAStatus.NO_ERROR  # in range: nothing latched
             assert int(lockin.is_out_of_range()) == 0
+            lockin.sensitivity = 2e-9  # far below the THz signal: the input overloads
+            quiet_world.clock.sleep(1.0)
+            assert LIAStatus.INPUT_OVERLOAD in lockin.lia_status
+            lockin.sensitivity = 1.0  # back in range; the latch holds until read
+            lockin.lia_status  # noqa: B018 (LIAS? clears the latch)
+            quiet_world.clock.sleep(1.0)
+            assert lockin.lia_status == LIAStatus.NO_ERROR
         finally:
             lockin.adapter.close()
 

@@ -16,7 +16,7 @@ GOOD = {
         "furnace": {
             "driver": "eurotherm2408",
             "address": "/dev/ttyUSB0",
-            "options": {"max_setpoint_c": 380},
+            "options": {"max_setpoint_c": 380, "max_ramp_c_per_min": 10},
         },
     },
 }
@@ -26,17 +26,18 @@ def test_parse_good_station():
     spec = parse_station(GOOD, "bench.yaml")
     assert spec.name == "bench"
     assert spec.time_scale == 100
-    assert spec.instruments["furnace"].options == {"max_setpoint_c": 380}
+    assert spec.instruments["furnace"].options == {"max_setpoint_c": 380, "max_ramp_c_per_min": 10}
     assert not spec.needs_world
 
 
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.pop("instruments"), "'instruments' must map roles"),
+        (lambda d: d.pop("instruments"), "missing required key 'instruments'"),
+        (lambda d: d.update(instruments={}), "instruments: must have 1…64 entries, got 0"),
         (
             lambda d: d["instruments"]["furnace"].pop("driver"),
-            "instruments.furnace: 'driver' is required",
+            "instruments.furnace: missing required key 'driver'",
         ),
         (
             lambda d: d["instruments"]["furnace"].update(driver="eurotherm9999"),
@@ -44,12 +45,18 @@ def test_parse_good_station():
         ),
         (
             lambda d: d["instruments"]["furnace"].update(adress="x"),
-            "instruments.furnace: unknown keys",
+            "instruments.furnace: unknown key 'adress' (did you mean 'address'?)",
         ),
-        (lambda d: d["instruments"]["furnace"].update(options=[1]), "'options' must be a mapping"),
-        (lambda d: d.update(time_scale=-3), "time_scale must be positive"),
-        (lambda d: d.update(time_scale="fast"), "time_scale must be a number"),
-        (lambda d: d.update(instrumnets={}), "unknown top-level keys"),
+        (
+            lambda d: d["instruments"]["furnace"].update(options=[1]),
+            "instruments.furnace.options: must be a mapping",
+        ),
+        (lambda d: d.update(time_scale=-3), "time_scale: must be `real`, `virtual` or a number"),
+        (lambda d: d.update(time_scale="fast"), "time_scale: must be `real`, `virtual`"),
+        (
+            lambda d: d.update(instrumnets={}),
+            "unknown key 'instrumnets' (did you mean 'instruments'?)",
+        ),
     ],
 )
 def test_malformed_station_says_what_and_where(mutate, message):
@@ -113,16 +120,22 @@ def test_unreachable_hardware_address_gives_station_error(tmp_path):
     [
         (
             lambda d: d["instruments"]["lockin_ref"].update(simulator={"channel": "bogus"}),
-            "instruments.lockin_ref.simulator: no lock-in channel 'bogus'",
+            "instruments.lockin_ref.simulator.channel: must be one of 'ref', 'pump', got 'bogus'",
         ),
         (
             lambda d: d["instruments"]["lockin_ref"].update(simulator={"nosuchopt": 1}),
-            "instruments.lockin_ref.simulator:",
+            "instruments.lockin_ref.simulator: unknown key 'nosuchopt' (known: channel)",
         ),
-        (lambda d: d["simulation"].update(seed="abc"), "simulation.seed must be a non-negative"),
-        (lambda d: d["simulation"].update(seed=-1), "simulation.seed must be a non-negative"),
-        (lambda d: d["simulation"].update(noise="false"), "simulation.noise must be true or false"),
-        (lambda d: d["simulation"].update(n_flims=3), "simulation: unknown options ['n_flims']"),
+        (lambda d: d["simulation"].update(seed="abc"), "simulation.seed: must be integer 0…"),
+        (lambda d: d["simulation"].update(seed=-1), "simulation.seed: must be integer 0…"),
+        (
+            lambda d: d["simulation"].update(noise="false"),
+            "simulation.noise: must be true, false, `white` or `realistic`, got 'false'",
+        ),
+        (
+            lambda d: d["simulation"].update(n_flims=3),
+            "simulation: unknown key 'n_flims' (did you mean 'n_films'?)",
+        ),
     ],
 )
 def test_bad_simulator_options_name_file_and_role(tmp_path, mutate, message):

@@ -33,6 +33,9 @@ class Reverser(ProtocolHandler):
 
 
 class ParrotInstrument(SerializedIO, Instrument):
+    identity_query = "ECHO parrot-in-step"  # the parrot's only reply it can be sure of
+    identity_pattern = r"^parrot-in-step$"
+
     def __init__(self, adapter, **kwargs):
         super().__init__(adapter, "parrot", includeSCPI=False, **kwargs)
 
@@ -84,7 +87,8 @@ def test_serialized_io_keeps_query_pairs_together():
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
     assert errors == []
 
 
@@ -135,7 +139,7 @@ def test_sim_server_refuses_non_loopback():
 @pytest.mark.tcp
 def test_sim_server_survives_client_disconnect_mid_message():
     with SimServer(Parrot(world=None, name="parrot")) as server:
-        s = socket.create_connection((server.host, server.port))
+        s = socket.create_connection((server.host, server.port), timeout=2)
         s.sendall(b"ECHO half-")
         s.close()
         s = socket.create_connection((server.host, server.port), timeout=2)

@@ -10,6 +10,7 @@ models      Drude, Drude-Smith, Lorentz, Drude-Smith+Lorentz; mobility, plasma f
 fitting     complex least-squares fits (fast analytic-Jacobian path and lmfit path)
 optp        OPTP signal, absorbed photon density, decay fits, peak value
 uvvis       absorbance, exciton peaks, Tauc gap
+peaks       peak positions of alignment scans (parabola, spline vertex, quartic)
 synthetic   synthetic THz pulses/TDS data from known parameters (tests, simulator, benchmarks)
 io          reading and validating CSV data files
 """

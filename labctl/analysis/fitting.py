@@ -40,6 +40,8 @@ _C_UNCONSTRAINED = 0.5
 #: is False (the model does not describe the data, or the noise is underestimated)
 CHI2_RED_WARN = 5.0
 CHI2_RED_FAIL = 100.0
+#: with per-frequency (diagonal) errors, χ²_red below this gets a warning
+CHI2_RED_LOW = 0.3
 
 
 @dataclass
@@ -100,7 +102,8 @@ class FitResult:
         grad[i_tau] = k * (1 + c)
         if "c" in self.values:
             grad[self.param_names.index("c")] = k * tau
-        var = float(grad @ self.covariance @ grad)
+        with np.errstate(invalid="ignore"):  # an unconstrained parameter: infinite variance
+            var = float(grad @ self.covariance @ grad)
         return float(mu), (math.sqrt(var) if np.isfinite(var) and var >= 0 else math.inf)
 
     def evaluate(self, freq_hz) -> np.ndarray:
@@ -219,6 +222,8 @@ def fit_conductivity(
     method: str = "fast",
     points_per_independent: float = 1.0,
     max_nfev: int | None = None,
+    sigma_sweeps=None,
+    sigma_cov=None,
 ) -> FitResult:
     """Fit a conductivity model to Δσ(f).
 
@@ -231,6 +236,10 @@ def fit_conductivity(
     initial : starting values in fit units (dict by name or array); default from a grid.
     method : ``"fast"`` (least_squares, analytic Jacobian) or ``"lmfit"``.
     points_per_independent : zero-padding factor of the spectrum (inflates the covariance).
+    sigma_sweeps : per-sweep Δσ (n_sweeps, F), n ≥ 3: the parameter covariance is the
+        scatter of the sweeps propagated through the (linearised) fit — their covariance
+        between frequencies included — see :func:`sweep_parameter_covariance`.
+    sigma_cov : covariance (2F × 2F) of [Re Δσ, Im Δσ] (a noise model), propagated the same way.
     """
     m = get_model(model)
     f = np.asarray(freq_hz, float)
@@ -286,8 +295,16 @@ def fit_conductivity(
     dof = max(1, r.size - n_par)
     chi2_red = chi2 / dof
     scale = max(1.0, chi2_red) if absolute else chi2_red
-    scale *= max(1.0, points_per_independent)
-    cov = cov_raw * scale
+    correlated = None
+    if absolute and sigma_sweeps is not None and np.shape(sigma_sweeps)[0] >= 3:
+        correlated = sweep_parameter_covariance(jacobian(p), err, sigma_sweeps, cov_raw)
+    elif absolute and sigma_cov is not None:
+        correlated = _propagate(jacobian(p), err, cov_raw, np.asarray(sigma_cov, float))
+    if correlated is not None:
+        cov = correlated * scale
+    else:
+        scale *= max(1.0, points_per_independent)
+        cov = cov_raw * scale
     errs = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.inf))
     values = dict(zip(m.param_names, map(float, p), strict=True))
     errors = dict(zip(m.param_names, map(float, errs), strict=True))
@@ -299,6 +316,12 @@ def fit_conductivity(
     )
     if not ok:
         warnings.insert(0, f"fit did not converge: {msg}")
+    if absolute and correlated is None and chi2_red < CHI2_RED_LOW and dof >= 10:
+        warnings.append(
+            f"χ²_red = {chi2_red:.3g} is far below 1: the errors are overestimated or the "
+            "noise is correlated between frequencies (record ≥ 3 sweeps for errors from "
+            "their scatter)"
+        )
     if absolute and chi2_red > CHI2_RED_WARN:
         warnings.append(
             f"χ²_red = {chi2_red:.3g} is far above 1: the model does not describe the data "
@@ -352,9 +375,51 @@ def fit_spectrum(spectrum, **kwargs) -> FitResult:
             f"{model} (need ≥ {2 * n_par}){where}: widen the window or lengthen the scan"
         )
     kwargs.setdefault("points_per_independent", spectrum.points_per_independent)
+    kwargs.setdefault("sigma_sweeps", getattr(spectrum, "sweep_sigma", None))
+    kwargs.setdefault("sigma_cov", getattr(spectrum, "sigma_cov", None))
     fit = fit_conductivity(spectrum.freq_hz, spectrum.sigma, spectrum.sigma_err, **kwargs)
     fit.warnings[:0] = list(getattr(spectrum, "warnings", ()))
     return fit
+
+
+def _propagate(jac_w: np.ndarray, err: np.ndarray, cov_raw: np.ndarray, cov_data) -> np.ndarray:
+    """A·Σ·Aᵀ with A = (JᵀWJ)⁻¹JᵀW the weighted fit's linear map from data to parameters
+    (``jac_w`` = J/err, rows [Re; Im]) and Σ the data covariance (2F × 2F)."""
+    w = np.concatenate([err, err])
+    a = np.where(np.isfinite(cov_raw), cov_raw, 0.0) @ (jac_w / w[:, None]).T
+    out = a @ cov_data @ a.T
+    bad = np.isinf(np.diag(cov_raw))
+    out[bad, :] = np.inf
+    out[:, bad] = np.inf
+    return out
+
+
+def small_sample_factor(n_sweeps: int) -> float:
+    """Variance factor ν/(ν − 2), ν = n − 1, that gives errors from the scatter of n sweeps
+    unit mean-square pulls (the pull of a scatter-based error is Student-t distributed);
+    3 sweeps (ν = 2, infinite variance) get the factor of 4."""
+    nu = max(3, int(n_sweeps) - 1)
+    return nu / (nu - 2)
+
+
+def sweep_parameter_covariance(jac_w, err, sigma_sweeps, cov_raw) -> np.ndarray:
+    """Parameter covariance from the scatter of per-sweep spectra: each sweep's deviation
+    from the mean goes through the fit's linear map A; the covariance of the mean is
+    Σ δp δpᵀ/(n(n−1)) (every correlation between frequencies, e.g. a pump-energy change
+    that scales a whole sweep, included), times :func:`small_sample_factor`. Drift slower
+    than the whole run does not show in any scatter (docs/analysis.md)."""
+    s = np.asarray(sigma_sweeps, complex)
+    n = s.shape[0]
+    dev = s - s.mean(axis=0)
+    stacked = np.concatenate([dev.real, dev.imag], axis=1)
+    w = np.concatenate([err, err])
+    a = np.where(np.isfinite(cov_raw), cov_raw, 0.0) @ (jac_w / w[:, None]).T
+    dp = stacked @ a.T
+    out = dp.T @ dp / (n * (n - 1)) * small_sample_factor(n)
+    bad = np.isinf(np.diag(cov_raw))
+    out[bad, :] = np.inf
+    out[:, bad] = np.inf
+    return out
 
 
 def covariance_from_jacobian(jac: np.ndarray) -> np.ndarray:

@@ -1,22 +1,39 @@
 """Reading and validating the CSV files ``labctl analyze`` accepts.
 
-Format: first line a comma-separated header (unique column names), then one row of
-numbers per line; no comment lines, blank lines are skipped. Every problem raises
+Format: optional comment lines beginning with ``#`` (and blank lines) before the
+header, then a comma-separated header line (unique column names), then one row of
+numbers per line; blank lines are skipped. This reads pymeasure ``Results`` files as
+they are: their ``#Procedure: <…>``, ``#Parameters:``, ``#\tName: value``,
+``#Metadata:`` and ``#Data:`` lines come before the column labels, and the
+``Name: value`` pairs are kept in :attr:`CSVTable.header`.
+
+Numbers are read strictly: decimal notation only (``-1.5``, ``.5e-3``, ``3``);
+``nan``, ``inf``, underscores (``3.5000_0``, which Python's ``float`` accepts),
+hexadecimal and non-ASCII digits are refused. Every problem raises
 :class:`labctl.errors.DataFileError` naming the file, the line where it applies (the
-file's own line number) and what is wrong (one line).
+file's own line number) and what is wrong, in one line of bounded length (quoted file
+text is cut to :data:`QUOTE_CHARS` characters). Reading takes time and memory linear
+in the file size; files above :data:`MAX_FILE_BYTES` are refused.
 
 - TDS: ``time_ps,E_ref,dE`` (ΔE = E_pumped − E_ref); time strictly increasing and
-  equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows.
+  equally spaced (1 % tolerance); at least :data:`MIN_TDS_POINTS` rows. With a
+  ``sweep`` column (a run file): one row per gate point per sweep, single-sweep
+  values; every complete sweep on one equally spaced grid.
 - OPTP: ``pump_delay_ps`` plus either ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``
-  (−ΔE/E = −dE_peak/E_ref_peak); optional ``minus_dE_over_E_err``.
-- Absorption: ``wavelength_nm`` plus either ``absorbance`` or ``sample,reference``
-  (and optional ``dark``) raw spectrometer counts.
+  (−ΔE/E = −dE_peak/E_ref_peak); optional ``minus_dE_over_E_err``. −ΔE/E must stay
+  below 1 (at 1 the pumped THz field would vanish).
+- Absorption: ``wavelength_nm`` (> 0) plus either ``absorbance`` or
+  ``sample,reference`` (and optional ``dark``) raw spectrometer counts; a spectrum
+  with no positive absorbance anywhere is refused (sample and reference swapped?).
+- Run files of ``labctl run`` (pymeasure ``#`` header, one row per point per sweep)
+  read like any other; the header's ``Name: value`` pairs (film thickness, substrate
+  index…) come with the data (:func:`header_number` reads a number from them).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +43,123 @@ from labctl.errors import DataFileError
 MIN_TDS_POINTS = 32
 MIN_OPTP_POINTS = 10
 MIN_ABSORPTION_POINTS = 20
+#: Largest data file read (1 GiB, some 30 million rows of three numbers).
+MAX_FILE_BYTES = 1 << 30
+#: File text quoted in an error message is cut to this many characters.
+QUOTE_CHARS = 60
+#: Longest column name accepted (names appear in messages).
+MAX_NAME_CHARS = 100
+#: Data lines parsed per block (the fast path converts a block at once).
+_BLOCK_LINES = 65536
+#: Bytes a data line may contain: digits, sign, point, exponent, separators.
+_NUMERIC_BYTES = b"0123456789.eE+-, \t"
 
 
 @dataclass
 class CSVTable:
-    """Numeric columns by header name, and the file line number (1-based) of each row."""
+    """Numeric columns by header name, the file line number (1-based) of each row, and
+    the ``Name: value`` pairs of a pymeasure header (empty for a plain CSV file)."""
 
     columns: dict[str, np.ndarray]
     line_numbers: np.ndarray  # int, one per data row: where it is in the file
+    header: dict[str, str] = field(default_factory=dict)
+    procedure: str | None = None  #: pymeasure ``#Procedure: <module.Class>``, if any
+
+
+def quote(text: str | bytes, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of file text for a message, cut to ``limit`` characters."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.strip()
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
+def _decode(p, lineno: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(p, f"line {lineno}: not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def _header_entry(text: str, header: dict[str, str]) -> str | None:
+    """Keep a pymeasure ``#\tName: value`` pair; return the procedure of ``#Procedure:``."""
+    body = text[1:]
+    if body.startswith("Procedure:"):
+        return body.partition(":")[2].strip().strip("<>").strip()
+    if body.startswith("\t"):
+        name, sep, value = body[1:].partition(": ")
+        if sep and name.strip():
+            header[name.strip()] = value.strip()
+    return None
+
+
+def _strict_number(cell: bytes) -> float:
+    """A decimal number, strictly (see the module docstring); ValueError otherwise."""
+    if cell.translate(None, _NUMERIC_BYTES) or not cell.strip():
+        raise ValueError(cell)
+    return float(cell)
+
+
+def _row_error(p, lineno: int, line: bytes, names: list[str]) -> DataFileError | None:
+    """What is wrong with one data line (None if nothing is)."""
+    if line.lstrip().startswith(b"#"):
+        return DataFileError(
+            p, f"line {lineno}: a comment after the header (comments go before it only)"
+        )
+    cells = line.split(b",")
+    if len(cells) != len(names):
+        return DataFileError(
+            p, f"line {lineno}: {len(cells)} values, header has {len(names)} columns"
+        )
+    for name, cell in zip(names, cells, strict=True):
+        try:
+            value = _strict_number(cell)
+        except ValueError:
+            word = cell.strip().lower().lstrip(b"+-")
+            if word in (b"nan", b"inf", b"infinity"):
+                return DataFileError(
+                    p, f"line {lineno}: {name} is {quote(cell)} (NaN/inf not allowed)"
+                )
+            return DataFileError(
+                p, f"line {lineno}: {name} is not a number (decimal notation only): {quote(cell)}"
+            )
+        if not math.isfinite(value):
+            return DataFileError(p, f"line {lineno}: {name} is {quote(cell)} (out of range)")
+    return None
+
+
+def _parse_block(p, lines: list[bytes], numbers: list[int], names: list[str]) -> np.ndarray:
+    """Rows of numbers for a block of data lines (fast path; exact errors on failure)."""
+    width = len(names)
+    joined = b",".join(lines)
+    try:
+        if joined.translate(None, _NUMERIC_BYTES):
+            raise ValueError("not numeric")
+        values = np.array([float(c) if c.strip() else math.nan for c in joined.split(b",")])
+        if values.size != width * len(lines) or not np.all(np.isfinite(values)):
+            raise ValueError("shape or non-finite")
+        block = values.reshape(len(lines), width)
+        if any(line.count(b",") != width - 1 for line in lines):
+            raise ValueError("row width")
+    except ValueError:
+        for lineno, line in zip(numbers, lines, strict=True):
+            err = _row_error(p, lineno, line, names)
+            if err is not None:
+                raise err from None
+        raise DataFileError(p, f"lines {numbers[0]}–{numbers[-1]}: cannot read") from None
+    return block
 
 
 def read_csv_table(path, required: list[str] | tuple[str, ...] = ()) -> CSVTable:
     """All columns of a numeric CSV file by header name, with each row's line number.
 
-    Checks the header has no empty or repeated names, ``required`` are present, every
-    cell parses as a finite number, and rows have the header's width. Blank lines are
-    skipped (so row i is not line i + 2: use ``line_numbers`` in messages).
+    Skips ``#`` comment lines and blank lines before the header (keeping a pymeasure
+    header's ``Name: value`` pairs), checks the header has no empty or repeated names,
+    ``required`` are present, every cell is a finite decimal number and rows have the
+    header's width. Blank lines are skipped (so row i is not line i + 2: use
+    ``line_numbers`` in messages).
     """
     p = Path(path)
     if not p.exists():
@@ -49,55 +167,94 @@ def read_csv_table(path, required: list[str] | tuple[str, ...] = ()) -> CSVTable
     if not p.is_file():
         raise DataFileError(p, "not a regular file")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(p, f"cannot read: {exc}") from None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise DataFileError(p, "empty file (expected a header line)")
-    header = [h.strip() for h in lines[0].split(",")]
-    if any(not h for h in header):
-        raise DataFileError(p, f"empty column name in header {lines[0]!r}")
-    try:
-        float(header[0])
-        raise DataFileError(p, f"first line must be a header, got numbers: {lines[0]!r}")
-    except ValueError:
-        pass
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
             raise DataFileError(
-                p, f"column {name!r} appears more than once in the header {lines[0].strip()!r}"
+                p,
+                f"file is {size / 2**20:.0f} MiB; labctl analyze reads at most "
+                f"{MAX_FILE_BYTES / 2**20:.0f} MiB (average or split the data)",
             )
-        seen.add(name)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataFileError(
-            p, f"missing column(s) {', '.join(missing)} (header has: {', '.join(header)})"
-        )
-    rows = []
-    line_numbers = []
-    for lineno, line in enumerate(lines[1:], start=2):
+        with p.open("rb") as f:
+            return _read_table(p, f, required)
+    except OSError as exc:
+        raise DataFileError(p, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _read_table(p, f, required) -> CSVTable:
+    header: dict[str, str] = {}
+    procedure = None
+    lineno = 0
+    names: list[str] | None = None
+    for raw in f:
+        lineno += 1
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # UTF-8 byte-order mark
+        if not raw.strip():
+            continue
+        text = _decode(p, lineno, raw).rstrip("\r\n")
+        if "\r" in text:
+            raise DataFileError(
+                p, f"line {lineno}: a carriage return inside a line (CR-only line ends?)"
+            )
+        if text.startswith("#"):
+            procedure = _header_entry(text, header) or procedure
+            continue
+        names = _check_header(p, lineno, text, required)
+        break
+    if names is None:
+        raise DataFileError(p, "empty file (expected a header line)")
+    blocks: list[np.ndarray] = []
+    line_blocks: list[np.ndarray] = []
+    lines: list[bytes] = []
+    numbers: list[int] = []
+    for raw in f:
+        lineno += 1
+        line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
-        cells = line.split(",")
-        if len(cells) != len(header):
-            raise DataFileError(
-                p, f"line {lineno}: {len(cells)} values, header has {len(header)} columns"
-            )
-        try:
-            values = [float(c) for c in cells]
-        except ValueError:
-            raise DataFileError(p, f"line {lineno}: not a number in {line.strip()!r}") from None
-        for name, v in zip(header, values, strict=True):
-            if not math.isfinite(v):
-                raise DataFileError(p, f"line {lineno}: {name} is {v} (NaN/inf not allowed)")
-        rows.append(values)
-        line_numbers.append(lineno)
-    if not rows:
+        lines.append(line)
+        numbers.append(lineno)
+        if len(lines) == _BLOCK_LINES:
+            blocks.append(_parse_block(p, lines, numbers, names))
+            line_blocks.append(np.array(numbers, np.int64))
+            lines, numbers = [], []
+    if lines:
+        blocks.append(_parse_block(p, lines, numbers, names))
+        line_blocks.append(np.array(numbers, np.int64))
+    if not blocks:
         raise DataFileError(p, "no data rows after the header")
-    arr = np.array(rows, float)
-    return CSVTable({name: arr[:, i] for i, name in enumerate(header)}, np.array(line_numbers))
+    # column by column, so the peak memory is the blocks plus one copy of the data
+    columns = {name: np.concatenate([b[:, i] for b in blocks]) for i, name in enumerate(names)}
+    return CSVTable(columns, np.concatenate(line_blocks), header, procedure)
+
+
+def _check_header(p, lineno: int, text: str, required) -> list[str]:
+    names = [h.strip() for h in text.split(",")]
+    where = f"header (line {lineno})"
+    if any(not h for h in names):
+        raise DataFileError(p, f"empty column name in the {where} {quote(text)}")
+    longest = max(names, key=len)
+    if len(longest) > MAX_NAME_CHARS:
+        raise DataFileError(
+            p, f"column name of {len(longest)} characters in the {where}: {quote(longest)}"
+        )
+    try:
+        _strict_number(names[0].encode("utf-8"))
+    except ValueError:
+        pass
+    else:
+        raise DataFileError(p, f"line {lineno} must be a header, got numbers: {quote(text)}")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataFileError(p, f"column {quote(name)} appears more than once in the {where}")
+        seen.add(name)
+    missing = [c for c in required if c not in seen]
+    if missing:
+        raise DataFileError(
+            p, f"missing column(s) {', '.join(missing)} (header has: {quote(', '.join(names))})"
+        )
+    return names
 
 
 def read_csv_columns(path, required: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
@@ -136,22 +293,83 @@ def _check_increasing(p, x, name, equal_spacing: bool, line_numbers=None):
 
 @dataclass
 class TDSData:
+    """A TDS scan: the (sweep-averaged) traces, and the per-sweep ones when the file has a
+    ``sweep`` column (``e_ref_sweeps``/``delta_e_sweeps``: (n_sweeps, n) single-sweep
+    values; incomplete sweeps are left out and named in ``notes``)."""
+
     time_ps: np.ndarray
     e_ref: np.ndarray
     delta_e: np.ndarray
     path: str
+    e_ref_sweeps: np.ndarray | None = None
+    delta_e_sweeps: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    #: a run file's ``#\tName: value`` header (empty for a plain CSV)
+    header: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_sweeps(self) -> int:
+        return 1 if self.e_ref_sweeps is None else int(self.e_ref_sweeps.shape[0])
 
 
 def load_tds_csv(path) -> TDSData:
-    """Read and validate a ``time_ps,E_ref,dE`` file."""
+    """Read and validate a ``time_ps,E_ref,dE`` file, or a run file with a ``sweep`` column
+    (one row per gate point per sweep, in any order within a sweep)."""
     table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
     cols = table.columns
+    if "sweep" in cols:
+        return replace(_load_tds_sweeps(path, table), header=dict(table.header))
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
     _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
-    return TDSData(t, cols["E_ref"], cols["dE"], str(path))
+    return TDSData(t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header))
+
+
+def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
+    """Per-sweep matrices from rows ``sweep,time_ps,E_ref,dE``: every complete sweep on
+    the same time grid (that of the sweep with the most points)."""
+    cols = table.columns
+    sweep_ids = cols["sweep"]
+    if np.any(sweep_ids != np.round(sweep_ids)):
+        i = int(np.nonzero(sweep_ids != np.round(sweep_ids))[0][0])
+        raise DataFileError(
+            path, f"line {table.line_numbers[i]}: sweep must be an integer, got {sweep_ids[i]:g}"
+        )
+    ids = np.unique(sweep_ids)
+    groups = []
+    for sid in ids:
+        rows = np.nonzero(sweep_ids == sid)[0]
+        order = rows[np.argsort(cols["time_ps"][rows], kind="stable")]
+        groups.append((int(sid), order))
+    ref_group = max(groups, key=lambda g: g[1].size)[1]
+    grid = cols["time_ps"][ref_group]
+    _check_count(path, grid.size, MIN_TDS_POINTS, "a TDS spectrum (points per sweep)")
+    _check_increasing(
+        path, grid, "time_ps", equal_spacing=True, line_numbers=table.line_numbers[ref_group]
+    )
+    tol = 0.01 * float(np.median(np.diff(grid)))
+    refs, des, notes = [], [], []
+    for sid, rows in groups:
+        t = cols["time_ps"][rows]
+        if t.size < grid.size:
+            notes.append(f"sweep {sid} has {t.size} of {grid.size} points (incomplete): left out")
+            continue
+        if t.size > grid.size or np.max(np.abs(t - grid)) > tol:
+            raise DataFileError(
+                path,
+                f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the time "
+                f"grid of the other sweeps ({grid.size} points, {grid[0]:g}–{grid[-1]:g} ps)",
+            )
+        refs.append(cols["E_ref"][rows])
+        des.append(cols["dE"][rows])
+    ref_k, de_k = np.array(refs), np.array(des)
+    if not np.any(ref_k):
+        raise DataFileError(path, "E_ref is zero everywhere")
+    return TDSData(
+        grid, ref_k.mean(axis=0), de_k.mean(axis=0), str(path), ref_k, de_k, tuple(notes)
+    )
 
 
 @dataclass
@@ -178,9 +396,17 @@ def load_optp_csv(path) -> OPTPData:
         raise DataFileError(
             path,
             "missing column(s): need minus_dE_over_E, or E_ref_peak and dE_peak "
-            f"(header has: {', '.join(cols)})",
+            f"(header has: {quote(', '.join(cols))})",
         )
     _check_count(path, t.size, MIN_OPTP_POINTS, "an OPTP trace")
+    too_big = np.nonzero(sig >= 1.0)[0]
+    if too_big.size:
+        i = int(too_big[0])
+        raise DataFileError(
+            path,
+            f"line {table.line_numbers[i]}: −ΔE/E = {sig[i]:g} in {too_big.size} row(s); it must "
+            "stay below 1 (at 1 the pumped THz field vanishes) — a percentage, not a fraction?",
+        )
     _check_increasing(
         path, t, "pump_delay_ps", equal_spacing=False, line_numbers=table.line_numbers
     )
@@ -213,9 +439,24 @@ def load_absorption_csv(path) -> AbsorptionData:
         raise DataFileError(
             path,
             "missing column(s): need absorbance, or sample and reference (optional dark) "
-            f"(header has: {', '.join(cols)})",
+            f"(header has: {quote(', '.join(cols))})",
         )
     _check_count(path, wl.size, MIN_ABSORPTION_POINTS, "an absorption spectrum")
+    not_positive = np.nonzero(wl <= 0)[0]
+    if not_positive.size:
+        i = int(not_positive[0])
+        raise DataFileError(
+            path,
+            f"line {table.line_numbers[i]}: wavelength_nm is {wl[i]:g}; wavelengths must be "
+            f"positive ({not_positive.size} row(s) are not)",
+        )
+    valid = a[np.isfinite(a)]
+    if valid.size and valid.max() <= 0:
+        raise DataFileError(
+            path,
+            f"absorbance is ≤ 0 at every wavelength (largest {valid.max():g}): the sample "
+            "transmits at least as much as the reference everywhere — swapped columns?",
+        )
     order = np.argsort(wl, kind="stable")
     wl, a, lines = wl[order], a[order], table.line_numbers[order]
     same = np.nonzero(np.diff(wl) == 0)[0]
@@ -232,3 +473,15 @@ def load_absorption_csv(path) -> AbsorptionData:
             path, f"{n_bad} of {wl.size} points give no valid absorbance (sample ≤ dark?)"
         )
     return AbsorptionData(wl, a, str(path), n_bad)
+
+
+# ---------------------------------------------------------------- run files (labctl run)
+def header_number(header: dict[str, str], name: str) -> float | None:
+    """A header value's number without its unit (``"100 nm"`` → 100.0); None if absent/empty."""
+    text = header.get(name, "").split(" ")[0]
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

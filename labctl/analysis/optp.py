@@ -27,6 +27,33 @@ from labctl.errors import AnalysisError
 from .constants import DEFAULT_SUBSTRATE_INDEX, E_CHARGE, EV_J, PUMP_PHOTON_ENERGY_EV, Z0_OHM
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: Longer traces are fitted as averages of consecutive points (bins), so a fit's
+#: cost stays bounded; delay stages give a few hundred to a few thousand points.
+MAX_FIT_POINTS = 5000
+
+
+def bin_trace(t, y, err=None, max_points: int = MAX_FIT_POINTS):
+    """Average consecutive points of a long trace down to at most ``max_points``.
+
+    Returns ``(t, y, err, k)`` with ``k`` points per bin (1: unchanged); a bin's error
+    is √(Σσ²)/k. The last bin may hold fewer points. Linear in the trace length.
+    """
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    n = t.size
+    k = max(1, math.ceil(n / max_points))
+    if k == 1:
+        return t, y, (None if err is None else np.asarray(err, float)), 1
+    edges = np.arange(0, n, k)
+    counts = np.diff(np.append(edges, n))
+
+    def mean(v):
+        return np.add.reduceat(v, edges) / counts
+
+    err_b = None
+    if err is not None:
+        err_b = np.sqrt(np.add.reduceat(np.asarray(err, float) ** 2, edges)) / counts
+    return mean(t), mean(y), err_b, k
 
 
 def fluence_j_m2(
@@ -166,17 +193,17 @@ def fit_decay(
     """Fit ``n_exp`` exponentials ⊗ Gaussian IRF to an OPTP trace.
 
     ``irf_fwhm_ps`` fixes the IRF width (else fitted, start 0.3 ps). Lifetimes are
-    returned sorted ascending. Covariance: absolute if ``signal_err`` given (inflated by
+    returned sorted ascending. Traces longer than :data:`MAX_FIT_POINTS` are fitted as
+    bins of consecutive points (:func:`bin_trace`; a warning says so). Covariance: absolute if ``signal_err`` given (inflated by
     max(1, χ²_red)), else scaled by χ²_red.
     """
     from scipy.optimize import least_squares
 
     from .fitting import covariance_from_jacobian
 
-    t = np.asarray(pump_delay_ps, float)
-    y = np.asarray(signal, float)
-    absolute = signal_err is not None
-    err = np.asarray(signal_err, float) if absolute else np.ones_like(y)
+    t, y, err_in, per_bin = bin_trace(pump_delay_ps, signal, signal_err)
+    absolute = err_in is not None
+    err = err_in if absolute else np.ones_like(y)
     n_par = 2 + 2 * n_exp + int(with_offset)
     if t.size <= n_par + 1:
         raise AnalysisError(f"{t.size} points are too few for a {n_exp}-exponential decay fit")
@@ -236,6 +263,20 @@ def fit_decay(
     e_off = e[2 + 2 * n_exp] if with_offset else 0.0
     order = np.argsort(lts)
     warnings = []
+    if per_bin > 1:
+        t_all = np.asarray(pump_delay_ps, float)
+        first = np.arange(0, t_all.size, per_bin)
+        last = np.minimum(first + per_bin - 1, t_all.size - 1)
+        widest = float(np.max(t_all[last] - t_all[first]))
+        warnings.append(
+            f"{np.size(pump_delay_ps)} points fitted as {t.size} averages of {per_bin} "
+            f"consecutive points (bins up to {widest:.3g} ps wide)"
+        )
+        if widest > 0.2 * fwhm:
+            warnings.append(
+                f"the bins are not narrow against the IRF ({fwhm:.3g} ps FWHM): "
+                "the rise is blurred; fit fewer, less dense points"
+            )
     if not res.success:
         warnings.append(f"decay fit did not converge: {res.message}")
     for k in order:

@@ -4,7 +4,7 @@ The pumped field is made with the EXACT thin-film transfer applied in the freque
 domain (physics convention, see :mod:`labctl.analysis.tds`) on a zero-padded grid,
 then truncated to the scan window, so causality and truncation behave as in a real
 scan. Table 2 of Chen et al. (Small 2023) is in :data:`TABLE2`; the paper gives no
-film thickness, so :data:`FILM_THICKNESS_M` (100 nm, as in science.md) is an assumption.
+film thickness, so :data:`FILM_THICKNESS_M` (100 nm, see docs/physics.md) is an assumption.
 """
 
 from __future__ import annotations
@@ -128,3 +128,95 @@ def write_tds_csv(path, data: SyntheticTDS) -> None:
     de = np.atleast_2d(data.delta_e).mean(axis=0)
     arr = np.column_stack([data.time_ps, ref, de])
     np.savetxt(path, arr, delimiter=",", header="time_ps,E_ref,dE", comments="", fmt="%.10g")
+
+
+# ---------------------------------------------------------------- calibration of errors
+
+#: the table's noise sources (``params.noise`` keys of the simulated world), each can be
+#: switched on alone on top of the lock-ins' white noise (:func:`world_pull_study`)
+NOISE_SOURCES = {
+    "probe-intensity": ("probe_point_rms",),
+    "probe-drift": ("probe_drift_rms",),
+    "pump-energy": ("pump_point_rms",),
+    "pump-drift": ("pump_drift_rms",),
+    "gate-jitter": ("gate_jitter_fs",),
+    "delay-drift": ("delay_drift_fs",),
+    "overlap-drift": ("overlap_drift_fs",),
+}
+#: systematic offsets of one run, not in any error bar (see docs/analysis.md)
+SYSTEMATIC_SOURCES = ("stage_repeatability_um", "pump_channel_gain_error_rms")
+PULL_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs")
+
+
+def world_pull_study(
+    noise: str = "realistic",
+    seeds=range(20),
+    *,
+    only: str | None = None,
+    n_sweeps: int = 8,
+    anneal_c: float = 300.0,
+    time_ps=None,
+) -> dict:
+    """Pulls (fit − truth)/error of τ, c, N, μ over ``seeds`` for per-sweep scans drawn
+    from the simulated world's physics and noise (:mod:`labctl.simulators.physics.scan`),
+    analysed as ``labctl analyze tds`` does (errors from the sweep scatter).
+
+    ``noise``: the world's mode ("realistic" or "white"); ``only``: one of
+    :data:`NOISE_SOURCES` alone (with the lock-ins' white noise), the other table
+    sources off. The truth is the film's own, with N at the pump delay where the stage
+    was actually parked (its repeatability offsets a whole run: a systematic).
+
+    Returns ``{"pulls": {key: array}, "chi2_red": array, "rel_err": {key: mean}}``.
+    """
+    import copy
+
+    from labctl.clock import VirtualClock
+    from labctl.simulators.physics.params import default_params
+    from labctl.simulators.physics.scan import anneal_nominal, simulate_sweeps
+    from labctl.simulators.world import World
+
+    from .fitting import fit_spectrum
+    from .tds import photoconductivity
+
+    params = default_params()
+    if only is not None:
+        if only not in NOISE_SOURCES:
+            raise ValueError(f"unknown noise source {only!r} (known: {', '.join(NOISE_SOURCES)})")
+        for name, keys in NOISE_SOURCES.items():
+            if name != only:
+                for k in keys:
+                    params.noise[k] = 0.0
+        for k in SYSTEMATIC_SOURCES:
+            params.noise[k] = 0.0
+        noise = "realistic"
+    times = np.arange(-4.0, 12.0001, 0.05) if time_ps is None else np.asarray(time_ps, float)
+    template = World(VirtualClock(), seed=0, noise=False, params=params)
+    film = copy.deepcopy(template.films[0])
+    anneal_nominal(film, anneal_c)
+    pulls = {k: [] for k in PULL_KEYS}
+    rel = {k: [] for k in PULL_KEYS}
+    chi2 = []
+    for seed in seeds:
+        world = World(VirtualClock(), seed=seed, noise=noise, params=params)
+        truth = world.true_parameters(film)
+        scan = simulate_sweeps(world, film, times, n_sweeps)
+        truth["N_m3"] *= scan.transient_at_parked
+        spec = photoconductivity(
+            times,
+            scan.e_ref,
+            scan.delta_e,
+            thickness_m=film.thickness_nm * 1e-9,
+            substrate_index=float(params.table["substrate_index"]),
+            fmin_hz=0.3e12,
+            fmax_hz=2.2e12,
+        )
+        r = fit_spectrum(spec, effective_mass=float(params.photo["effective_mass"])).to_dict()
+        for k in PULL_KEYS:
+            pulls[k].append((r[k] - truth[k]) / r[f"{k}_err"])
+            rel[k].append(r[f"{k}_err"] / abs(r[k]))
+        chi2.append(r["chi2_red"])
+    return {
+        "pulls": {k: np.array(v) for k, v in pulls.items()},
+        "chi2_red": np.array(chi2),
+        "rel_err": {k: float(np.mean(v)) for k, v in rel.items()},
+    }

@@ -19,9 +19,10 @@ standard deviation s gives Re and Im of ΔE(ω) a standard deviation s·dt·sqrt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import stats
 from scipy.signal import get_window
 
 from labctl.errors import AnalysisError
@@ -63,6 +64,11 @@ class TDSSpectrum:
     usable_band_hz: tuple[float, float] | None = None  # where |E_ref| ≥ 1 % of its peak
     echo: Echo | None = None
     warnings: list[str] = field(default_factory=list)
+    #: per-sweep Δσ (n_sweeps, n_freq) when ≥ 2 sweeps exist (their scatter, with its
+    #: covariance between frequencies, gives the parameter errors)
+    sweep_sigma: np.ndarray | None = None
+    #: covariance (2F × 2F) of [Re Δσ, Im Δσ] of the mean, from the time-domain noise model
+    sigma_cov: np.ndarray | None = None
 
     @property
     def freq_thz(self) -> np.ndarray:
@@ -80,22 +86,21 @@ class TDSSpectrum:
                 f"no frequency points between {fmin_hz or 0:.3g} and {fmax_hz or np.inf:.3g} Hz"
             )
         err = None if self.sigma_err is None else self.sigma_err[keep]
-        return TDSSpectrum(
-            self.freq_hz[keep],
-            self.sigma[keep],
-            err,
-            self.e_ref[keep],
-            self.delta_e[keep],
-            self.thickness_m,
-            self.substrate_index,
-            self.method,
-            self.noise_source,
-            self.n_sweeps,
-            self.points_per_independent,
-            self.n_dropped_low_ref,
-            self.usable_band_hz,
-            self.echo,
-            list(self.warnings),
+        sweeps = None if self.sweep_sigma is None else self.sweep_sigma[:, keep]
+        cov = None
+        if self.sigma_cov is not None:
+            both = np.concatenate([keep, keep])
+            cov = self.sigma_cov[np.ix_(both, both)]
+        return replace(
+            self,
+            freq_hz=self.freq_hz[keep],
+            sigma=self.sigma[keep],
+            sigma_err=err,
+            e_ref=self.e_ref[keep],
+            delta_e=self.delta_e[keep],
+            warnings=list(self.warnings),
+            sweep_sigma=sweeps,
+            sigma_cov=cov,
         )
 
 
@@ -349,6 +354,7 @@ def photoconductivity(
     method: str = "exact",
     noise: str = "auto",
     check_echo: bool = True,
+    require_signal: bool = True,
 ) -> TDSSpectrum:
     """Complex photoconductivity Δσ(ω) of a thin film from E_ref(t) and ΔE(t).
 
@@ -367,7 +373,12 @@ def photoconductivity(
     fmin_hz, fmax_hz : frequency window kept.
     window, pad_factor : optional window (scipy name) and zero-padding factor.
     method : ``"exact"`` (Tinkham) or ``"small-signal"``.
-    noise : ``"auto"`` (sweeps if ≥ 3, else baseline), ``"sweeps"``, ``"baseline"`` or ``"none"``.
+    noise : ``"auto"`` (scatter of ≥ 3 sweeps; the fitted time-domain noise model with 2;
+        the pre-pulse baseline with 1), ``"sweeps"``, ``"model"``, ``"baseline"`` or ``"none"``.
+        The source used is ``noise_source``: ``"sweep-scatter"``, ``"noise-model"`` or
+        ``"baseline"``.
+    require_signal : refuse a ΔE at the noise level (AnalysisError); with False it is
+        analysed and :func:`significance` decides (the CLI and the live fit do this).
     """
     if not (np.isfinite(thickness_m) and thickness_m > 0):
         raise AnalysisError(f"film thickness must be finite and positive, got {thickness_m} m")
@@ -415,7 +426,8 @@ def photoconductivity(
     band_text = f"{band[0] / 1e12:.2f}–{band[1] / 1e12:.2f} THz"
     if not np.any(de_mean):
         raise AnalysisError("dE is zero everywhere: no photoinduced signal to analyse")
-    _check_signal(t, ref_mean, de_mean, base_noise, band[1])
+    if require_signal:
+        _check_signal(t, ref_mean, de_mean, base_noise, band[1])
     weak = keep & ~strong
     n_dropped = int(weak.sum())
     n_window = int(keep.sum())
@@ -434,20 +446,42 @@ def photoconductivity(
 
     sigma_err = None
     source = None
+    sweep_sigma = None
+    sigma_cov = None
     mode = noise
     if mode == "auto":
-        mode = "sweeps" if n_sweeps >= MIN_SWEEPS_FOR_SCATTER else "baseline"
+        if n_sweeps >= MIN_SWEEPS_FOR_SCATTER:
+            mode = "sweeps"
+        elif n_sweeps == 2:
+            mode = "model"
+        else:
+            mode = "baseline"
+    if n_sweeps >= 2 and mode != "none":
+        _, ref_k = spectrum(t, ref2, window=window, pad_factor=pad_factor)
+        _, de_k = spectrum(t, de2, window=window, pad_factor=pad_factor)
+        sweep_sigma = conductivity_from_fields(
+            ref_k[:, keep], de_k[:, keep], thickness_m, substrate_index, method
+        )
     if mode == "sweeps":
         if n_sweeps < 2:
             raise AnalysisError("noise from sweeps needs at least 2 sweeps")
-        _, ref_k = spectrum(t, ref2, window=window, pad_factor=pad_factor)
-        _, de_k = spectrum(t, de2, window=window, pad_factor=pad_factor)
-        sig_k = conductivity_from_fields(
-            ref_k[:, keep], de_k[:, keep], thickness_m, substrate_index, method
-        )
-        var = (np.var(sig_k.real, axis=0, ddof=1) + np.var(sig_k.imag, axis=0, ddof=1)) / 2
+        var = (
+            np.var(sweep_sigma.real, axis=0, ddof=1) + np.var(sweep_sigma.imag, axis=0, ddof=1)
+        ) / 2
         sigma_err = np.sqrt(smooth_variance(var) / n_sweeps)
-        source = "sweeps"
+        source = "sweep-scatter"
+    elif mode == "model":
+        if n_sweeps < 2:
+            raise AnalysisError("the time-domain noise model needs at least 2 sweeps")
+        sigma_cov = noise_model_covariance(
+            t, ref2, de2, e_ref_w[keep], de_w[keep], freq[keep], thickness_m,
+            substrate_index, method, window=window,
+        )  # fmt: skip
+        nf = int(keep.sum())
+        var = (np.diag(sigma_cov)[:nf] + np.diag(sigma_cov)[nf:]) / 2
+        sigma_err = np.sqrt(np.maximum(var, np.finfo(float).tiny))
+        source = "noise-model"
+        sweep_sigma = None
     elif mode == "baseline":
         s = base_noise
         if s is not None and s > 0:
@@ -462,6 +496,7 @@ def photoconductivity(
                 gain = 1.0 / np.abs(er)
             sigma_err = pref * de_noise * gain
             source = "baseline"
+        sweep_sigma = None
     elif mode != "none":
         raise AnalysisError(f"unknown noise mode {noise!r}")
 
@@ -481,4 +516,172 @@ def photoconductivity(
         usable_band_hz=band,
         echo=echo,
         warnings=warnings,
+        sweep_sigma=sweep_sigma if source == "sweep-scatter" else None,
+        sigma_cov=sigma_cov,
     )
+
+
+# ---------------------------------------------------------------- noise model
+
+
+def fit_time_domain_noise(time_ps, sweeps) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Per-point noise variance of one sweep, σ²(t) = σ_α² + σ_β²·x(t)² + σ_τ²·x'(t)²
+    (additive, multiplicative, timebase jitter; the model of thztools' ``noisefit``),
+    fitted (non-negative least squares) to the scatter of ≥ 2 sweeps ``(n, N)``.
+
+    Returns (σ²(t), (σ_α, σ_β, σ_τ in ps)). Point-to-point independence is assumed.
+    """
+    from scipy.optimize import nnls
+
+    x = np.atleast_2d(np.asarray(sweeps, float))
+    mean = x.mean(axis=0)
+    var = np.var(x, axis=0, ddof=1)
+    t = np.asarray(time_ps, float)
+    deriv = np.gradient(mean, t)
+    basis = np.column_stack([np.ones_like(mean), mean**2, deriv**2])
+    # weight each point by its expected scale, so the pulse does not dominate the fit
+    scale = np.sqrt(np.mean(basis**2, axis=0))
+    scale[scale == 0] = 1.0
+    coef, _ = nnls(basis / scale, var)
+    coef = coef / scale
+    model_var = basis @ coef
+    return model_var, tuple(float(np.sqrt(c)) for c in coef)
+
+
+def noise_model_covariance(
+    time_ps,
+    ref_sweeps,
+    de_sweeps,
+    e_ref_w,
+    de_w,
+    freq_hz,
+    thickness_m,
+    substrate_index,
+    method="exact",
+    window=None,
+) -> np.ndarray:
+    """Covariance (2F × 2F) of [Re Δσ, Im Δσ] of the sweep average, from the fitted
+    time-domain noise (:func:`fit_time_domain_noise`) of E_ref and ΔE, propagated
+    linearly through the FFT and the thin-film formula (E_ref–ΔE noise correlation
+    neglected)."""
+    t = np.asarray(time_ps, float)
+    n = np.atleast_2d(ref_sweeps).shape[0]
+    v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
+    v_de, _ = fit_time_domain_noise(t, de_sweeps)
+    dt = time_step_s(t)
+    w = make_window(t.size, window)
+    arg = TWO_PI * np.outer(freq_hz, t * PS)
+    cos_m, sin_m = dt * w * np.cos(arg), dt * w * np.sin(arg)
+    pref = (1.0 + substrate_index) / (Z0_OHM * thickness_m)
+    if method == "exact":
+        ep = e_ref_w + de_w
+        d_ref, d_de = pref * de_w / ep**2, -pref * e_ref_w / ep**2
+    else:
+        d_ref, d_de = pref * de_w / e_ref_w**2, -pref / e_ref_w
+    cov = np.zeros((2 * freq_hz.size, 2 * freq_hz.size))
+    for deriv, v in ((d_ref, v_ref), (d_de, v_de)):
+        a, b = deriv.real[:, None], deriv.imag[:, None]
+        lin = np.vstack([a * cos_m - b * sin_m, b * cos_m + a * sin_m])
+        cov += (lin * (v / n)) @ lin.T
+    return cov
+
+
+# ---------------------------------------------------------------- significance
+
+#: ΔE counts as measured when the null hypothesis Δσ = 0 has a p-value below this
+SIGNIFICANCE_P = 1e-3
+SIGN_WARNING = (
+    "Re Δσ < 0 across the band (a photoexcited film has Re Δσ ≥ 0): check the sign of dE, "
+    "the lock-in phase, or the geometry"
+)
+
+
+@dataclass
+class Significance:
+    """Is Δσ distinguishable from zero against the noise (incl. drift between sweeps)?"""
+
+    significant: bool
+    p_value: float
+    statistic: float
+    n_components: int
+    method: str
+    negative_real: bool  # Re Δσ significantly < 0 across the band (sign mistake)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "significant": self.significant,
+            "significance_p_value": self.p_value,
+            "significance_test": self.method,
+        }
+
+
+def _smooth_basis(freq_hz: np.ndarray, k: int) -> np.ndarray:
+    """(2F, k): Legendre polynomials over the band on Re, then Im (Re P0, Im P0, Re P1, …)."""
+    f = np.asarray(freq_hz, float)
+    x = (2 * f - f.min() - f.max()) / max(f.max() - f.min(), 1e-30)
+    nf = f.size
+    cols = []
+    for deg in range(3):
+        p = np.polynomial.legendre.Legendre.basis(deg)(x) / nf
+        cols.append(np.concatenate([p, np.zeros(nf)]))
+        cols.append(np.concatenate([np.zeros(nf), p]))
+    return np.array(cols[:k]).T
+
+
+def significance(spec: TDSSpectrum, p_threshold: float = SIGNIFICANCE_P) -> Significance:
+    """Test Δσ = 0 on smooth projections of the spectrum (band averages of Re and Im Δσ
+    and their first two Legendre moments), with the noise of ``spec``:
+
+    - per-sweep spectra (≥ 3 sweeps): Hotelling's T² of the band averages of Re and Im
+      (k = 2; Re only with 3 sweeps) on the scatter of the per-sweep projections (their
+      covariance between frequencies and any drift between sweeps included),
+      F-distributed with n − k degrees of freedom (few components: a covariance from a
+      few sweeps leaves few degrees of freedom, and power with them);
+    - a covariance (noise model) or per-frequency errors: χ² with k = 6 components.
+
+    Also flags a negative Re Δσ across the band (wrong sign of ΔE, lock-in phase,
+    geometry) when the band average of Re Δσ is below zero by > 3σ and Re Δσ < 0 at
+    ≥ 80 % of the frequencies.
+    """
+    sig = np.asarray(spec.sigma, complex)
+    stacked = np.concatenate([sig.real, sig.imag])
+    warnings: list[str] = []
+    if spec.sweep_sigma is not None and spec.sweep_sigma.shape[0] >= 3:
+        n = spec.sweep_sigma.shape[0]
+        k = int(min(2, n - 2))
+        basis = _smooth_basis(spec.freq_hz, k)
+        per = np.concatenate([spec.sweep_sigma.real, spec.sweep_sigma.imag], axis=1) @ basis
+        y = stacked @ basis
+        cov_y = np.atleast_2d(np.cov(per, rowvar=False)) / n
+        t2 = float(y @ np.linalg.pinv(cov_y) @ y)
+        f_stat = t2 * (n - k) / ((n - 1) * k)
+        p = float(stats.f.sf(f_stat, k, n - k))
+        method = f"hotelling-T2 ({k} smooth components, {n} sweeps)"
+        re0_err = float(np.sqrt(cov_y[0, 0]))
+    else:
+        k = 6
+        basis = _smooth_basis(spec.freq_hz, k)
+        if spec.sigma_cov is not None:
+            cov = spec.sigma_cov
+        elif spec.sigma_err is not None:
+            cov = np.diag(np.concatenate([spec.sigma_err, spec.sigma_err]) ** 2)
+        else:
+            return Significance(True, float("nan"), float("nan"), 0, "none (no noise)", False)
+        y = stacked @ basis
+        cov_y = basis.T @ cov @ basis
+        t2 = float(y @ np.linalg.pinv(cov_y) @ y)
+        p = float(stats.chi2.sf(t2, k))
+        method = f"chi2 ({k} smooth components, {spec.noise_source})"
+        re0_err = float(np.sqrt(cov_y[0, 0]))
+    significant = bool(p < p_threshold)
+    re_mean = float(stacked @ basis[:, 0])
+    negative = bool(re_mean < -3 * re0_err and np.mean(sig.real < 0) >= 0.8)
+    if not significant:
+        warnings.append(
+            f"ΔE is not significant against the noise (p = {p:.2g} for Δσ = 0, {method}): "
+            "no photoconductivity measured; the fitted values describe noise"
+        )
+    if negative:
+        warnings.append(SIGN_WARNING)
+    return Significance(significant, p, t2, k, method, negative, warnings)

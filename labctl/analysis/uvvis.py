@@ -71,20 +71,47 @@ def absorbance(sample, reference, dark=None) -> np.ndarray:
 FEATURELESS_WARNING = "no exciton feature: the absorption edge is featureless (bulk-like)"
 
 
+#: Finest wavelength step analysed (nm). Denser spectra are averaged in bins of
+#: consecutive points first: excitons are nm wide and spectrometer pixels ≥ 0.02 nm,
+#: and the filter windows (in points) would otherwise grow with the points per nm.
+MIN_STEP_NM = 0.05
+
+
+def _average_consecutive(wl: np.ndarray, a: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Means of ``k`` consecutive points (the last, partial bin dropped if < k/2 points)."""
+    n_full = wl.size // k
+    wl_b = wl[: n_full * k].reshape(n_full, k).mean(axis=1)
+    a_b = a[: n_full * k].reshape(n_full, k).mean(axis=1)
+    rest = wl.size - n_full * k
+    if rest >= max(1, k // 2):
+        wl_b = np.append(wl_b, wl[n_full * k :].mean())
+        a_b = np.append(a_b, a[n_full * k :].mean())
+    return wl_b, a_b
+
+
 def _grid(wl, a):
     """Sorted finite points on a grid smooth in index; returns (λ, A, local step h, resampled).
 
-    A grid whose wavelengths follow a cubic in pixel index to within 5 % of a step
-    (a spectrometer's calibration, rounded values included) is kept, with h = dλ/di
-    from that cubic; anything else is resampled uniformly (linear interpolation, which
-    correlates neighbouring points' noise: the significances are then approximate).
+    Spectra sampled more finely than :data:`MIN_STEP_NM` are first averaged in bins of
+    consecutive points (noise stays white, each bin's σ drops as 1/√k). A grid whose
+    wavelengths follow a cubic in pixel index to within 5 % of a step (a spectrometer's
+    calibration, rounded values included) is kept, with h = dλ/di from that cubic;
+    anything else is resampled uniformly (linear interpolation, which correlates
+    neighbouring points' noise: the significances are then approximate).
     """
     order = np.argsort(wl)
     wl, a = np.asarray(wl, float)[order], np.asarray(a, float)[order]
     ok = np.isfinite(a) & np.isfinite(wl)
     wl, a = wl[ok], a[ok]
+    if wl.size and wl[0] <= 0:
+        raise AnalysisError(f"wavelengths must be positive, got {wl[0]:g} nm")
     if wl.size < 8:
         return wl, a, np.ones_like(wl), False
+    mean_step = float(wl[-1] - wl[0]) / (wl.size - 1)
+    if mean_step < MIN_STEP_NM:
+        k = math.ceil(MIN_STEP_NM / mean_step) if mean_step > 0 else wl.size
+        if wl.size // k >= 8:
+            wl, a = _average_consecutive(wl, a, k)
     steps = np.diff(wl)
     med = float(np.median(steps))
     i = np.arange(wl.size, dtype=float)
@@ -105,9 +132,14 @@ def _grid(wl, a):
 
 
 def _running_mean(x: np.ndarray, half: int) -> np.ndarray:
-    """Mean over ±half points (fewer at the ends)."""
-    ker = np.ones(2 * half + 1)
-    return np.convolve(x, ker, "same") / np.convolve(np.ones_like(x), ker, "same")
+    """Mean over ±half points (fewer at the ends), from a cumulative sum: O(n) for any
+    window (a convolution's cost grew with the points per window)."""
+    n = x.size
+    csum = np.concatenate(([0.0], np.cumsum(x, dtype=float)))
+    i = np.arange(n)
+    lo = np.maximum(i - half, 0)
+    hi = np.minimum(i + half + 1, n)
+    return (csum[hi] - csum[lo]) / (hi - lo)
 
 
 def local_noise(
@@ -479,8 +511,12 @@ def tauc_gap(
     wl = np.asarray(wavelength_nm, float)
     a = np.asarray(absorbance_values, float)
     ok = np.isfinite(a)
+    if np.any(wl[ok] <= 0):
+        raise AnalysisError("wavelengths must be positive")
     e = HC_EV_NM / wl[ok]
-    alpha = a[ok] * (math.log(10) / thickness_m if thickness_m else 1.0)
+    # α < 0 (the sample brighter than the reference: noise or a baseline offset) is no
+    # absorption; squared it would count as absorption in (αhν)²
+    alpha = np.maximum(a[ok], 0.0) * (math.log(10) / thickness_m if thickness_m else 1.0)
     order = np.argsort(e)
     e, alpha = e[order], alpha[order]
     y = (alpha * e) ** 2
@@ -499,6 +535,8 @@ def tauc_gap(
         # light smoothing so a noise spike does not set the levels
         ys = np.convolve(yr, np.ones(5) / 5, mode="same")
         ymax = float(ys[2:-2].max()) if ys.size > 4 else float(ys.max())
+        if not ymax > 0:
+            raise AnalysisError("no positive absorbance in the Tauc search range")
         i_hi = int(np.argmax(ys >= high_fraction * ymax))
         below = np.nonzero(ys[: i_hi + 1] < low_fraction * ymax)[0]
         i_lo = int(below[-1]) + 1 if below.size else 0

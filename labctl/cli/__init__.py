@@ -13,6 +13,7 @@ SUBCOMMANDS = (
     "labctl.cli.sim",
     "labctl.cli.analyze",
     "labctl.cli.demo",
+    "labctl.cli.run",
 )
 
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labctl.errors import LabctlError
+    from labctl.errors import LabctlError, StationError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except StationError as exc:  # bad input (station file, arguments): exit 2, like argparse
+        print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except LabctlError as exc:
         print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
         return 1

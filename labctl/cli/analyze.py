@@ -1,19 +1,43 @@
 """``labctl analyze``: THz-TDS photoconductivity fits, OPTP traces, UV-Vis absorption.
 
 numpy/scipy/lmfit/matplotlib are imported inside the command functions so
-``labctl --help`` stays fast. Errors are :class:`labctl.errors.LabctlError`s, which the
-main CLI prints as one line and turns into exit code 1.
+``labctl --help`` stays fast. Errors are :class:`labctl.errors.LabctlError`s, printed
+as one line: a data file that is malformed or physically impossible
+(:class:`~labctl.errors.DataFileError`) exits with code 2, like other bad input; an
+analysis that cannot give an answer exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
+
+
+#: Exit code for a data file refused as malformed or physically impossible.
+EXIT_BAD_INPUT = 2
+
+
+def _bad_file_exits_2(run):
+    """Wrap a ``run_*``: a :class:`DataFileError` is printed as one line, exit code 2."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from labctl.errors import DataFileError
+
+        try:
+            return run(args)
+        except DataFileError as exc:
+            print(f"labctl analyze: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    return wrapper
 
 
 def register(subparsers) -> None:
@@ -28,11 +52,20 @@ def register(subparsers) -> None:
     t = sub.add_parser(
         "tds",
         help="complex photoconductivity from a TDS scan, with a model fit",
-        description="FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced.",
+        description=(
+            "FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced; or a "
+            "'labctl run tds' file (sweeps averaged; thickness and substrate index from its header)."
+        ),
     )
     t.add_argument("file", metavar="FILE.csv")
-    t.add_argument("--thickness-nm", type=float, required=True, help="film thickness, nm")
-    t.add_argument("--substrate-index", type=float, required=True, help="substrate THz index")
+    t.add_argument(
+        "--thickness-nm", type=float, help="film thickness, nm (default: the run file's header)"
+    )
+    t.add_argument(
+        "--substrate-index",
+        type=float,
+        help="substrate THz index (default: the run file's header)",
+    )
     t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
     t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
     t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
@@ -53,7 +86,7 @@ def register(subparsers) -> None:
     )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
-    t.set_defaults(func=run_tds)
+    t.set_defaults(func=_bad_file_exits_2(run_tds))
 
     o = sub.add_parser(
         "optp",
@@ -78,7 +111,7 @@ def register(subparsers) -> None:
     o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
     o.add_argument("--json", action="store_true")
     o.add_argument("--plot", metavar="OUT.png")
-    o.set_defaults(func=run_optp)
+    o.set_defaults(func=_bad_file_exits_2(run_optp))
 
     a = sub.add_parser(
         "absorption",
@@ -94,7 +127,7 @@ def register(subparsers) -> None:
     a.add_argument("--thickness-nm", type=float, help="film thickness (scales α only)")
     a.add_argument("--json", action="store_true")
     a.add_argument("--plot", metavar="OUT.png")
-    a.set_defaults(func=run_absorption)
+    a.set_defaults(func=_bad_file_exits_2(run_absorption))
 
 
 # ---------------------------------------------------------------- helpers
@@ -209,8 +242,12 @@ def _parse_window(text):
 
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.io import load_tds_csv
-    from labctl.analysis.tds import check_pad_factor, make_window, photoconductivity
+    from labctl.analysis.tds import (
+        check_pad_factor,
+        make_window,
+        photoconductivity,
+        significance,
+    )
     from labctl.errors import AnalysisError
 
     _check_positive("--thickness-nm", args.thickness_nm)
@@ -228,12 +265,15 @@ def run_tds(args: argparse.Namespace) -> int:
         opt = "--pad-factor" if "padding" in str(exc) else "--window"
         raise AnalysisError(f"{opt}: {exc}") from None
     _check_plot_path(args.plot)
-    data = load_tds_csv(args.file)
+    data = _tds_data_and_sample(args)
+    sweeps = data.e_ref_sweeps is not None
+    _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
+    _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
     try:
         spec = photoconductivity(
             data.time_ps,
-            data.e_ref,
-            data.delta_e,
+            data.e_ref_sweeps if sweeps else data.e_ref,
+            data.delta_e_sweeps if sweeps else data.delta_e,
             thickness_m=args.thickness_nm * 1e-9,
             substrate_index=args.substrate_index,
             fmin_hz=args.fmin * 1e12,
@@ -241,19 +281,31 @@ def run_tds(args: argparse.Namespace) -> int:
             window=window,
             pad_factor=args.pad_factor,
             method="small-signal" if args.small_signal else "exact",
+            require_signal=False,
         )
-        fit = fit_spectrum(
-            spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
-        )
+        test = significance(spec)
+        fit = None
+        try:
+            fit = fit_spectrum(
+                spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
+            )
+        except AnalysisError:
+            if test.significant:
+                raise
     except AnalysisError as exc:
         raise AnalysisError(f"{args.file}: {exc}") from None
-    result = fit.to_dict() | {
+    result = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
+    result["warnings"] = list(data.notes) + result["warnings"] + test.warnings
+    result |= test.to_dict() | {
         "file": str(args.file),
         "thickness_nm": args.thickness_nm,
         "substrate_index": args.substrate_index,
+        "error_source": spec.noise_source,
         "noise_source": spec.noise_source,
+        "n_sweeps": spec.n_sweeps,
         "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
+        "sweeps": sweeps,
         "n_dropped_low_ref": spec.n_dropped_low_ref,
         "usable_band_THz": (
             [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
@@ -268,14 +320,59 @@ def run_tds(args: argparse.Namespace) -> int:
             else None
         ),
     }
+    if test.negative_real:
+        result["success"] = False
     if args.plot:
-        _plot_tds(args.plot, spec, fit)
+        _plot_tds(args.plot, spec, fit if test.significant else None)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
     else:
         _table_tds(result)
     return 0
+
+
+#: the fitted quantities of ``analyze tds`` (each with ``_err``)
+_FIT_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
+
+
+def _null_fit_dict(fit, spec) -> dict:
+    """A null measurement: no fitted value is presented as measured (all ``null``);
+    the fit of the noise, if one converged, is kept under ``fit_of_noise``."""
+    if fit is not None:
+        out = fit.to_dict()
+    else:
+        out = {"model": None, "chi2": None, "chi2_red": None, "dof": None, "warnings": []}
+        out |= {"fmin_THz": spec.freq_hz.min() / 1e12, "fmax_THz": spec.freq_hz.max() / 1e12}
+    noise_fit = {k: out.get(k) for k in _FIT_KEYS if out.get(k) is not None}
+    noise_fit |= {f"{k}_err": out.get(f"{k}_err") for k in noise_fit}
+    for k in _FIT_KEYS:
+        if k in out or k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
+            out[k] = None
+            out[f"{k}_err"] = None
+    out["fit_of_noise"] = noise_fit or None
+    out["success"] = False
+    out.setdefault("converged", False)
+    return out
+
+
+def _tds_data_and_sample(args):
+    """The TDS data; fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
+    from labctl.analysis.io import header_number, load_tds_csv
+    from labctl.errors import AnalysisError
+
+    data = load_tds_csv(args.file)
+    for option, attr, name in (
+        ("--thickness-nm", "thickness_nm", "Film thickness"),
+        ("--substrate-index", "substrate_index", "Substrate index"),
+    ):
+        if getattr(args, attr) is None:
+            value = header_number(data.header, name)
+            if value is None:
+                where = "its header has no" if data.header else "it is not a run file with a"
+                raise AnalysisError(f"{args.file}: give {option} ({where} '{name}')")
+            setattr(args, attr, value)
+    return data
 
 
 def _table_tds(r: dict) -> None:
@@ -299,15 +396,38 @@ def _table_tds(r: dict) -> None:
     for label, key, unit in rows:
         if key in r and r[key] is not None:
             table.add_row(label, *_fmt(r[key], r.get(f"{key}_err")), unit)
-    table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
+    if r["chi2_red"] is not None:
+        table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
     table.add_row("window", f"{r['fmin_THz']:.2f}–{r['fmax_THz']:.2f}", "", "THz")
     console = Console()
     console.print(table)
-    console.print(f"noise estimate: {r['noise_source'] or 'none (errors scaled by χ²_red)'}")
+    console.print(
+        f"errors from: {r['error_source'] or 'none (errors scaled by χ²_red)'}"
+        f" ({r['n_sweeps']} sweep{'s' if r['n_sweeps'] != 1 else ''})"
+    )
+    if r["error_source"] == "baseline":
+        console.print(
+            "note: the pre-pulse baseline of one trace holds neither multiplicative noise, "
+            "timebase jitter nor drift; record ≥ 3 sweeps for honest errors"
+        )
+    if not r["significant"]:
+        console.print(
+            f"[red]ΔE is not significant[/red] (p = {r['significance_p_value']:.2g}): "
+            "no photoconductivity measured"
+        )
     if not r["success"]:
         console.print("[red]fit flagged unsuccessful[/red] (see the warnings)")
     for w in r["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _display_points(x, y, max_points: int = 5000):
+    """At most ``max_points`` for a plot: means of consecutive points (a million
+    markers would take minutes to draw and show nothing more)."""
+    from labctl.analysis.optp import bin_trace
+
+    x_b, y_b, _, _ = bin_trace(x, y, max_points=max_points)
+    return x_b, y_b
 
 
 def _save_figure(plt, fig, path) -> None:
@@ -318,22 +438,26 @@ def _save_figure(plt, fig, path) -> None:
 
 
 def _plot_tds(path, spec, fit) -> None:
+    """Re/Im Δσ with errors, and the fit (None: a null measurement, data only)."""
     import numpy as np
 
     plt = _pyplot()
     f = spec.freq_hz / 1e12
-    fine = np.linspace(spec.freq_hz.min(), spec.freq_hz.max(), 300)
-    model = fit.evaluate(fine)
     fig, ax = plt.subplots(figsize=(6, 4))
     err = spec.sigma_err
     ax.errorbar(f, spec.sigma.real, yerr=err, fmt="o", ms=3, color="C3", label="Re Δσ")
     ax.errorbar(f, spec.sigma.imag, yerr=err, fmt="s", ms=3, color="k", label="Im Δσ")
-    ax.plot(fine / 1e12, model.real, color="C3")
-    ax.plot(fine / 1e12, model.imag, color="k")
+    if fit is not None:
+        fine = np.linspace(spec.freq_hz.min(), spec.freq_hz.max(), 300)
+        model = fit.evaluate(fine)
+        ax.plot(fine / 1e12, model.real, color="C3")
+        ax.plot(fine / 1e12, model.imag, color="k")
+        ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
+    else:
+        ax.set_title("ΔE not significant: no fit shown")
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set_xlabel("frequency (THz)")
     ax.set_ylabel("Δσ (S/m)")
-    ax.set_title(f"{fit.model}: χ²_red = {fit.chi2_red:.2f}")
     ax.legend()
     _save_figure(plt, fig, path)
 
@@ -389,6 +513,35 @@ def _check_optp_options(args) -> None:
     _check_plot_path(args.plot)
 
 
+def _optp_guards(path, t, y) -> list[str]:
+    """Refuse a trace of the wrong sign; warn when its maximum sits at an edge of the scan.
+
+    A photoexcited film lowers the transmitted field: −ΔE/E > 0. A trace whose largest
+    excursion is negative (beyond the point-to-point scatter) is refused, naming the
+    likely causes; a maximum on the first or last two points may lie outside the scan.
+    """
+    import numpy as np
+
+    from labctl.errors import AnalysisError
+
+    scatter = float(np.std(np.diff(y)) / np.sqrt(2)) if y.size > 2 else 0.0
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if -lo > max(hi, 0.0) and -lo > 5 * scatter:
+        raise AnalysisError(
+            f"{path}: the trace is negative (−ΔE/E reaches {lo:.3g}, its maximum only "
+            f"{hi:.3g}): a photoexcited film gives −ΔE/E > 0; check the sign of dE, the "
+            "lock-in phase, or the geometry"
+        )
+    i = int(np.argmax(y))
+    if i <= 1 or i >= y.size - 2:
+        side = "start" if i <= 1 else "end"
+        return [
+            f"the maximum of −ΔE/E sits at the {side} of the scan ({t[i]:g} ps): the true "
+            "peak may lie outside it; extend the pump-delay range"
+        ]
+    return []
+
+
 def run_optp(args: argparse.Namespace) -> int:
     from labctl.analysis import optp
     from labctl.analysis.io import load_optp_csv
@@ -402,13 +555,14 @@ def run_optp(args: argparse.Namespace) -> int:
             "--rep-rate-kHz, --spot-diameter-mm"
         )
     data = load_optp_csv(args.file)
+    guard_warnings = _optp_guards(args.file, data.pump_delay_ps, data.minus_de_over_e)
     peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
     result: dict = {
         "file": str(args.file),
         "peak_delay_ps": peak.pump_delay_ps,
         "peak_minus_dE_over_E": peak.value,
         "peak_minus_dE_over_E_err": peak.value_err,
-        "warnings": [],
+        "warnings": guard_warnings,
     }
     n_abs = None
     if fluence is not None:
@@ -445,7 +599,9 @@ def run_optp(args: argparse.Namespace) -> int:
     if args.plot:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(data.pump_delay_ps, data.minus_de_over_e, "o", ms=3, label="−ΔE/E")
+        ax.plot(
+            *_display_points(data.pump_delay_ps, data.minus_de_over_e), "o", ms=3, label="−ΔE/E"
+        )
         if fit is not None:
             import numpy as np
 
@@ -528,7 +684,7 @@ def run_absorption(args: argparse.Namespace) -> int:
     if args.plot:
         plt = _pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
-        ax1.plot(data.wavelength_nm, data.absorbance, lw=1)
+        ax1.plot(*_display_points(data.wavelength_nm, data.absorbance), lw=1)
         for key, pk in (("HH", peaks.heavy_hole), ("LH", peaks.light_hole)):
             if pk:
                 ax1.axvline(pk.wavelength_nm, ls="--", color="C3")
@@ -538,7 +694,7 @@ def run_absorption(args: argparse.Namespace) -> int:
         ax1.set_xlabel("wavelength (nm)")
         ax1.set_ylabel("absorbance")
         if tauc is not None:
-            ax2.plot(tauc.energy_ev, tauc.tauc_y, lw=1)
+            ax2.plot(*_display_points(tauc.energy_ev, tauc.tauc_y), lw=1)
             import numpy as np
 
             ee = np.linspace(tauc.gap_ev, tauc.fit_range_ev[1], 50)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -53,6 +54,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=None, help="seed of the simulated world's noise")
     s.set_defaults(func=serve)
 
+    f = simsub.add_parser(
+        "fault",
+        help="inject or clear a fault in a served station's simulators",
+        description=(
+            "Inject a fault into a simulated instrument served by `labctl sim serve "
+            "--write-station OUT` (through the control socket named in OUT), or clear faults. "
+            "Kinds: silent, garbled, disconnect (any instrument), sensor_break (furnace), "
+            "stage_stall (stages; --axis for one axis)."
+        ),
+    )
+    f.add_argument("--station", required=True, help="the station file `sim serve` wrote")
+    f.add_argument("role", nargs="?", help="instrument role, e.g. furnace, lockin_pump")
+    f.add_argument("kind", nargs="?", help="fault kind (see above)")
+    f.add_argument("--axis", type=int, default=None, help="stage_stall: only this axis (1..3)")
+    f.add_argument(
+        "--clear", action="store_true", help="clear ROLE's faults (every fault without ROLE)"
+    )
+    f.add_argument("--status", action="store_true", help="print the active faults (JSON)")
+    f.set_defaults(func=fault)
+
     try:
         from labctl.cli.sim_measure import register_measure
     except ImportError as exc:
@@ -91,4 +112,25 @@ def serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     print("stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def fault(args: argparse.Namespace) -> int:
+    from labctl.errors import LabctlError
+    from labctl.servesim import RemoteFaultBoard
+
+    faults = RemoteFaultBoard.from_station_file(args.station)
+    if args.status:
+        if args.clear or args.role:
+            raise LabctlError("--status takes no ROLE, KIND or --clear")
+        reply = json.dumps(faults.summary())
+    elif args.clear:
+        if args.kind is not None or args.axis is not None:
+            raise LabctlError("--clear takes at most a ROLE")
+        reply = faults.clear(args.role)
+    else:
+        if not (args.role and args.kind):
+            raise LabctlError("give ROLE and KIND to inject, or --clear [ROLE], or --status")
+        reply = faults.inject(args.role, args.kind, axis=args.axis)
+    print(reply, flush=True)
     return 0

@@ -48,7 +48,14 @@ def register_measure(sub) -> None:
         p.add_argument("--ramp-c-per-min", type=float, default=10.0, help="heating rate, °C/min")
         p.add_argument("--seed", type=int, default=0, help="seed of the simulated world's noise")
         p.add_argument(
-            "--noise-free", action="store_true", help="no noise anywhere (exactness checks)"
+            "--noise",
+            choices=("realistic", "white", "off"),
+            default="realistic",
+            help="the world's noise: realistic table noise and drift (default), white "
+            "(lock-in white noise only) or off",
+        )
+        p.add_argument(
+            "--noise-free", action="store_true", help="no noise anywhere (same as --noise off)"
         )
         p.add_argument("--slot", type=int, default=1, help="holder slot of the fresh film (1…8)")
         p.add_argument(
@@ -122,7 +129,8 @@ class _Stations:
             )
         self.spec = spec
         self.measure_roles = measure_roles
-        spec.simulation = dict(spec.simulation, seed=args.seed, noise=not args.noise_free)
+        noise = "off" if args.noise_free else getattr(args, "noise", "realistic")
+        spec.simulation = dict(spec.simulation, seed=args.seed, noise=noise != "off" and noise)
         self.first = Station(self._subset(("furnace", "stages")), time_scale="virtual")
         self.second = None
         self.world = self.first.world
@@ -230,7 +238,7 @@ def _metadata(station, film, args, extra: dict) -> dict:
         "pump_photon_energy_ev": float(world.params.photo["pump_photon_ev"]),
         "effective_mass": float(world.params.photo["effective_mass"]),
         "seed": args.seed,
-        "noise": not args.noise_free,
+        "noise": station.world.noise,
         "slot": args.slot,
         "params_version": world.params.version,
         "true": world.true_parameters(film),

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from labctl import paper
 
-PARAMS_VERSION = "1.1"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped
+PARAMS_VERSION = "1.2"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped; 1.2: table noise/drift
 
 #: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
 TABLE2 = tuple(
@@ -154,7 +154,7 @@ def _optics() -> dict:
 
 def _photo() -> dict:
     return {
-        "effective_mass": 0.13,  # m*/mₑ, CdSe electron (science.md)
+        "effective_mass": 0.13,  # m*/mₑ, CdSe electron (docs/physics.md)
         # anneal-equivalent temperature anchors (°C) → Drude-Smith τ (fs), c, and
         # the free-carrier density at the reference fluence (m⁻³); 250–335 and the
         # fused state (350) are Table 2; below 250 model, exciton-dominated
@@ -200,7 +200,7 @@ def _table() -> dict:
         "thz_chirp_ps2": 0.02,
         "thz_df_thz": 0.01,  # frequency grid: 100 ps period, well beyond any scan
         "thz_fmax_thz": 5.0,
-        "substrate_index": 1.95,  # fused silica at THz (paper/science.md)
+        "substrate_index": 1.95,  # fused silica at THz (docs/physics.md)
         "substrate_thickness_mm": 1.0,  # echo 2nL/c = 13.0 ps after the main pulse
         # white noise at the lock-in inputs (V/√Hz): a floor plus a part ∝ the
         # instantaneous EO signal (laser noise, partly cancelled in the pump channel)
@@ -212,6 +212,37 @@ def _table() -> dict:
         "pump_fluence_uj_cm2": 5.0,
         "pump_spot_diameter_mm": 5.0,  # flat-top equivalent
         "pump_wavelength_nm": 400.0,
+    }
+
+
+def _noise() -> dict:
+    """Noise and drift of a real amplified OPTP table (``noise: realistic``); sources in
+    docs/physics.md. Relative values are fractions; times in virtual seconds."""
+    return {
+        # probe (THz) intensity, multiplicative, one detector: both lock-ins see it.
+        # Per point ~1.6 % (measured on PCA THz-TDS scans, 100 ms time constant)
+        "probe_point_rms": 0.016,
+        "point_tau_s": [0.1, 0.3, 1.0, 3.0],  # 1/f between ~0.05 and ~1.6 Hz
+        # scan-to-scan amplitude drift ~1 % rms (measured between consecutive scans):
+        # correlation times up to a third of a sweep (~100 s); drift slower than a run
+        # is a calibration matter (fluence, thickness), see docs/physics.md
+        "probe_drift_rms": 0.01,
+        "drift_tau_s": [10.0, 30.0],
+        # amplifier pulse energy 0.3–1 % rms: enters ΔE through the pump
+        "pump_point_rms": 0.005,
+        "pump_drift_rms": 0.005,
+        # timebase: jitter per gate position ~1.8 fs, scan-to-scan drift ~2.5 fs rms (measured)
+        "gate_jitter_fs": 1.8,
+        "delay_drift_fs": 2.5,
+        # pump stage: 1 µm repeatability (6.7 fs double pass) per move; overlap drift (model)
+        "stage_repeatability_um": 1.0,
+        "overlap_drift_fs": 2.5,
+        # pump lock-in relative to the reference lock-in, drawn once per world (model)
+        "pump_channel_gain_error_rms": 0.002,
+        "pump_channel_phase_error_deg_rms": 1.0,
+        # films of one batch (simulation option film_variation: true; model)
+        "film_thickness_rel_sd": 0.05,
+        "film_yield_rel_sd": 0.05,
     }
 
 
@@ -227,6 +258,7 @@ class WorldParams:
     optics: dict = field(default_factory=_optics)
     photo: dict = field(default_factory=_photo)
     table: dict = field(default_factory=_table)
+    noise: dict = field(default_factory=_noise)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -146,6 +146,7 @@ class PhotoModel:
         tau = (1 - phi) * flat_hermite(t_eq, xs, self._tau) + phi * float(p["fused_tau_fs"]) * 1e-15
         c = (1 - phi) * flat_hermite(t_eq, xs, self._c) + phi * float(p["fused_c"])
         yld = (1 - phi) * flat_hermite(t_eq, xs, self._yield) + phi * self._yield_fused
+        yld *= getattr(film, "yield_scale", 1.0)  # batch variation (physics.noise)
         fx = (1 - phi) * flat_hermite(t_eq, xs, self._fx)
         n_abs = self.absorbed_density_m3(film, fluence_uj_cm2)
         return PhotoResponse(

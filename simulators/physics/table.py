@@ -10,8 +10,11 @@ Detection scheme (1 kHz amplifier; see docs/physics.md):
   the time). Hence E_ref = X_ref − X_pump and ΔE = 2·X_pump.
 
 Both are the fundamental of the chopped signal in V rms (the EO gain includes
-√2/π of a square wave's peak-to-peak). Values are noise-free; the SR830
-simulator adds ``lockin_noise_v_per_rthz`` through its filter.
+√2/π of a square wave's peak-to-peak). The SR830 simulator adds the white
+``lockin_noise_v_per_rthz`` through its filter; the table's own noise and drift
+(probe and pump intensity, delays, the pump channel's gain) come from
+``world.table_noise`` (:mod:`labctl.simulators.physics.noise`), all neutral
+unless the world's noise is "realistic".
 
 ΔE at sampling delay t_s and pump delay t_p is quasi-static: the film's
 Δσ(ω) at the TDS delay scaled by the OPTP transient g(t_p) (and g(t_p + echo
@@ -97,11 +100,17 @@ class OpticalTable:
         return self._sigma_val
 
     def lockin_input_v(self, channel: str) -> float:
+        """What lock-in ``channel`` demodulates, with the table's intensity noise and the
+        pump channel's relative gain (``world.table_noise``; all 1 unless realistic)."""
         e_ref, de, _ = self._fields()
+        noise = self.world.table_noise
+        t = self.world.t
+        probe = noise.probe_factor(t)
+        de = de * noise.pump_factor(t)
         if channel == "ref":
-            return e_ref + 0.5 * de
+            return probe * (e_ref + 0.5 * de)
         if channel == "pump":
-            return 0.5 * de
+            return probe * noise.pump_channel_gain * 0.5 * de
         raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
 
     def lockin_noise_v_per_rthz(self, channel: str) -> float:

@@ -1,9 +1,10 @@
-"""Anneal films of a bare :class:`~labctl.simulators.world.World` through its instruments.
+"""Anneal films of a bare simulated World through its furnace controller, for physics tests.
 
-For physics tests and benchmarks: the simulated Eurotherm (PID and programmer)
-and ESP301 are attached to the world once, in-process, and the paper's recipe
-(:func:`labctl.procedures.annealing.anneal_film`) runs through their drivers,
-exactly as a procedure would on the simulated station.
+The simulated Eurotherm (PID and programmer) and ESP301 of the bundled sim
+station are attached to the world once, in-process, and the paper's recipe
+(:class:`labctl.procedures.anneal.Anneal`) runs through their drivers, exactly
+as on the simulated station. It lives on the test side: simulators do not
+import stations or procedures.
 """
 
 from __future__ import annotations

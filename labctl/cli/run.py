@@ -1,0 +1,252 @@
+"""``labctl run KIND``: run one measurement procedure on a station and record it.
+
+``labctl run anneal|absorption|optp|tds [--station FILE] [--time-scale S]
+[--slot N] [--sample-id ID] [--PARAM VALUE ...] --out DIR``
+
+The options after KIND are generated from the procedure's pymeasure
+Parameters (``anneal_c`` → ``--anneal-c``, with units, range and default in
+``labctl run KIND --help``), so they are written once, in the procedure. Every
+point is on disk as it is measured (``DIR/KIND_SAMPLE_DATE.csv``, pymeasure
+Results format, and its ``.json`` run summary beside it). A progress bar and
+the phase go to stderr; the one-line result and the data file to stdout.
+Ctrl-C aborts: the instruments are put in their safe state and the data kept.
+
+Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted, 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: Parameters every procedure has that ``labctl run`` spells differently.
+RENAMED = {"station_file": "--station"}
+
+
+def register(subparsers) -> None:
+    from labctl.procedures import PROCEDURES
+
+    p = subparsers.add_parser(
+        "run",
+        help="run a measurement procedure (anneal, absorption, optp, tds) and record it",
+        description=__doc__.split("\n\n")[2].replace("``", "") if __doc__ else None,
+        epilog="'labctl run KIND --help' lists KIND's parameters.",
+    )
+    p.add_argument("kind", choices=list(PROCEDURES), metavar="KIND", help=", ".join(PROCEDURES))
+    p.add_argument("options", nargs=argparse.REMAINDER, help="the procedure's options (see above)")
+    p.set_defaults(func=run)
+
+
+def option_name(parameter_name: str) -> str:
+    return RENAMED.get(parameter_name, "--" + parameter_name.replace("_", "-"))
+
+
+def procedure_parameters(cls) -> dict[str, Any]:
+    """The pymeasure Parameters of a Procedure class, base class first, in definition order."""
+    from pymeasure.experiment import Parameter
+
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                out.pop(name, None)
+                out[name] = value
+    return out
+
+
+def time_scale_arg(text: str) -> str | float:
+    """argparse type of ``--time-scale``: 'virtual', 'real' or a positive finite factor."""
+    if text in ("virtual", "real"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"'virtual', 'real' or a positive factor, not {text!r}")
+    return value
+
+
+def _describe(param) -> str:
+    from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
+
+    text = param.name
+    units = getattr(param, "units", None)
+    if units:
+        text += f", {units}"
+    if isinstance(param, FloatParameter | IntegerParameter):
+        lo, hi = param.minimum, param.maximum
+        if lo > -1e9 or hi < 1e9:
+            text += f"; {lo:g}…{hi:g}"
+    if isinstance(param, ListParameter):
+        text += f"; one of {', '.join(str(c) for c in param.choices)}"
+    if param.default is not None and param.default != "":
+        text += f" (default {param.default})"
+    return text.replace("%", "%%")
+
+
+def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    """The option parser of ``labctl run KIND``, generated from the class's Parameters."""
+    from pymeasure.experiment import (
+        BooleanParameter,
+        FloatParameter,
+        IntegerParameter,
+        ListParameter,
+    )
+
+    doc = (cls.__doc__ or "").strip().splitlines()
+    parser = argparse.ArgumentParser(
+        prog=f"labctl run {kind}",
+        description=doc[0] if doc else None,
+        epilog="Exit codes: 0 finished, 1 failed, 130 aborted, 2 bad options.",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory of the run file")
+    parser.add_argument(
+        "--time-scale",
+        type=time_scale_arg,
+        metavar="S",
+        help="'virtual' (instant), 'real' or a speed-up factor; overrides the station file",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    params = procedure_parameters(cls)
+    for name, param in params.items():
+        opt = option_name(name)
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": _describe(param)}
+        if isinstance(param, BooleanParameter):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(param, IntegerParameter):
+            kw.update(type=int, metavar="N")
+        elif isinstance(param, FloatParameter):
+            kw.update(type=float, metavar="X")
+        elif isinstance(param, ListParameter):
+            kw.update(choices=[str(c) for c in param.choices])
+        else:
+            kw.update(metavar="TEXT")
+        parser.add_argument(opt, **kw)
+    return parser, params
+
+
+def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> dict[str, Any]:
+    """The options given, checked against their Parameter (range, choices); errors exit 2."""
+    from pymeasure.experiment import ListParameter
+
+    values: dict[str, Any] = {}
+    for name, param in params.items():
+        given = getattr(ns, name)
+        if given is None:
+            continue
+        if isinstance(param, ListParameter):
+            given = {str(c): c for c in param.choices}[given]
+        check = copy.deepcopy(param)
+        try:
+            check.value = given
+        except (ValueError, TypeError) as exc:
+            parser.error(f"{option_name(name)} {given}: {exc}")
+        values[name] = check.value
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "verbose", False):
+        return _run(args)
+    with _quiet_logs():
+        return _run(args)
+
+
+@contextmanager
+def _quiet_logs():
+    """pymeasure warns of optional extras it lacks; the run engine logs the trace of an
+    unforeseen failure, which the outcome already states on one line (-v shows both)."""
+    loggers = [logging.getLogger("pymeasure.experiment"), logging.getLogger("labctl.runs")]
+    levels = [lg.level for lg in loggers]
+    loggers[0].setLevel(logging.ERROR)
+    loggers[1].setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from labctl.errors import LabctlError
+    from labctl.procedures import procedure_class
+    from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
+    from labctl.station import Station
+
+    kind = args.kind
+    try:
+        cls = procedure_class(kind)
+    except ImportError as exc:
+        raise LabctlError(f"procedure {kind!r} is not available here: {exc}") from None
+    parser, params = build_parser(kind, cls)
+    try:
+        ns = parser.parse_args(args.options)
+        values = parameter_values(parser, params, ns)
+    except SystemExit as exc:  # --help (0) or a bad option (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():
+        raise LabctlError(f"--out {out}: not a directory")
+    station_name = values.get("station_file") or params["station_file"].default
+    values["station_file"] = station_name
+    procedure = cls(**values)
+    station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
+    try:
+        path = new_run_file(out, kind, values.get("sample_id") or "")
+        with _Display(kind, quiet=ns.quiet) as display:
+            outcome = run_procedure(procedure, path, station=station, on_emit=display.on_emit)
+    finally:
+        station.close()
+    rows = f"{outcome.points} rows"
+    if outcome.status == FINISHED:
+        print(cls.summary_line(outcome.results))
+        print(f"data: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
+        return 0
+    word = "aborted" if outcome.status == ABORTED else "failed"
+    print(f"labctl run {kind}: {word}: {outcome.message}", file=sys.stderr)
+    print(f"data kept: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
+    return 130 if outcome.status == ABORTED else 1
+
+
+class _Display:
+    """A rich progress bar on stderr fed by the procedure's ``progress`` and ``phase`` emits."""
+
+    def __init__(self, kind: str, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.kind = kind
+        self.rows = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rows]} rows"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=quiet,
+        )
+        self.task = self.progress.add_task(kind, total=100.0, rows=0)
+
+    def __enter__(self) -> _Display:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_emit(self, topic: str, record: Any) -> None:
+        if topic == "progress":
+            self.progress.update(self.task, completed=float(record))
+        elif topic == "phase":
+            self.progress.update(self.task, description=f"{self.kind}: {record}")
+        elif topic in ("results", "batch results"):
+            n = len(next(iter(record.values()), ())) if topic == "batch results" else 1
+            self.rows += n
+            self.progress.update(self.task, rows=self.rows)

@@ -1,0 +1,242 @@
+"""Alignment steps every THz procedure shares: the THz peak and the OPTP peak.
+
+Plain functions over drivers, callable from any procedure (OPTP, TDS, a series):
+
+* :func:`find_thz_peak` — the gate (sampling stage) delay of the THz field's
+  maximum, with the pump far before zero delay: a coarse scan over the window,
+  then a fine one around its maximum, each located by
+  :func:`~labctl.analysis.peaks.parabolic_peak`;
+* :func:`find_optp_peak` — with the gate parked on the THz peak, the pump delay
+  where −ΔE is largest: a coarse scan located by
+  :func:`~labctl.analysis.peaks.spline_vertex` (the rise is asymmetric), then a
+  fine scan with a three times longer time constant fitted by a quartic. Each
+  scan runs forth and back and adds the two passes, so the lock-in's lag (which
+  shifts a one-way scan by about one time constant) cancels.
+
+``between_points()`` (optional) is called before every point: a procedure passes
+its stop check there, so an abort ends alignment within one point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymeasure.experiment import FloatParameter
+
+from labctl.analysis.peaks import parabolic_peak, quartic_peak, spline_vertex
+from labctl.errors import InstrumentError
+from labctl.procedures.base import StationProcedure
+
+#: The pump well after the THz probe: no photoexcitation seen while finding the THz peak.
+PUMP_BLOCKED_PS = -5.0
+
+
+@dataclass
+class PeakScan:
+    """Where a peak search ended and what it saw (for run results and plots)."""
+
+    peak_ps: float
+    coarse_ps: float
+    positions_ps: list[float] = field(default_factory=list)
+    values_v: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "peak_ps": self.peak_ps,
+            "coarse_ps": self.coarse_ps,
+            "positions_ps": list(self.positions_ps),
+            "values_V": list(self.values_v),
+        }
+
+
+def _grid(start: float, stop: float, step: float) -> np.ndarray:
+    return np.arange(start, stop + 0.5 * step, step)
+
+
+def _tick(between_points: Callable[[], None] | None) -> None:
+    if between_points is not None:
+        between_points()
+
+
+def read_x(lockin, n_tau: float = 3.0) -> float:
+    """X after the output filter has settled ``n_tau`` time constants (slope-aware)."""
+    lockin.settle(n_tau)
+    return lockin.read_xy()[0]
+
+
+def gate_scan(sampling, lockin, delays_ps, n_tau: float = 3.0, between_points=None) -> np.ndarray:
+    """X of ``lockin`` at each gate delay, one way."""
+    values = np.empty(len(delays_ps))
+    for i, delay in enumerate(delays_ps):
+        _tick(between_points)
+        sampling.move_to_ps(float(delay))
+        values[i] = read_x(lockin, n_tau)
+    return values
+
+
+def _less_sensitive(lockin) -> None:
+    full_scales = list(lockin.SENSITIVITIES)
+    i = full_scales.index(lockin.sensitivity)
+    if i == len(full_scales) - 1:
+        raise InstrumentError(lockin.name, "the THz peak overloads the least sensitive range")
+    lockin.sensitivity = full_scales[i + 1]
+
+
+def find_thz_peak(
+    stages,
+    lockin_ref,
+    *,
+    coarse: tuple[float, float, float] = (-1.0, 1.0, 0.1),
+    fine_half_width_ps: float = 0.2,
+    fine_step_ps: float = 0.02,
+    n_tau: float = 3.0,
+    between_points: Callable[[], None] | None = None,
+) -> PeakScan:
+    """Gate delay of the THz peak: coarse ``(start, stop, step)`` scan, then a fine one."""
+    stages.pump.move_to_ps(PUMP_BLOCKED_PS)
+    coarse_delays = _grid(*coarse)
+    # range at the nominal zero with headroom; a clipped (overloaded) scan is repeated less
+    # sensitive, since a clipped top has no peak to find
+    stages.sampling.move_to_ps(float(np.clip(0.0, coarse_delays[0], coarse_delays[-1])))
+    lockin_ref.range_with_headroom(steps=1)
+    for _ in range(len(lockin_ref.SENSITIVITIES)):
+        lockin_ref.read_overload()
+        coarse_x = gate_scan(stages.sampling, lockin_ref, coarse_delays, n_tau, between_points)
+        if not lockin_ref.read_overload():
+            break
+        _less_sensitive(lockin_ref)
+    coarse_peak = float(coarse_delays[int(np.argmax(coarse_x))])
+    fine = _grid(coarse_peak - fine_half_width_ps, coarse_peak + fine_half_width_ps, fine_step_ps)
+    stages.sampling.move_to_ps(coarse_peak)
+    lockin_ref.range_with_headroom(steps=0)
+    stages.sampling.move_to_ps(float(fine[0]))
+    lockin_ref.settle(5.0)
+    fine_x = gate_scan(stages.sampling, lockin_ref, fine, n_tau, between_points)
+    return PeakScan(parabolic_peak(fine, fine_x), coarse_peak, fine.tolist(), fine_x.tolist())
+
+
+def optp_scan(
+    pump_stage, lockin_pump, delays_ps, n_tau: float = 5.0, between_points=None
+) -> np.ndarray:
+    """−X of the pump lock-in (−ΔE/2) vs pump delay, forth and back, summed (lag cancels)."""
+    delays = np.asarray(delays_ps, float)
+    minus_x = np.zeros(delays.size)
+    for order in (range(delays.size), range(delays.size - 1, -1, -1)):
+        pump_stage.move_to_ps(float(delays[order[0]]))
+        lockin_pump.settle(10.0)
+        for i in order:
+            _tick(between_points)
+            pump_stage.move_to_ps(float(delays[i]))
+            minus_x[i] -= read_x(lockin_pump, n_tau)
+    return minus_x
+
+
+def find_optp_peak(
+    stages,
+    lockin_pump,
+    *,
+    coarse: tuple[float, float, float] = (-0.6, 1.2, 0.025),
+    fine_half_width_ps: float = 0.15,
+    fine_step_ps: float = 0.01,
+    fine_tau_factor: float = 3.0,
+    between_points: Callable[[], None] | None = None,
+) -> PeakScan:
+    """Pump delay of the OPTP peak (the gate must already be on the THz peak)."""
+    stages.pump.move_to_ps(coarse[1])
+    lockin_pump.range_with_headroom()
+    coarse_delays = _grid(*coarse)
+    minus = optp_scan(stages.pump, lockin_pump, coarse_delays, between_points=between_points)
+    coarse_peak = spline_vertex(coarse_delays, minus)
+    tau = lockin_pump.time_constant
+    lockin_pump.time_constant = fine_tau_factor * tau
+    try:
+        fine = _grid(
+            coarse_peak - fine_half_width_ps, coarse_peak + fine_half_width_ps, fine_step_ps
+        )
+        fine_minus = optp_scan(stages.pump, lockin_pump, fine, between_points=between_points)
+    finally:
+        lockin_pump.time_constant = tau
+    peak = quartic_peak(fine, fine_minus, coarse_peak, 0.1)
+    return PeakScan(peak, coarse_peak, coarse_delays.tolist(), (0.5 * minus).tolist())
+
+
+# --------------------------------------------------------------------------- procedure glue
+class OptionalFloatParameter(FloatParameter):
+    """A FloatParameter that may be left unset ("find it"): written empty in the header,
+    and read back from it as unset by ``Results.load``."""
+
+    @property
+    def value(self):
+        return self._value  # None when unset (pymeasure's raises)
+
+    @value.setter
+    def value(self, value):
+        self._value = self.convert(value)
+
+    def convert(self, value):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return super().convert(value)
+
+
+class AlignedProcedure(StationProcedure):
+    """A THz procedure that parks the gate on the THz peak (found, or given) first.
+
+    Shared Parameters: the lock-ins' time constant and settling, the THz peak if
+    known, and the sample (thickness, the substrate's THz index) the operator enters.
+    """
+
+    ROLES = ("lockin_ref", "lockin_pump", "stages")
+
+    time_constant_s = FloatParameter(
+        "Lock-in time constant", units="s", minimum=1e-5, maximum=30.0, default=0.1
+    )
+    settle_tau = FloatParameter(
+        "Settling before each reading", units="tau", minimum=0.0, maximum=50.0, default=3.0
+    )
+    thz_peak_ps = OptionalFloatParameter(
+        "THz peak gate delay", units="ps", minimum=-1e3, maximum=1e3, default=None
+    )
+    film_thickness_nm = FloatParameter(
+        "Film thickness", units="nm", minimum=0.1, maximum=1e6, default=100.0
+    )
+    substrate_index = FloatParameter("Substrate index", minimum=1.0, maximum=10.0, default=1.95)
+
+    def startup(self) -> None:
+        super().startup()
+        self.stages = self.instrument("stages")
+        self.lockin_ref = self.instrument("lockin_ref")
+        self.lockin_pump = self.instrument("lockin_pump")
+        for lockin in (self.lockin_ref, self.lockin_pump):
+            lockin.time_constant = self.time_constant_s
+
+    def make_safe(self) -> None:
+        """Stages stopped (they hold position); nothing else here is hazardous."""
+        stages = getattr(self, "stages", None)
+        if stages is not None:
+            stages.stop()
+
+    def bring_sample_in(self) -> None:
+        """Put the film of ``slot`` in the beams (when the stages have a sample axis)."""
+        if "sample" in self.stages:
+            self.stages.sample.move_to_slot(int(self.slot))
+
+    def park_on_thz_peak(self) -> float:
+        """Find the THz peak unless given; park the gate there; returns its delay (ps)."""
+        if self.thz_peak_ps is None:
+            scan = find_thz_peak(self.stages, self.lockin_ref, between_points=self.check_stop)
+            self.run_results["thz_peak"] = scan.to_dict()
+            peak = scan.peak_ps
+        else:
+            peak = float(self.thz_peak_ps)
+            self.run_results["thz_peak"] = {"peak_ps": peak, "given": True}
+        self.run_results["thz_peak_ps"] = peak
+        self.stages.sampling.move_to_ps(peak)
+        return peak
+
+    def read_pair(self) -> tuple[float, float]:
+        """X of both lock-ins after settling: (X_ref, X_pump) in V."""
+        self.lockin_pump.settle(self.settle_tau)
+        return self.lockin_ref.read_xy()[0], self.lockin_pump.read_xy()[0]

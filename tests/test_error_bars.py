@@ -1,0 +1,340 @@
+"""Honest error bars: the world's noise, errors from per-sweep scatter, null and sign guards."""
+
+import json
+
+import numpy as np
+import pytest
+
+from labctl.analysis import fitting, synthetic, tds
+from labctl.analysis.io import load_tds_csv
+from labctl.cli import main
+from labctl.clock import VirtualClock
+from labctl.errors import DataFileError, StationError
+from labctl.livefit import LiveTDSFit
+from labctl.simulators.physics.scan import anneal_nominal, simulate_sweeps
+from labctl.simulators.world import World
+
+TDS_ARGS = ["--thickness-nm", "100", "--substrate-index", "1.95"]
+TIMES = np.arange(-4.0, 12.0001, 0.05)
+
+
+def _film_300():
+    world = World(VirtualClock(), seed=0, noise=False)
+    film = world.films[0]
+    anneal_nominal(film, 300.0)
+    return film
+
+
+@pytest.fixture(scope="module")
+def film():
+    return _film_300()
+
+
+def _scan(film, seed=0, n_sweeps=8, noise="realistic", **kw):
+    world = World(VirtualClock(), seed=seed, noise=noise)
+    return world, simulate_sweeps(world, film, TIMES, n_sweeps, **kw)
+
+
+def _write_run(path, time_ps, e_ref, de, alternate=True):
+    """A run file as the TDS procedure writes it: # header, sweep rows in acquisition order."""
+    lines = ["sweep,time_ps,E_ref,dE"]
+    for k in range(e_ref.shape[0]):
+        order = range(time_ps.size)
+        if alternate and k % 2:
+            order = reversed(order)
+        lines += [f"{k},{time_ps[i]:.4f},{e_ref[k, i]:.10e},{de[k, i]:.10e}" for i in order]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _spectrum(e_ref, de, time_ps=TIMES, **kw):
+    return tds.photoconductivity(
+        time_ps,
+        e_ref,
+        de,
+        thickness_m=100e-9,
+        substrate_index=1.95,
+        fmin_hz=0.3e12,
+        fmax_hz=2.2e12,
+        require_signal=False,
+        **kw,
+    )
+
+
+# ---------------------------------------------------------------- the world's noise
+
+
+def test_noise_modes_and_station_option():
+    white = World(VirtualClock(), seed=1, noise="white")
+    assert white.noise == "white" and not white.table_noise.enabled
+    assert World(VirtualClock(), noise=False).noise is False
+    real = World(VirtualClock(), seed=1)  # default: realistic
+    assert real.noise == "realistic" and real.table_noise.enabled
+    with pytest.raises(ValueError, match="realistic"):
+        World(VirtualClock(), noise="pink")
+    from labctl.station import build_world
+
+    with pytest.raises(StationError, match="simulation.noise"):
+        build_world({"noise": "pink"}, VirtualClock())
+    assert build_world({"noise": "white"}, VirtualClock()).noise == "white"
+
+
+def test_realistic_noise_lives_on_virtual_time():
+    """Intensity noise and drift are functions of the world's virtual time: their spread
+    over a long stretch matches the parameters; gate jitter is drawn per stage move."""
+    world = World(VirtualClock(), seed=2)
+    p = world.params.noise
+    noise = world.table_noise
+    t = np.arange(0.0, 20000.0, 0.3)
+    probe = 1.0 + noise.probe.path(t) + noise.probe_drift.path(t)
+    expected = np.hypot(p["probe_point_rms"], p["probe_drift_rms"])
+    assert np.std(probe) == pytest.approx(expected, rel=0.15)
+    # point-to-point (0.3 s apart) multiplicative noise of the order of 1 %
+    assert 0.005 < np.std(np.diff(probe)) / np.sqrt(2) < 0.02
+    stage = world.stages[0]
+    stage.start_mm = stage.target_mm = 50.0  # parked: every move below goes nowhere
+    delays = []
+    for k in range(200):
+        stage.move_to(50.0, float(k))  # the same target, a new move each time
+        world.t = float(k) + 1e-3
+        delays.append(world.sampling_delay_ps())
+    # per-move jitter 1.8 fs plus the (slow) delay drift 2.5 fs
+    assert 1.5e-3 < np.std(np.diff(delays)) / np.sqrt(2) < 3.5e-3
+
+
+def test_scan_path_reproduces_the_table_fields(film):
+    """Noise off: the cheap per-sweep path gives the optical table's own E_ref and ΔE."""
+    world, scan = _scan(film, n_sweeps=2, noise=False)
+    table, pulse = world.table, world.table.pulse
+    tp = world.tds_pump_delay_ps()
+    de = [pulse.field_from(pulse.phase(t), table._pumped_spec_change(film, tp)) for t in TIMES]
+    ref = [pulse.field_from(pulse.phase(t), table._sample_spec) for t in TIMES]
+    assert np.allclose(scan.delta_e, de, rtol=0, atol=1e-10 * np.max(np.abs(de)))
+    assert np.allclose(scan.e_ref, ref, rtol=0, atol=1e-10 * np.max(np.abs(ref)))
+
+
+def test_both_lock_ins_see_one_detector():
+    """The probe's intensity noise is common to both channels: ΔE/E_ref at the lock-in
+    inputs fluctuates only by the pump's energy noise, each channel by both."""
+    world = World(VirtualClock(), seed=3)
+    anneal_nominal(world.films[0], 300.0)
+    for stage, mm in zip(
+        world.stages,
+        (
+            world.params.table["sampling_zero_mm"],
+            world.params.table["pump_zero_mm"] + world.tds_pump_delay_ps() / 6.671,
+            world.slot_position_mm(1),
+        ),
+        strict=True,
+    ):
+        stage.start_mm = stage.target_mm = mm
+    ref, pump = [], []
+    for k in range(400):
+        world.t = 1.0 + 0.3 * k
+        ref.append(world.lockin_input_v("ref"))
+        pump.append(world.lockin_input_v("pump"))
+    ref, pump = np.array(ref), np.array(pump)
+    ratio = pump / (ref - pump)  # ΔE/(2 E_ref)
+    p = world.params.noise
+    rel_ref = np.std(ref) / np.mean(ref)
+    rel_ratio = np.std(ratio) / abs(np.mean(ratio))
+    assert rel_ref > 0.5 * np.hypot(p["probe_point_rms"], p["probe_drift_rms"])
+    assert rel_ratio < 1.5 * np.hypot(p["pump_point_rms"], p["pump_drift_rms"]) < rel_ref
+
+
+def test_film_variation_is_an_option():
+    plain = World(VirtualClock(), seed=4, noise=False)
+    assert {f.thickness_nm for f in plain.films} == {100.0}
+    varied = World(VirtualClock(), seed=4, noise=False)
+    varied.configure(film_variation=True)
+    thickness = [f.thickness_nm for f in varied.films]
+    assert len(set(thickness)) == len(thickness) and 80 < min(thickness) < max(thickness) < 120
+    assert len({getattr(f, "yield_scale", 1.0) for f in varied.films}) == len(thickness)
+    with pytest.raises(StationError, match="film_variation"):
+        varied.configure(film_variation="yes")
+
+
+# ---------------------------------------------------------------- calibrated errors
+
+
+@pytest.mark.parametrize("noise", ["white", "realistic"])
+def test_pulls_are_calibrated(noise):
+    """Over 40 seeds, (fit − truth)/error has unit spread and no bias for τ, c, N and μ."""
+    res = synthetic.world_pull_study(noise, range(40), n_sweeps=8)
+    for key, pulls in res["pulls"].items():
+        assert 0.8 <= np.std(pulls) <= 1.25, (key, np.std(pulls))
+        assert abs(np.mean(pulls)) <= 0.5, (key, np.mean(pulls))
+
+
+@pytest.mark.parametrize("source", list(synthetic.NOISE_SOURCES))
+def test_pulls_are_calibrated_for_each_noise_source(source):
+    """Each table noise source alone (20 seeds; pooled over τ, c, N, μ for CI speed; the
+    per-parameter check over ≥ 20 seeds is benchmarks/error_calibration.py)."""
+    res = synthetic.world_pull_study(only=source, seeds=range(20), n_sweeps=8)
+    pooled = np.concatenate(list(res["pulls"].values()))
+    assert 0.75 <= np.sqrt(np.mean(pooled**2)) <= 1.3, source
+    for key, pulls in res["pulls"].items():
+        assert abs(np.mean(pulls)) <= 0.5, (source, key)
+
+
+def test_sweep_errors_include_what_a_baseline_misses(film):
+    """Realistic noise: the per-sweep scatter gives errors several times the baseline's."""
+    _, scan = _scan(film, seed=5)
+    per_sweep = fitting.fit_spectrum(_spectrum(scan.e_ref, scan.delta_e))
+    averaged = fitting.fit_spectrum(_spectrum(scan.e_ref.mean(axis=0), scan.delta_e.mean(axis=0)))
+    assert per_sweep.errors["tau_fs"] > 2 * averaged.errors["tau_fs"]
+    assert per_sweep.errors["N_1e21"] > 2 * averaged.errors["N_1e21"]
+
+
+def test_two_sweeps_use_the_fitted_noise_model(film):
+    _, scan = _scan(film, seed=6, n_sweeps=2, noise="white")
+    spec = _spectrum(scan.e_ref, scan.delta_e)
+    assert spec.noise_source == "noise-model" and spec.sigma_cov is not None
+    fit = fitting.fit_spectrum(spec)
+    assert fit.errors["tau_fs"] > 0 and np.isfinite(fit.errors["N_1e21"])
+
+
+def test_time_domain_noise_model_recovers_its_parameters():
+    """additive + multiplicative + jitter, as thztools' noisefit models it."""
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 20, 0.05)
+    sa, sb, st = 1e-3, 0.02, 0.004  # field units, fraction, ps
+    sweeps = []
+    for _ in range(60):
+        jitter = st * rng.standard_normal(t.size)
+        clean = synthetic.thz_pulse(t + jitter)
+        sweeps.append(
+            clean * (1 + sb * rng.standard_normal(t.size)) + sa * rng.standard_normal(t.size)
+        )
+    _, (a, b, tau) = tds.fit_time_domain_noise(t, np.array(sweeps))
+    assert a == pytest.approx(sa, rel=0.1)
+    assert b == pytest.approx(sb, rel=0.15)
+    assert tau == pytest.approx(st, rel=0.25)
+
+
+def test_chi2_far_below_one_is_flagged():
+    data = synthetic.synthetic_tds(noise_de=3e-6, rng=0)
+    spec = _spectrum(data.e_ref, data.delta_e, time_ps=data.time_ps, noise="baseline")
+    fit = fitting.fit_conductivity(spec.freq_hz, spec.sigma, 5 * spec.sigma_err)
+    assert fit.chi2_red < 0.1
+    assert any("far below 1" in w for w in fit.warnings)
+    honest = fitting.fit_conductivity(spec.freq_hz, spec.sigma, spec.sigma_err)
+    assert not any("far below 1" in w for w in honest.warnings)
+
+
+# ---------------------------------------------------------------- run files, CLI, live fit
+
+
+def test_run_file_with_sweeps_through_analyze(tmp_path, capsys, film):
+    world, scan = _scan(film, seed=7)
+    truth = world.true_parameters(film)
+    path = _write_run(tmp_path / "run.csv", TIMES, scan.e_ref, scan.delta_e)
+    data = load_tds_csv(path)
+    assert data.n_sweeps == 8 and np.allclose(data.e_ref_sweeps[1], scan.e_ref[1], rtol=1e-9)
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["error_source"] == "sweep-scatter" and r["n_sweeps"] == 8
+    assert r["significant"] is True
+    for key in ("tau_fs", "c", "mobility_cm2_Vs"):
+        assert abs(r[key] - truth[key]) < 4 * r[f"{key}_err"], key
+    n_true = truth["N_m3"] * scan.transient_at_parked
+    assert abs(r["N_m3"] - n_true) < 4 * r["N_m3_err"]
+
+
+def test_run_file_incomplete_and_off_grid_sweeps(tmp_path):
+    e = np.tile(synthetic.thz_pulse(TIMES), (3, 1))
+    path = _write_run(tmp_path / "run.csv", TIMES, e, 0.01 * e)
+    with path.open("a") as fh:  # an aborted fourth sweep
+        fh.writelines(f"3,{t:.4f},1.0,0.0\n" for t in TIMES[:40])
+    data = load_tds_csv(path)
+    assert data.n_sweeps == 3 and "sweep 3 has 40 of" in data.notes[0]
+    bad = _write_run(tmp_path / "bad.csv", TIMES, e, e)
+    with bad.open("a") as fh:
+        fh.writelines(f"9,{t + 0.02:.4f},1.0,0.0\n" for t in TIMES)
+    with pytest.raises(DataFileError, match="sweep 9 .* not on the time grid"):
+        load_tds_csv(bad)
+
+
+def test_live_fit_uses_sweep_scatter_and_says_so(film):
+    _, scan = _scan(film, seed=8)
+    with LiveTDSFit(100e-9, 1.95, threaded=False) as live:
+        for k in range(scan.e_ref.shape[0]):
+            live.add_sweep(TIMES, scan.e_ref[k], scan.delta_e[k])
+            if k == 1:
+                assert live.latest.noise_source == "noise-model"
+        last = live.latest
+    assert last.ok and last.noise_source == "sweep-scatter" and last.significant is True
+    assert last.to_dict()["error_source"] == "sweep-scatter"
+
+
+# ---------------------------------------------------------------- null and sign guards
+
+
+def test_reference_halves_with_drift_are_not_significant(tmp_path, capsys, film):
+    """The same reference waveform measured in two halves of a drifting run, passed as
+    E_ref and ΔE, is not a photoconductivity."""
+    _, scan = _scan(film, seed=9, n_sweeps=16, pump_blocked=True)
+    first, second = scan.e_ref[:8], scan.e_ref[8:]
+    path = _write_run(tmp_path / "null.csv", TIMES, first, second - first)
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["significant"] is False and r["success"] is False
+    assert r["N_m3"] is None and r["N_m3_err"] is None and r["tau_fs"] is None
+    assert any("not significant" in w for w in r["warnings"])
+
+
+def test_pump_blocked_is_not_significant(film):
+    for seed in range(3):
+        _, scan = _scan(film, seed=10 + seed, pump_blocked=True)
+        assert not tds.significance(_spectrum(scan.e_ref, scan.delta_e)).significant
+        # the same film pumped: significant
+        _, pumped = _scan(film, seed=10 + seed)
+        assert tds.significance(_spectrum(pumped.e_ref, pumped.delta_e)).significant
+    with LiveTDSFit(100e-9, 1.95, threaded=False) as live:
+        for k in range(scan.e_ref.shape[0]):
+            live.add_sweep(TIMES, scan.e_ref[k], scan.delta_e[k])
+        assert live.latest.significant is False
+        assert any("not significant" in w for w in live.latest.warnings)
+
+
+def test_flipped_sign_of_delta_e_is_diagnosed(tmp_path, capsys, film):
+    _, scan = _scan(film, seed=11)
+    test = tds.significance(_spectrum(scan.e_ref, -scan.delta_e))
+    assert test.significant and test.negative_real
+    assert not tds.significance(_spectrum(scan.e_ref, scan.delta_e)).negative_real
+    path = _write_run(tmp_path / "flipped.csv", TIMES, scan.e_ref, -scan.delta_e)
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["success"] is False
+    assert any(
+        "check the sign of dE, the lock-in phase, or the geometry" in w for w in r["warnings"]
+    )
+
+
+def _optp_file(tmp_path, name, t, y):
+    path = tmp_path / name
+    path.write_text(
+        "pump_delay_ps,minus_dE_over_E\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True))
+    )
+    return path
+
+
+def test_optp_wrong_sign_is_refused_and_edge_peak_warned(tmp_path, capsys):
+    from labctl.analysis import optp
+
+    t = np.arange(-1, 10, 0.05)
+    rng = np.random.default_rng(0)
+    trace = optp.decay_model(t, 0.0, 0.3, [1e-3, 5e-4], [0.7, 4.0]) + 1e-5 * rng.standard_normal(
+        t.size
+    )
+    path = _optp_file(tmp_path, "neg.csv", t, -trace)
+    assert main(["analyze", "optp", str(path), "--no-fit", "--json"]) == 1
+    assert "check the sign of dE" in capsys.readouterr().err
+    late = t >= 0.5  # the scan starts after the peak: its maximum is the first point
+    path = _optp_file(tmp_path, "edge.csv", t[late], trace[late])
+    assert main(["analyze", "optp", str(path), "--no-fit", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert any("start of the scan" in w for w in r["warnings"])
+    path = _optp_file(tmp_path, "ok.csv", t, trace)
+    assert main(["analyze", "optp", str(path), "--no-fit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
