@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError
+from labctl.yamlfile import YamlDocument, load_document
 
 MEASUREMENT_KINDS = ("absorption", "optp", "tds")
 TOP_KEYS = {
@@ -102,38 +103,14 @@ class Plan:
 
 
 class _Where:
-    """Line numbers of key paths in the YAML source, for error messages."""
+    """``FILE:LINE: key.path: problem`` errors from a loaded document's key lines."""
 
-    def __init__(self, path: str, text: str) -> None:
-        import yaml
-
-        self.path = path
-        self.lines: dict[tuple, int] = {}
-        try:
-            node = yaml.compose(text)
-        except yaml.YAMLError:
-            node = None
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node, key: tuple) -> None:
-        import yaml
-
-        self.lines.setdefault(key, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                sub = (*key, k.value)
-                self.lines[sub] = k.start_mark.line + 1
-                self._walk(v, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                self._walk(v, (*key, i))
+    def __init__(self, document: YamlDocument | None, source: str) -> None:
+        self.document = document
+        self.source = source
 
     def __call__(self, *key) -> str:
-        for n in range(len(key), -1, -1):
-            if key[:n] in self.lines:
-                return f"{self.path}:{self.lines[key[:n]]}"
-        return self.path
+        return self.document.where(key) if self.document is not None else self.source
 
     def error(self, key: tuple, message: str) -> PlanError:
         dotted = ".".join(str(k) for k in key)
@@ -157,36 +134,16 @@ def _number(where: _Where, key: tuple, value, lo: float, hi: float, integer: boo
 
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; :class:`PlanError` names file, line and key."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > 1_000_000:
-        raise PlanError(f"{path}: a plan file is at most 1 MB, this one is {len(raw)} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PlanError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    data = _load_yaml(path, text)
-    return parse_plan(data, str(path), text)
+    document = load_document(path, "plan file", PlanError)
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_plan(document.data, str(path), text, document)
 
 
-def _load_yaml(path: Path, text: str):
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlanError(f"{where}: not valid YAML: {problem}") from None
-
-
-def parse_plan(data: Any, source: str = "<plan>", text: str = "") -> Plan:
+def parse_plan(
+    data: Any, source: str = "<plan>", text: str = "", document: YamlDocument | None = None
+) -> Plan:
     """Validate a plan mapping (as loaded from YAML) into steps."""
-    where = _Where(source, text)
+    where = _Where(document, source)
     if not isinstance(data, dict):
         raise where.error((), "a plan is a mapping with 'temperatures_c' and 'measurements'")
     for key in data:

@@ -65,7 +65,7 @@ class SeriesRunner:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.plan = plan
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).resolve()
         self.station = station
         self.stop = stop if stop is not None else threading.Event()
         self.on_event = on_event

@@ -72,9 +72,14 @@ def _log_to(path: Path) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
+    for console in root.handlers:  # the terminal keeps its level; the file gets INFO
+        if console.level == logging.NOTSET:
+            console.setLevel(root.level or logging.WARNING)
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+    for noisy in ("pymeasure",):  # parameter and connection chatter stays out of the log
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
 
 
