@@ -21,10 +21,13 @@ COLUMNS = (
     "temperature_c",
     "sample_id",
     "hh_peak_nm",
+    "hh_peak_nm_err",
     "lh_peak_nm",
     "optical_gap_ev",
+    "optical_gap_ev_err",
     "optp_peak_delay_ps",
     "optp_peak_minus_dE_over_E",
+    "optp_absorbed_density_m3",
     "optp_peak_per_nabs",
     "tau_fs",
     "tau_fs_err",
@@ -40,22 +43,24 @@ COLUMNS = (
 
 #: Where each summary column comes from: (step kind, key paths into its run results).
 SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "hh_peak_nm": ("absorption", ("hh_peak_nm", "peaks.hh.wavelength_nm")),
-    "lh_peak_nm": ("absorption", ("lh_peak_nm", "peaks.lh.wavelength_nm")),
-    "optical_gap_ev": ("absorption", ("tauc_gap_ev", "tauc.gap_eV", "gap_ev")),
-    "optp_peak_delay_ps": ("optp", ("peak_delay_ps", "optp_peak_delay_ps")),
-    "optp_peak_minus_dE_over_E": ("optp", ("peak_minus_dE_over_E", "peak_signal")),
-    "optp_peak_per_nabs": ("optp", ("peak_per_nabs", "peak_per_absorbed_density")),
-    "tau_fs": ("tds", ("tau_fs", "fit.tau_fs")),
-    "tau_fs_err": ("tds", ("tau_fs_err", "fit.tau_fs_err")),
-    "c": ("tds", ("c", "fit.c")),
-    "c_err": ("tds", ("c_err", "fit.c_err")),
-    "N_m3": ("tds", ("N_m3", "fit.N_m3")),
-    "N_m3_err": ("tds", ("N_m3_err", "fit.N_m3_err")),
-    "mobility_cm2_Vs": ("tds", ("mobility_cm2_Vs", "fit.mobility_cm2_Vs")),
-    "mobility_cm2_Vs_err": ("tds", ("mobility_cm2_Vs_err", "fit.mobility_cm2_Vs_err")),
-    "chi2_red": ("tds", ("chi2_red", "fit.chi2_red")),
-    "tds_sweeps": ("tds", ("sweeps", "n_sweeps")),
+    "hh_peak_nm": ("absorption", ("hh_nm",)),
+    "hh_peak_nm_err": ("absorption", ("hh_nm_err",)),
+    "lh_peak_nm": ("absorption", ("lh_nm",)),
+    "optical_gap_ev": ("absorption", ("tauc_gap_ev",)),
+    "optical_gap_ev_err": ("absorption", ("tauc_gap_ev_err",)),
+    "optp_peak_delay_ps": ("optp", ("optp_peak.pump_delay_ps",)),
+    "optp_peak_minus_dE_over_E": ("optp", ("optp_peak.minus_dE_over_E",)),
+    "optp_absorbed_density_m3": ("optp", ("absorbed_photon_density_m3",)),
+    "tau_fs": ("tds", ("fit.tau_fs",)),
+    "tau_fs_err": ("tds", ("fit.tau_fs_err",)),
+    "c": ("tds", ("fit.c",)),
+    "c_err": ("tds", ("fit.c_err",)),
+    "N_m3": ("tds", ("fit.N_m3",)),
+    "N_m3_err": ("tds", ("fit.N_m3_err",)),
+    "mobility_cm2_Vs": ("tds", ("fit.mobility_cm2_Vs",)),
+    "mobility_cm2_Vs_err": ("tds", ("fit.mobility_cm2_Vs_err",)),
+    "chi2_red": ("tds", ("fit.chi2_red",)),
+    "tds_sweeps": ("tds", ("sweeps",)),
 }
 
 
@@ -88,6 +93,10 @@ def summary_rows(steps: list[dict]) -> list[dict]:
                 if value is not None:
                     row[column] = value
                     break
+    for row in rows.values():  # the paper's comparison: OPTP peak per absorbed photon density
+        signal, density = row["optp_peak_minus_dE_over_E"], row["optp_absorbed_density_m3"]
+        if signal is not None and density:
+            row["optp_peak_per_nabs"] = signal / density
     return sorted(
         rows.values(), key=lambda r: (r["temperature_c"] is not None, r["temperature_c"] or 0)
     )
@@ -198,6 +207,8 @@ def print_summary(directory: str | Path, console=None) -> None:
 
     doc = json.loads((Path(directory) / "summary.json").read_text())
     console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
     table = Table(title=f"series {doc['series']}: {doc['state']} (paper's Table 2 dimmed below)")
     for col in (
         "T (°C)",

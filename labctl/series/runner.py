@@ -35,6 +35,7 @@ from labctl.series.plan import Plan, Step
 log = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
+PUMP_NM = 400.0  # the OPTP pump wavelength (the paper: 400 nm)
 
 
 class SeriesError(LabctlError):
@@ -177,6 +178,8 @@ class SeriesRunner:
             )
             if step.kind == "anneal":
                 params.update(self._anneal_continuation(step))
+        if step.kind == "optp":
+            params.update(self._film_absorbance(step, params))
         elif row["state"] == FAILED and step.kind == "anneal":
             if not self._anneal_may_continue(step):
                 return False, row["message"] or "the anneal failed earlier"
@@ -209,6 +212,27 @@ class SeriesRunner:
                 break
         return False, message
 
+    def _film_absorbance(self, step: Step, params: dict) -> dict[str, Any]:
+        """The film's absorbance at the pump wavelength, from its absorption step of this anneal.
+
+        OPTP normalises its peak by the absorbed photon density N_abs (the paper's
+        comparison across temperatures); the plan may give it instead.
+        """
+        if params.get("absorbance_400nm") is not None or params.get("absorptance_400nm"):
+            return {}
+        for other in self.plan.steps:
+            if (
+                other.kind == "absorption"
+                and other.sample_id == step.sample_id
+                and other.temperature_c == step.temperature_c
+            ):
+                row = self.catalog.step(other.index)
+                if row["state"] == DONE and row["run_file"]:
+                    a = absorbance_at(self.out_dir / row["run_file"], PUMP_NM)
+                    if a is not None and a > 0:
+                        return {"absorbance_400nm": round(a, 6)}
+        return {}
+
     def _anneal_may_continue(self, step: Step) -> bool:
         """A failed anneal is continued on resume only if it failed by an interlock or abort."""
         return True
@@ -227,6 +251,27 @@ class SeriesRunner:
             step.index,
         )
         return {"dwell_done_min": done, "continue_program": True}
+
+
+def absorbance_at(run_file: Path, wavelength_nm: float, half_width_nm: float = 2.0):
+    """Median absorbance within ±``half_width_nm`` of ``wavelength_nm`` in an absorption run."""
+    import csv
+
+    import numpy as np
+
+    values = []
+    try:
+        with open(run_file, encoding="utf-8") as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                try:
+                    wl, a = float(row["wavelength_nm"]), float(row["absorbance"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if abs(wl - wavelength_nm) <= half_width_nm and np.isfinite(a):
+                    values.append(a)
+    except OSError:
+        return None
+    return float(np.median(values)) if values else None
 
 
 def _is_interlock(message: str) -> bool:
