@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from labctl.cli.run import time_scale_arg
+
     p = sub.add_parser("series", help="overnight annealing series: run, check, status, report")
     ssub = p.add_subparsers(dest="series_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -16,7 +18,13 @@ def register(sub) -> None:
     r = ssub.add_parser("run", help="run (or --resume) a series plan")
     r.add_argument("plan", metavar="PLAN.yaml")
     r.add_argument("--station", default=None, help="station file or name (default: the plan's)")
-    r.add_argument("--time-scale", default=None, help="'real', 'virtual' or a factor")
+    r.add_argument(
+        "--time-scale",
+        type=time_scale_arg,
+        default=None,
+        metavar="S",
+        help="'virtual' (instant), 'real' or a speed-up factor; overrides the station file",
+    )
     r.add_argument("--out", required=True, metavar="DIR", help="series directory")
     r.add_argument("--resume", action="store_true", help="continue a series in DIR")
     r.add_argument(
@@ -47,6 +55,35 @@ def _plan(path: str):
     return load_plan(path)
 
 
+def quiet_library_logs() -> None:
+    """pymeasure's import-time notices (no ZMQ, no IPython) are not the operator's business."""
+    import logging
+
+    root = logging.getLogger()
+    if root.level > logging.DEBUG or root.level == logging.NOTSET:
+        logging.getLogger("pymeasure").setLevel(logging.ERROR)
+
+
+def _refused(func):
+    """A plan or series that cannot run is bad input: one line, exit 2 (like argparse)."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        from labctl.series.plan import PlanError
+        from labctl.series.runner import SeriesError
+
+        quiet_library_logs()
+        try:
+            return func(args)
+        except (PlanError, SeriesError) as exc:
+            print(f"labctl series: error: {exc}", file=sys.stderr)
+            return 2
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@_refused
 def check(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -69,6 +106,7 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+@_refused
 def run(args: argparse.Namespace) -> int:
     from labctl.series.session import run_series
 

@@ -106,6 +106,30 @@ class Catalog:
                 )
             self.db.execute("COMMIT")
 
+    def adopt_plan(self, plan, first_new: int) -> None:
+        """A changed plan on resume: its digest and text, new parameters of steps not yet
+        done, and its steps from ``first_new`` on added as pending."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "UPDATE series SET plan_digest = ?, plan_text = ? WHERE id = 1",
+                (plan.digest, plan.text),
+            )
+            for s in plan.steps:
+                params = json.dumps(s.params, sort_keys=True)
+                if s.index < first_new:
+                    self.db.execute(
+                        "UPDATE steps SET params = ? WHERE idx = ? AND state != ?",
+                        (params, s.index, DONE),
+                    )
+                else:
+                    self.db.execute(
+                        "INSERT INTO steps (idx, kind, temperature_c, slot, sample_id, params,"
+                        " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (s.index, s.kind, s.temperature_c, s.slot, s.sample_id, params, PENDING),
+                    )
+            self.db.execute("COMMIT")
+
     def series(self) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM series WHERE id = 1").fetchone()
         return dict(row) if row else None

@@ -89,6 +89,7 @@ class Plan:
     retries: int
     on_failure: str
     interlocks: dict[str, float]
+    slots_where: str = ""  # FILE:LINE of 'slots', for errors found against a station
 
     @property
     def digest(self) -> str:
@@ -227,6 +228,7 @@ def parse_plan(
         retries=retries,
         on_failure=on_failure,
         interlocks=interlocks,
+        slots_where=where("slots"),
     )
     return plan
 

@@ -70,7 +70,26 @@ class SeriesRunner:
         self.station = station
         self.stop = stop if stop is not None else threading.Event()
         self.on_event = on_event
+        self._check_slots()
         self.catalog = self._open_catalog(resume, allow_changed_plan)
+
+    def _check_slots(self) -> None:
+        """Every film's slot exists on this station's holder (before anything moves)."""
+        from labctl.series.plan import PlanError
+
+        if "stages" not in self.station:
+            return
+        holder = getattr(self.station["stages"], "sample", None)
+        n_slots = getattr(holder, "n_slots", None)
+        if n_slots is None:
+            return
+        for step in self.plan.steps:
+            if not 1 <= step.slot < n_slots:
+                raise PlanError(
+                    f"{self.plan.slots_where}: slots: slot {step.slot} does not exist on station "
+                    f"{self.station.spec.name!r} (its holder has film slots 1..{n_slots - 1}; "
+                    "slot 0 is the blank): more films than slots"
+                )
 
     # ------------------------------------------------------------------ catalog
     def _open_catalog(self, resume: bool, allow_changed_plan: bool) -> Catalog:
@@ -96,8 +115,31 @@ class SeriesRunner:
                     f"(recorded in {catalog.path}); refusing to resume — pass "
                     "--allow-changed-plan to continue with the recorded steps"
                 )
-            catalog.event("warning", "resumed with a changed plan file; recorded steps kept")
+            self._adopt_changed_plan(catalog)
         return catalog
+
+    def _adopt_changed_plan(self, catalog: Catalog) -> None:
+        """--allow-changed-plan: parameters of steps not yet done may change, steps may be
+        added at the end; a recorded step's film, kind or temperature may not."""
+        recorded = catalog.steps()
+        for row in recorded:
+            step = self.plan.steps[row["idx"]] if row["idx"] < len(self.plan.steps) else None
+            same = step is not None and (
+                step.kind,
+                step.temperature_c,
+                step.slot,
+                step.sample_id,
+            ) == (row["kind"], row["temperature_c"], row["slot"], row["sample_id"])
+            if not same:
+                catalog.close()
+                raise SeriesError(
+                    f"{self.plan.path}: step {row['idx']} ({row['kind']} "
+                    f"{row['temperature_c']} °C of {row['sample_id']}) is not in the changed "
+                    "plan at the same place; a changed plan may alter parameters and add steps, "
+                    "not reorder or remove them"
+                )
+        catalog.adopt_plan(self.plan, first_new=len(recorded))
+        catalog.event("warning", f"resumed with a changed plan file ({self.plan.path})")
 
     def _emit(self, what: str, **info) -> None:
         if self.on_event is not None:

@@ -154,13 +154,17 @@ class SeriesDisplay:
         self.progress.update(self.series_task, completed=done, info=self._times())
 
     def print_end(self, outcome, paths: dict) -> None:
+        """The summary table and where the report is, on stdout."""
+        from rich.console import Console
+
         from labctl.series.report import print_summary
 
         wall = time.monotonic() - self.t0_wall
-        print_summary(paths["dir"], console=self.console)
-        self.console.print(
+        out = Console()
+        print_summary(paths["dir"], console=out)
+        out.print(
             f"series {outcome.state}: {outcome.done} done, {outcome.failed} failed, "
             f"{outcome.skipped} skipped in {wall:.0f} s wall time"
             + (f" — {outcome.message}" if outcome.message else "")
         )
-        self.console.print(f"report: {paths['html']}")
+        out.print(f"report: {paths['html']}", soft_wrap=True)
