@@ -68,10 +68,10 @@ def _refused(func):
     """A plan or series that cannot run is bad input: one line, exit 2 (like argparse)."""
 
     def wrapper(args: argparse.Namespace) -> int:
+        quiet_library_logs()
         from labctl.series.plan import PlanError
         from labctl.series.runner import SeriesError
 
-        quiet_library_logs()
         try:
             return func(args)
         except (PlanError, SeriesError) as exc:

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter
+
 from labctl.errors import LabctlError
 from labctl.yamlfile import YamlDocument, load_document
 
@@ -277,9 +279,25 @@ def _check_procedure_parameters(where: _Where, kind: str, params: dict, key_of) 
         if name not in known:
             raise where.error(key, f"not a parameter of {kind}{_did_you_mean(name, known)}")
         parameter = known[name]
-        if isinstance(value, bool) and type(parameter).__name__ != "BooleanParameter":
-            raise where.error(key, f"must be a number or text, got {value!r}")
+        numeric = isinstance(parameter, FloatParameter | IntegerParameter)
+        if (isinstance(value, bool) and not isinstance(parameter, BooleanParameter)) or (
+            numeric and value is not None and not isinstance(value, int | float)
+        ):
+            raise where.error(key, _expected(parameter, value))
         try:
             parameter.value = value
-        except (ValueError, TypeError) as exc:
-            raise where.error(key, str(exc)) from None
+        except (ValueError, TypeError):
+            raise where.error(key, _expected(parameter, value)) from None
+
+
+def _expected(parameter, value) -> str:
+    """What a procedure Parameter accepts, in words (pymeasure's messages name no limits)."""
+    units = f" {parameter.units}" if getattr(parameter, "units", None) else ""
+    if isinstance(parameter, FloatParameter | IntegerParameter):
+        what = "a whole number" if isinstance(parameter, IntegerParameter) else "a number"
+        lo, hi = getattr(parameter, "minimum", None), getattr(parameter, "maximum", None)
+        limits = f" in {lo:g}…{hi:g}{units}" if lo is not None and hi is not None else units
+        return f"must be {what}{limits}, got {value!r}"
+    if isinstance(parameter, BooleanParameter):
+        return f"must be true or false, got {value!r}"
+    return f"{value!r} is not accepted ({parameter.name})"
