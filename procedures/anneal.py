@@ -158,6 +158,7 @@ class Anneal(StationProcedure):
             if self.continue_program:
                 program, dwell_segment = self._continuation(furnace)
                 if program is None and dwell_segment is None:  # nothing left to do
+                    _Watch(self, furnace, clock, None).record()  # the state found, on record
                     r["ended_by"] = "ready"
                     return
             self.phase(f"moving slot {self.slot} into the hot zone")
