@@ -90,6 +90,12 @@ def _stop_on_sigterm(stop: threading.Event):
     return signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
 
+def _wall(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 class SeriesDisplay:
     """Rich progress of a series: step, virtual and wall time, ETA; also logs each step."""
 
@@ -117,6 +123,7 @@ class SeriesDisplay:
         self.step_task = None
         self.t0_virtual = clock.now()
         self.t0_wall = time.monotonic()
+        self._last_info, self._info = 0.0, ""
 
     def __enter__(self):
         self.progress.__enter__()
@@ -126,8 +133,21 @@ class SeriesDisplay:
         self.progress.__exit__(*exc)
 
     def _times(self) -> str:
-        virtual_h = (self.clock.now() - self.t0_virtual) / 3600.0
-        return f"virtual {virtual_h:5.2f} h"
+        """Virtual and wall time so far, and the ETA from the steps' estimated durations."""
+        from labctl.series.estimate import step_duration_s
+
+        virtual_s = self.clock.now() - self.t0_virtual
+        wall_s = time.monotonic() - self.t0_wall
+        text = f"virtual {virtual_s / 3600:5.2f} h, wall {wall_s:5.0f} s"
+        if self.catalog is None:
+            return text
+        left = [s for s in self.catalog.steps() if s["state"] not in ("done", "skipped")]
+        by_index = {s.index: s for s in self.plan.steps}
+        eta_virtual = sum(step_duration_s(by_index[s["idx"]]) for s in left if s["idx"] in by_index)
+        if virtual_s > 0 and wall_s > 0:
+            eta_wall = eta_virtual * wall_s / virtual_s
+            text += f", ETA ≈ {eta_virtual / 3600:.1f} h virtual ({_wall(eta_wall)})"
+        return text
 
     def on_event(self, what: str, info: dict) -> None:
         step = info.get("step")
@@ -137,9 +157,10 @@ class SeriesDisplay:
                 self.progress.remove_task(self.step_task)
             self.step_task = self.progress.add_task(f"  {step.label}", total=100, info="")
         elif what == "progress" and self.step_task is not None:
-            self.progress.update(
-                self.step_task, completed=float(info["record"]), info=self._times()
-            )
+            now = time.monotonic()
+            if now - self._last_info >= 0.5:  # the catalog is read at most twice a second
+                self._last_info, self._info = now, self._times()
+            self.progress.update(self.step_task, completed=float(info["record"]), info=self._info)
         elif what == "step-end":
             outcome = info["outcome"]
             self.log.info("%s: %s %s", step.label, outcome.status, outcome.message)
