@@ -2,7 +2,8 @@
 
 Annealing is irreversible, so the runner's first duty is never to repeat one:
 
-* a finished step (``done``/``skipped``) is never run again;
+* a finished step (``done``) is never run again (``failed`` and ``skipped``
+  steps are tried again on resume);
 * an anneal found ``running`` at resume (the runner died, the furnace did not:
   the program runs on the controller) is *continued*: the Anneal procedure
   attaches to a program still running, or, when it was reset, runs only the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +158,7 @@ class SeriesRunner:
         try:
             for step in self.plan.steps:
                 row = catalog.step(step.index)
-                if row["state"] in (DONE, SKIPPED):
+                if row["state"] == DONE:  # skipped steps (their film failed) are retried
                     continue
                 if skip_sample is not None and step.sample_id == skip_sample:
                     catalog.skip(step.index, f"skipped: an earlier step of {skip_sample} failed")
@@ -220,12 +220,10 @@ class SeriesRunner:
             )
             if step.kind == "anneal":
                 params.update(self._anneal_continuation(step))
+        elif row["state"] == FAILED and step.kind == "anneal":  # stopped by an interlock
+            params.update(self._anneal_continuation(step))
         if step.kind == "optp":
             params.update(self._film_absorbance(step, params))
-        elif row["state"] == FAILED and step.kind == "anneal":
-            if not self._anneal_may_continue(step):
-                return False, row["message"] or "the anneal failed earlier"
-            params.update(self._anneal_continuation(step))
         attempts_left = 1 if step.kind == "anneal" else 1 + self.plan.retries
         message = ""
         while attempts_left > 0:
@@ -275,10 +273,6 @@ class SeriesRunner:
                         return {"absorbance_400nm": round(a, 6)}
         return {}
 
-    def _anneal_may_continue(self, step: Step) -> bool:
-        """A failed anneal is continued on resume only if it failed by an interlock or abort."""
-        return True
-
     def _anneal_continuation(self, step: Step) -> dict[str, Any]:
         """Parameters that continue an interrupted anneal instead of repeating it."""
         from labctl.procedures.anneal import dwell_done_min
@@ -320,8 +314,4 @@ def _is_interlock(message: str) -> bool:
     return "interlock" in message.lower()
 
 
-def wall_clock() -> float:
-    return time.monotonic()
-
-
-__all__ = ["SeriesRunner", "SeriesError", "SeriesOutcome", "PENDING"]
+__all__ = ["SeriesRunner", "SeriesError", "SeriesOutcome", "PENDING", "absorbance_at"]
