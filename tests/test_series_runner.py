@@ -115,3 +115,52 @@ def test_a_used_directory_needs_resume_and_resume_needs_a_series(sim_station, tm
         SeriesRunner(
             load_plan(changed), tmp_path / "s", sim_station, resume=True, allow_changed_plan=True
         )
+
+
+@pytest.mark.slow
+def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
+    """A polite kill (SIGTERM) aborts the running step between points: exit 130, catalog
+    'aborted', the rows kept; the station file is found beside the plan."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "plans").mkdir()
+    plan = tmp_path / "plans" / "p.yaml"
+    plan.write_text(PLAN.replace("POLICY", "stop") + "station: here.yaml\n")
+    from labctl.station import station_path
+
+    (tmp_path / "plans" / "here.yaml").write_text(station_path("sim").read_text())
+    out = tmp_path / "series"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "series", "run", str(plan), "--out", str(out)]
+        + ["--time-scale", "3000", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        rows = 0
+        while rows < 3 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+            runs = list((out / "runs").glob("anneal_*.csv")) if (out / "runs").exists() else []
+            rows = sum(1 for line in runs[0].open() if line[:1].isdigit()) if runs else 0
+        assert rows >= 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    with Catalog.in_directory(out) as catalog:
+        series = catalog.series()
+        steps = catalog.steps()
+    assert series["state"] == "aborted"
+    assert steps[0]["state"] == "failed" and "stopped" in steps[0]["message"]
+    assert steps[0]["results"]["ended_by"] == "aborted"
+    assert [s["state"] for s in steps[1:]] == ["pending"] * 3
+    assert sum(1 for line in (out / steps[0]["run_file"]).open() if line[:1].isdigit()) >= rows
+    assert "here.yaml" in series["station"]
