@@ -21,6 +21,7 @@ the series stops early.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -178,8 +179,13 @@ class SeriesRunner:
                     continue
                 stopped = f"{step.label}: {message}"
                 break
-        finally:
+        except BaseException as exc:  # Ctrl-C between steps, a broken catalog: still safe
+            stopped = stopped or f"the runner stopped: {type(exc).__name__}: {exc}"
             self._furnace_safe_if(stopped)
+            with contextlib.suppress(Exception):
+                catalog.set_series_state("aborted", stopped)
+            raise
+        self._furnace_safe_if(stopped)
         return self._finish(stopped)
 
     def plan_has_other_films(self, step: Step) -> bool:
