@@ -44,6 +44,9 @@ measurements:
           optp_peak_ps: 0.16, thz_peak_ps: 0.0}
 retries: RETRIES
 on_failure: stop
+# at 6000x a loaded machine delays a row by minutes of furnace time: PV and setpoint are
+# read apart in time, so the deviation interlock gets room (its own tests are elsewhere)
+interlocks: {max_deviation_c: 80, deviation_grace_s: 3600}
 """
 #: step indices of the plan above
 ANNEAL_300, ABS_300, TDS_300, ANNEAL_335, ABS_335, TDS_335 = range(6)
