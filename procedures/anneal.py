@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pymeasure.experiment import FloatParameter
+from pymeasure.experiment import BooleanParameter, FloatParameter
 
 from labctl.drivers.eurotherm import Dwell, End, FurnaceInterlock, ProgramStatus, Ramp, Segment
 from labctl.errors import InstrumentError, LabctlError
@@ -90,6 +90,14 @@ class Anneal(StationProcedure):
         "Deviation grace time", units="s", minimum=0, maximum=7200, default=300
     )
 
+    continue_program = BooleanParameter(
+        "Continue an interrupted anneal (attach to its program, or run only the dwell owed)",
+        default=False,
+    )
+    dwell_done_min = FloatParameter(
+        "Dwell already done (continuation)", units="min", minimum=0, maximum=1440, default=0
+    )
+
     DATA_COLUMNS = [
         "elapsed_s",
         "temperature_c",
@@ -146,14 +154,22 @@ class Anneal(StationProcedure):
         watch = None
         try:
             program = self.check_recipe(furnace)
+            dwell_segment: int | None = 2
+            if self.continue_program:
+                program, dwell_segment = self._continuation(furnace)
+                if program is None and dwell_segment is None:  # nothing left to do
+                    _Watch(self, furnace, clock, None).record()  # the state found, on record
+                    r["ended_by"] = "ready"
+                    return
             self.phase(f"moving slot {self.slot} into the hot zone")
             self._stage_moved = sample_stage
             sample_stage.move_to_slot(self.slot)
             self.check_stop()
             self._furnace_written = furnace
-            furnace.load_program(program)
-            furnace.run_program()
-            watch = _Watch(self, furnace, clock)
+            if program is not None:
+                furnace.load_program(program)
+                furnace.run_program()
+            watch = _Watch(self, furnace, clock, dwell_segment)
             watch.run()
         except BaseException as exc:  # Ctrl-C included: the run summary says what ended it
             r["ended_by"] = _ended_by(exc)
@@ -161,7 +177,55 @@ class Anneal(StationProcedure):
         finally:
             if watch is not None:
                 r.update(watch.results())
+                if self.continue_program:
+                    r["dwell_total_min"] = self.dwell_done_min + r["minutes_within_2c"]
         r["ended_by"] = "ready"
+
+    def _continuation(self, furnace) -> tuple[list[Segment] | None, int | None]:
+        """What continuing an interrupted anneal needs: (program to load, its dwell segment).
+
+        ``(None, 2)``: the original program still runs on the controller: attach to it.
+        ``(None, None)``: nothing is owed (program finished while nobody watched, or the
+        dwell is done and the film is cool). Else a program for the dwell still owed.
+        Never the whole anneal again: re-heating adds thermal history, which is recorded.
+        """
+        r = self.run_results
+        status = furnace.program_status
+        pv = furnace.temperature_c
+        r["continued_from_status"] = status.name.lower()
+        r["continued_at_pv_c"] = pv
+        r["dwell_done_before_min"] = self.dwell_done_min
+        if status in (ProgramStatus.RUN, ProgramStatus.HOLDBACK, ProgramStatus.HOLD):
+            if status == ProgramStatus.HOLD:
+                furnace.run_program()
+            r["continued"] = "attached to the program still running on the controller"
+            self._furnace_written = furnace
+            return None, 2
+        if status == ProgramStatus.COMPLETE:
+            r["continued"] = (
+                "the program completed on the controller while the runner was down; "
+                "watching natural cooling only"
+            )
+            self._furnace_written = furnace
+            return None, None if pv <= self.ready_below_c else 2
+        owed = max(self.dwell_min - self.dwell_done_min, 0.0)
+        r["dwell_owed_min"] = owed
+        cool_rate = (self.anneal_c - self.ambient_c) / self.cool_min
+        if owed > 0:
+            r["continued"] = (
+                f"program was reset: re-heating for the {owed:.1f} min of dwell still owed "
+                "(the re-heating adds thermal history)"
+            )
+            return anneal_program(
+                self.anneal_c, owed, self.ramp_c_per_min, cool_rate, self.ambient_c
+            ), 2
+        if pv <= self.ready_below_c:
+            r["continued"] = "dwell already done and the film is cool: nothing to anneal"
+            r.update(minutes_within_2c=0.0, dwell_total_min=self.dwell_done_min)
+            return None, None
+        r["continued"] = "dwell already done: controlled cooling only"
+        furnace.check_ramp_rate(cool_rate, "cooling ramp")
+        return [Ramp(cool_rate, self.ambient_c), End()], None
 
     def make_safe(self) -> None:
         """Program reset and setpoint safe (only if this run wrote to the furnace); stage stopped."""
@@ -208,8 +272,9 @@ class Anneal(StationProcedure):
 class _Watch:
     """Record rows and check interlocks until the program is done and the furnace is cool."""
 
-    def __init__(self, proc: Anneal, furnace, clock) -> None:
+    def __init__(self, proc: Anneal, furnace, clock, dwell_segment: int | None = 2) -> None:
         self.proc, self.furnace, self.clock = proc, furnace, clock
+        self.dwell_segment = dwell_segment
         self.t0 = self.next_row_t = clock.now()
         self.max_pv = -math.inf
         self.within_s = 0.0
@@ -279,7 +344,7 @@ class _Watch:
             t_prev, pv_prev, seg_prev = self.last
             if abs(pv_prev - p.anneal_c) <= WITHIN_C:
                 self.within_s += now - t_prev
-            if seg_prev == 2:
+            if seg_prev == self.dwell_segment:
                 self.dwell_s += now - t_prev
         self.check_deviation(now, pv, wsp)
         self.last = (now, pv, row["segment"])
@@ -313,6 +378,33 @@ class _Watch:
                 self.program_done_at / 3600.0 if self.program_done_at is not None else None
             ),
         }
+
+
+def dwell_done_min(run_file, params: dict) -> float:
+    """Minutes an (interrupted) anneal attempt held PV within ±2 °C of the anneal temperature.
+
+    Read from the attempt's recorded rows (the same count as ``minutes_within_2c``);
+    0 for a file without rows. ``params`` are the step's Anneal parameters.
+    """
+    import csv
+
+    target = float(params.get("anneal_c", Anneal.anneal_c.default))
+    within_s = 0.0
+    previous: tuple[float, float] | None = None
+    try:
+        with open(run_file, encoding="utf-8") as fh:
+            lines = (line for line in fh if not line.startswith("#"))
+            for row in csv.DictReader(lines):
+                try:
+                    t, pv = float(row["elapsed_s"]), float(row["temperature_c"])
+                except (KeyError, TypeError, ValueError):
+                    continue  # a line cut short by the crash
+                if previous is not None and abs(previous[1] - target) <= WITHIN_C:
+                    within_s += max(t - previous[0], 0.0)
+                previous = (t, pv)
+    except FileNotFoundError:
+        return 0.0
+    return within_s / 60.0
 
 
 def _ended_by(exc: BaseException) -> str:

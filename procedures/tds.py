@@ -247,6 +247,8 @@ class TDS(AlignedProcedure):
                 self.run_results["fit"] = record["fit"]
                 self.run_results["fit_sweeps"] = update.n_sweeps
                 self.run_results["noise_source"] = update.noise_source
+                if update.freq_hz is not None and update.sigma is not None:
+                    self.run_results["spectrum"] = _compact_spectrum(update)
                 history = self.run_results.setdefault("fit_history", [])
                 history.append(
                     {
@@ -299,3 +301,20 @@ class TDS(AlignedProcedure):
 
 def _g(value) -> str:
     return "none" if value is None else f"{value:.3g}"
+
+
+def _compact_spectrum(update) -> dict:
+    """Δσ(ω) of the last fit for reports: THz, Re/Im, error and model, rounded lists."""
+
+    def r(a):
+        return [float(f"{x:.5g}") for x in np.asarray(a, dtype=float)]
+
+    sigma = np.asarray(update.sigma)
+    spectrum = {"freq_THz": r(np.asarray(update.freq_hz) / 1e12), "re": r(sigma.real)}
+    spectrum["im"] = r(sigma.imag)
+    if update.sigma_err is not None:
+        spectrum["err"] = r(np.abs(update.sigma_err))
+    if update.model_sigma is not None:
+        model = np.asarray(update.model_sigma)
+        spectrum["model_re"], spectrum["model_im"] = r(model.real), r(model.imag)
+    return spectrum

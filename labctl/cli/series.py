@@ -1,0 +1,185 @@
+"""``labctl series run|check|status|report``: the overnight annealing series."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from labctl.cli.run import time_scale_arg
+
+    p = sub.add_parser("series", help="overnight annealing series: run, check, status, report")
+    ssub = p.add_subparsers(dest="series_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    r = ssub.add_parser("run", help="run (or --resume) a series plan")
+    r.add_argument("plan", metavar="PLAN.yaml")
+    r.add_argument("--station", default=None, help="station file or name (default: the plan's)")
+    r.add_argument(
+        "--time-scale",
+        type=time_scale_arg,
+        default=None,
+        metavar="S",
+        help="'virtual' (instant), 'real' or a speed-up factor; overrides the station file",
+    )
+    r.add_argument("--out", required=True, metavar="DIR", help="series directory")
+    r.add_argument("--resume", action="store_true", help="continue a series in DIR")
+    r.add_argument(
+        "--allow-changed-plan",
+        action="store_true",
+        help="resume although the plan file changed since the series started",
+    )
+    r.add_argument("--quiet", action="store_true", help="no live display")
+    r.set_defaults(func=run)
+
+    c = ssub.add_parser("check", help="validate a plan and print its schedule")
+    c.add_argument("plan", metavar="PLAN.yaml")
+    c.set_defaults(func=check)
+
+    s = ssub.add_parser("status", help="each step's state in a series directory")
+    s.add_argument("dir", metavar="DIR")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.set_defaults(func=status)
+
+    rep = ssub.add_parser("report", help="write summary.json/csv, plots and report.html")
+    rep.add_argument("dir", metavar="DIR")
+    rep.set_defaults(func=report)
+
+
+def _plan(path: str):
+    from labctl.series.plan import load_plan
+
+    return load_plan(path)
+
+
+def quiet_library_logs() -> None:
+    """pymeasure's import-time notices (no ZMQ, no IPython) are not the operator's business."""
+    import logging
+
+    root = logging.getLogger()
+    if root.level > logging.DEBUG or root.level == logging.NOTSET:
+        logging.getLogger("pymeasure").setLevel(logging.ERROR)
+
+
+def _refused(func):
+    """A plan or series that cannot run is bad input: one line, exit 2 (like argparse)."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        quiet_library_logs()
+        from labctl.series.plan import PlanError
+        from labctl.series.runner import SeriesError
+
+        try:
+            return func(args)
+        except (PlanError, SeriesError) as exc:
+            print(f"labctl series: error: {exc}", file=sys.stderr)
+            return 2
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@_refused
+def check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from labctl.series.estimate import step_duration_s
+
+    plan = _plan(args.plan)
+    table = Table(title=f"{plan.name}: {len(plan.steps)} steps")
+    for col in ("#", "step", "T (°C)", "slot", "sample", "≈ min"):
+        table.add_column(col, justify="right" if col in ("#", "slot", "≈ min") else "left")
+    total = 0.0
+    for s in plan.steps:
+        d = step_duration_s(s)
+        total += d
+        t = "as made" if s.temperature_c is None else f"{s.temperature_c:g}"
+        table.add_row(str(s.index), s.kind, t, str(s.slot), s.sample_id, f"{d / 60:.0f}")
+    console = Console()
+    console.print(table)
+    console.print(f"estimated duration at real time: {total / 3600:.1f} h; plan {plan.digest}")
+    return 0
+
+
+@_refused
+def run(args: argparse.Namespace) -> int:
+    from labctl.series.session import run_series
+
+    return run_series(
+        _plan(args.plan),
+        args.out,
+        station=args.station,
+        time_scale=args.time_scale,
+        resume=args.resume,
+        allow_changed_plan=args.allow_changed_plan,
+        quiet=args.quiet,
+    )
+
+
+def status(args: argparse.Namespace) -> int:
+    from labctl.series.catalog import Catalog
+
+    with Catalog.in_directory(args.dir) as catalog:
+        series = catalog.series() or {}
+        steps = catalog.steps()
+        doc = {
+            "name": series.get("name"),
+            "state": series.get("state"),
+            "message": series.get("message"),
+            "plan_digest": series.get("plan_digest"),
+            "steps": [
+                {
+                    "index": s["idx"],
+                    "kind": s["kind"],
+                    "temperature_c": s["temperature_c"],
+                    "slot": s["slot"],
+                    "sample_id": s["sample_id"],
+                    "state": s["state"],
+                    "attempts": s["attempts"],
+                    "started": s["started"],
+                    "ended": s["ended"],
+                    "run_file": s["run_file"],
+                    "message": s["message"],
+                }
+                for s in steps
+            ],
+        }
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{doc['name']}: {doc['state']}")
+    for col in ("#", "step", "T (°C)", "state", "tries", "start", "end", "run file"):
+        table.add_column(col)
+    for s in doc["steps"]:
+        t = "as made" if s["temperature_c"] is None else f"{s['temperature_c']:g}"
+        table.add_row(
+            str(s["index"]),
+            s["kind"],
+            t,
+            s["state"],
+            str(s["attempts"]),
+            s["started"] or "",
+            s["ended"] or "",
+            s["run_file"] or "",
+        )
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    if doc["message"]:
+        console.print(f"[bold]{doc['message']}[/bold]")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from labctl.series.report import write_report
+
+    paths = write_report(Path(args.dir))
+    print(f"report: {paths['html']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Overnight annealing series: plans, the SQLite catalog, the runner and the report."""

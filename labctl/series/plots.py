@@ -1,0 +1,203 @@
+"""The report's plots (PNG), from the summary rows and the run files of a series."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from labctl.series.catalog import DONE
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _label(t) -> str:
+    return "as made" if t is None else f"{t:g} °C"
+
+
+def _run_frame(directory: Path, step: dict):
+    """The run file of a finished step as a DataFrame, or None if unreadable."""
+    import pandas as pd
+
+    if step["state"] != DONE or not step["run_file"]:
+        return None
+    try:
+        return pd.read_csv(directory / step["run_file"], comment="#")
+    except (OSError, ValueError) as exc:
+        log.warning("report: cannot read %s: %s", step["run_file"], exc)
+        return None
+
+
+def write_all(directory: Path, rows: list[dict], steps: list[dict]) -> list[Path]:
+    """Every plot that has data; each is skipped (not failed) when nothing was measured."""
+    plt = _pyplot()
+    out = []
+    for maker in (
+        _exciton_vs_t,
+        _absorption_spectra,
+        _optp_traces,
+        _optp_vs_t,
+        _conductivity_spectra,
+        _drude_smith_vs_t,
+    ):
+        try:
+            path = maker(plt, directory, rows, steps)
+        except Exception:  # one broken plot must not cost the morning report
+            log.exception("report: %s failed", maker.__name__)
+            plt.close("all")
+            continue
+        if path is not None:
+            out.append(path)
+    return out
+
+
+def _points(rows, key, err=None):
+    pts = [(r["temperature_c"], r[key], r[err] if err else None) for r in rows]
+    pts = [(t, v, e) for t, v, e in pts if t is not None and v is not None]
+    if not pts:
+        return None
+    t, v, e = zip(*pts, strict=True)
+    return np.array(t), np.array(v, float), np.array([x or 0.0 for x in e], float)
+
+
+def _exciton_vs_t(plt, directory, rows, steps):
+    hh = _points(rows, "hh_peak_nm")
+    gap = _points(rows, "optical_gap_ev")
+    if hh is None and gap is None:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    if hh is not None:
+        ax.plot(hh[0], hh[1], "o-", label="HH exciton peak")
+        ax.axhline(512, color="0.6", ls=":", label="512 nm (paper, native)")
+    if gap is not None:
+        ax.plot(gap[0], 1239.84 / gap[1], "s", mfc="none", label="Tauc gap (as nm)")
+    ax.set_xlabel("anneal temperature (°C)")
+    ax.set_ylabel("wavelength (nm)")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, directory / "exciton_peak_vs_T.png")
+
+
+def _absorption_spectra(plt, directory, rows, steps):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n = 0
+    for s in steps:
+        if s["kind"] != "absorption":
+            continue
+        frame = _run_frame(directory, s)
+        if frame is None or "absorbance" not in frame or "wavelength_nm" not in frame:
+            continue
+        ax.plot(frame["wavelength_nm"], frame["absorbance"], lw=1, label=_label(s["temperature_c"]))
+        n += 1
+    if not n:
+        plt.close(fig)
+        return None
+    ax.set_xlim(380, 850)
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("absorbance")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, directory / "absorption_spectra.png")
+
+
+def _optp_traces(plt, directory, rows, steps):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n = 0
+    for s in steps:
+        if s["kind"] != "optp":
+            continue
+        frame = _run_frame(directory, s)
+        if frame is None or "pump_delay_ps" not in frame or "minus_dE_over_E" not in frame:
+            continue
+        mean = frame.groupby("pump_delay_ps")["minus_dE_over_E"].mean()
+        ax.plot(mean.index, mean.values, lw=1, label=_label(s["temperature_c"]))
+        n += 1
+    if not n:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("pump delay (ps)")
+    ax.set_ylabel("−ΔE/E")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, directory / "optp_traces.png")
+
+
+def _optp_vs_t(plt, directory, rows, steps):
+    pts = _points(rows, "optp_peak_per_nabs") or _points(rows, "optp_peak_minus_dE_over_E")
+    if pts is None:
+        return None
+    per_nabs = _points(rows, "optp_peak_per_nabs") is not None
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(pts[0], pts[1], "o-")
+    ax.set_xlabel("anneal temperature (°C)")
+    ax.set_ylabel("OPTP peak −ΔE/E per N_abs (m³)" if per_nabs else "OPTP peak −ΔE/E")
+    return _save(plt, fig, directory / "optp_peak_vs_T.png")
+
+
+def _conductivity_spectra(plt, directory, rows, steps):
+    tds = [s for s in steps if s["kind"] == "tds" and s["state"] == DONE]
+    spectra = [(s, (s["results"] or {}).get("spectrum")) for s in tds]
+    spectra = [(s, sp) for s, sp in spectra if sp]
+    if not spectra:
+        return None
+    fig, axes = plt.subplots(1, len(spectra), figsize=(3.2 * len(spectra), 3.4), squeeze=False)
+    for ax, (s, sp) in zip(axes[0], spectra, strict=True):
+        f = np.asarray(sp["freq_THz"])
+        ax.errorbar(f, sp["re"], yerr=sp.get("err"), fmt="o", ms=2, color="C3", label="Re Δσ")
+        ax.errorbar(f, sp["im"], yerr=sp.get("err"), fmt="s", ms=2, color="k", label="Im Δσ")
+        if sp.get("model_re") is not None:
+            ax.plot(f, sp["model_re"], color="C3")
+            ax.plot(f, sp["model_im"], color="k")
+        ax.axhline(0, color="0.7", lw=0.8)
+        ax.set_title(_label(s["temperature_c"]), fontsize=9)
+        ax.set_xlabel("f (THz)")
+    axes[0][0].set_ylabel("Δσ (S/m)")
+    axes[0][0].legend(fontsize=7)
+    return _save(plt, fig, directory / "conductivity_spectra.png")
+
+
+def _drude_smith_vs_t(plt, directory, rows, steps):
+    from labctl import paper
+
+    panels = (
+        ("tau_fs", "τ (fs)"),
+        ("c", "c"),
+        ("N_m3", "N (m⁻³)"),
+        ("mobility_cm2_Vs", "μ (cm²/Vs)"),
+    )
+    if all(_points(rows, key) is None for key, _ in panels):
+        return None
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        pts = _points(rows, key, f"{key}_err")
+        if pts is not None:
+            ax.errorbar(pts[0], pts[1], yerr=pts[2], fmt="o", label="this series")
+        if key in ("tau_fs", "c", "N_m3"):
+            ts = sorted(paper.TABLE2)
+            ax.errorbar(
+                ts,
+                [paper.TABLE2[t][key] for t in ts],
+                yerr=[paper.TABLE2[t][f"{key}_err"] for t in ts],
+                fmt="s",
+                mfc="none",
+                color="k",
+                label="paper, Table 2",
+            )
+        ax.set_xlabel("anneal temperature (°C)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    return _save(plt, fig, directory / "drude_smith_vs_T.png")

@@ -1,0 +1,254 @@
+"""The morning report of a series: summary table (JSON/CSV), plots (PNG), report.html.
+
+Built only from the series directory (the catalog and the run files), so
+``labctl series report DIR`` works at any time, from any process, also on a
+series that stopped early: what was not measured is null.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from labctl.series.catalog import DONE, Catalog
+
+#: Columns of summary.json/csv, in order; null where not measured.
+COLUMNS = (
+    "temperature_c",
+    "sample_id",
+    "hh_peak_nm",
+    "hh_peak_nm_err",
+    "lh_peak_nm",
+    "optical_gap_ev",
+    "optical_gap_ev_err",
+    "optp_peak_delay_ps",
+    "optp_peak_minus_dE_over_E",
+    "optp_absorbed_density_m3",
+    "optp_peak_per_nabs",
+    "tau_fs",
+    "tau_fs_err",
+    "c",
+    "c_err",
+    "N_m3",
+    "N_m3_err",
+    "mobility_cm2_Vs",
+    "mobility_cm2_Vs_err",
+    "chi2_red",
+    "tds_sweeps",
+)
+
+#: Where each summary column comes from: (step kind, key paths into its run results).
+SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hh_peak_nm": ("absorption", ("hh_nm",)),
+    "hh_peak_nm_err": ("absorption", ("hh_nm_err",)),
+    "lh_peak_nm": ("absorption", ("lh_nm",)),
+    "optical_gap_ev": ("absorption", ("tauc_gap_ev",)),
+    "optical_gap_ev_err": ("absorption", ("tauc_gap_ev_err",)),
+    "optp_peak_delay_ps": ("optp", ("optp_peak.pump_delay_ps",)),
+    "optp_peak_minus_dE_over_E": ("optp", ("optp_peak.minus_dE_over_E",)),
+    "optp_absorbed_density_m3": ("optp", ("absorbed_photon_density_m3",)),
+    "tau_fs": ("tds", ("fit.tau_fs",)),
+    "tau_fs_err": ("tds", ("fit.tau_fs_err",)),
+    "c": ("tds", ("fit.c",)),
+    "c_err": ("tds", ("fit.c_err",)),
+    "N_m3": ("tds", ("fit.N_m3",)),
+    "N_m3_err": ("tds", ("fit.N_m3_err",)),
+    "mobility_cm2_Vs": ("tds", ("fit.mobility_cm2_Vs",)),
+    "mobility_cm2_Vs_err": ("tds", ("fit.mobility_cm2_Vs_err",)),
+    "chi2_red": ("tds", ("fit.chi2_red",)),
+    "tds_sweeps": ("tds", ("sweeps",)),
+}
+
+
+def _lookup(results: dict | None, path: str):
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summary_rows(steps: list[dict]) -> list[dict]:
+    """One row per (film, anneal temperature) from the finished steps' results."""
+    rows: dict[tuple, dict] = {}
+    for s in steps:
+        key = (s["sample_id"], s["temperature_c"])
+        row = rows.setdefault(key, dict.fromkeys(COLUMNS))
+        row["temperature_c"] = s["temperature_c"]
+        row["sample_id"] = s["sample_id"]
+        if s["state"] != DONE or s["kind"] == "anneal":
+            continue
+        for column, (kind, paths) in SOURCES.items():
+            if kind != s["kind"]:
+                continue
+            for path in paths:
+                value = _lookup(s["results"], path)
+                if value is not None:
+                    row[column] = value
+                    break
+    for row in rows.values():  # the paper's comparison: OPTP peak per absorbed photon density
+        signal, density = row["optp_peak_minus_dE_over_E"], row["optp_absorbed_density_m3"]
+        if signal is not None and density:
+            row["optp_peak_per_nabs"] = signal / density
+    return sorted(
+        rows.values(), key=lambda r: (r["temperature_c"] is not None, r["temperature_c"] or 0)
+    )
+
+
+def write_report(directory: str | Path) -> dict[str, Path]:
+    """summary.json, summary.csv, the plots and report.html in ``directory``."""
+    directory = Path(directory)
+    with Catalog.in_directory(directory) as catalog:
+        series = catalog.series() or {}
+        steps = catalog.steps()
+        events = catalog.events()
+    rows = summary_rows(steps)
+    paths = {"dir": directory, "json": directory / "summary.json", "csv": directory / "summary.csv"}
+    doc = {
+        "series": series.get("name"),
+        "state": series.get("state"),
+        "message": series.get("message"),
+        "rows": [_finite(r) for r in rows],
+    }
+    paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+    with paths["csv"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    from labctl.series import plots
+
+    paths["plots"] = plots.write_all(directory, rows, steps)
+    paths["html"] = directory / "report.html"
+    paths["html"].write_text(_html(series, rows, steps, events, paths["plots"]))
+    return paths
+
+
+def _finite(row: dict) -> dict:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _html(series: dict, rows: list[dict], steps: list[dict], events: list[dict], plots) -> str:
+    title = html.escape(f"Series {series.get('name')}: {series.get('state')}")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows
+    )
+    step_rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{_cell(s[c])}</td>"
+            for c in (
+                "idx",
+                "kind",
+                "temperature_c",
+                "sample_id",
+                "state",
+                "attempts",
+                "started",
+                "ended",
+            )
+        )
+        + f"<td><a href='{html.escape(s['run_file'] or '')}'>{_cell(s['run_file'])}</a></td>"
+        + f"<td>{_cell(s['message'])}</td></tr>"
+        for s in steps
+    )
+    figures = "".join(
+        f"<figure><img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>"
+        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
+        for p in plots
+    )
+    log = "".join(
+        f"<li>{html.escape(e['t'])} {html.escape(e['level'])}: {html.escape(e['message'])}</li>"
+        for e in events
+        if e["level"] != "debug"
+    )
+    message = html.escape(series.get("message") or "")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:90%}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}figure{{display:inline-block;margin:1em}}
+img{{max-width:640px}}</style></head><body>
+<h1>{title}</h1><p>{message}</p>
+<h2>Summary (one row per film and anneal temperature)</h2>
+<table><tr>{head}</tr>{body}</table>
+<h2>Plots</h2>{figures}
+<h2>Steps</h2>
+<table><tr><th>#</th><th>kind</th><th>T (°C)</th><th>sample</th><th>state</th><th>tries</th>
+<th>start</th><th>end</th><th>run file</th><th>message</th></tr>{step_rows}</table>
+<h2>Log</h2><ul>{log}</ul>
+<p>Paper values: Chen et al., Small 2023, DOI 10.1002/smll.202308951 (Table 2).</p>
+</body></html>
+"""
+
+
+def print_summary(directory: str | Path, console=None) -> None:
+    """The summary table on the terminal, the paper's Table 2 below each row where it has one."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from labctl import paper
+
+    doc = json.loads((Path(directory) / "summary.json").read_text())
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    table = Table(title=f"series {doc['series']}: {doc['state']} (paper's Table 2 dimmed below)")
+    for col in (
+        "T (°C)",
+        "HH (nm)",
+        "Eg (eV)",
+        "OPTP/N_abs",
+        "τ (fs)",
+        "c",
+        "N (10²¹/m³)",
+        "μ (cm²/Vs)",
+    ):
+        table.add_column(col, justify="right")
+
+    def pm(v, e, scale=1.0, fmt=".1f"):
+        if v is None:
+            return "–"
+        return f"{v / scale:{fmt}}" + ("" if e is None else f"±{e / scale:{fmt}}")
+
+    for r in doc["rows"]:
+        t = r["temperature_c"]
+        table.add_row(
+            "as made" if t is None else f"{t:g}",
+            pm(r["hh_peak_nm"], None),
+            pm(r["optical_gap_ev"], None, fmt=".2f"),
+            pm(r["optp_peak_per_nabs"], None, fmt=".3g"),
+            pm(r["tau_fs"], r["tau_fs_err"]),
+            pm(r["c"], r["c_err"], fmt=".3f"),
+            pm(r["N_m3"], r["N_m3_err"], 1e21, ".2f"),
+            pm(r["mobility_cm2_Vs"], r["mobility_cm2_Vs_err"], fmt=".0f"),
+        )
+        ref = paper.TABLE2.get(round(t)) if t is not None else None
+        if ref:
+            table.add_row(
+                "[dim]paper[/dim]",
+                "",
+                "",
+                "",
+                f"[dim]{pm(ref['tau_fs'], ref['tau_fs_err'], fmt='.0f')}[/dim]",
+                f"[dim]{pm(ref['c'], ref['c_err'], fmt='.2f')}[/dim]",
+                f"[dim]{pm(ref['N_m3'], ref['N_m3_err'], 1e21, '.2f')}[/dim]",
+                "",
+            )
+    console.print(table)

@@ -1,0 +1,323 @@
+"""Run a series plan step by step through the procedures, recording each state change.
+
+Annealing is irreversible, so the runner's first duty is never to repeat one:
+
+* a finished step (``done``) is never run again (``failed`` and ``skipped``
+  steps are tried again on resume);
+* an anneal found ``running`` at resume (the runner died, the furnace did not:
+  the program runs on the controller) is *continued*: the Anneal procedure
+  attaches to a program still running, or, when it was reset, runs only the
+  dwell still owed, counted from the thermal history recorded in the
+  interrupted attempt's file;
+* a measurement found ``running`` is redone into a new file; the partial file
+  stays on record in the catalog's ``attempts``.
+
+A failed anneal is never retried (it stops the series, or skips to the next
+film by the plan's ``on_failure``); a failed measurement is retried up to the
+plan's ``retries``. Every instrument is left in its safe state by the
+procedures' ``shutdown()``; the runner adds the furnace's safe state whenever
+the series stops early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import LabctlError
+from labctl.series.catalog import DONE, FAILED, PENDING, RUNNING, SKIPPED, Catalog
+from labctl.series.plan import Plan, Step
+
+log = logging.getLogger(__name__)
+
+RUNS_DIR = "runs"
+PUMP_NM = 400.0  # the OPTP pump wavelength (the paper: 400 nm)
+
+
+class SeriesError(LabctlError):
+    """A series that cannot start or continue (plan changed, catalog missing, …)."""
+
+
+@dataclass
+class SeriesOutcome:
+    state: str  # "done", "stopped", "aborted"
+    message: str
+    done: int
+    failed: int
+    skipped: int
+
+
+class SeriesRunner:
+    """Runs ``plan`` into ``out_dir`` on ``station`` (a connected :class:`Station`)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        out_dir: str | Path,
+        station,
+        *,
+        resume: bool = False,
+        allow_changed_plan: bool = False,
+        stop: threading.Event | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.out_dir = Path(out_dir).resolve()
+        self.station = station
+        self.stop = stop if stop is not None else threading.Event()
+        self.on_event = on_event
+        self._check_slots()
+        self.catalog = self._open_catalog(resume, allow_changed_plan)
+
+    def _check_slots(self) -> None:
+        """Every film's slot exists on this station's holder (before anything moves)."""
+        from labctl.series.plan import PlanError
+
+        if "stages" not in self.station:
+            return
+        holder = getattr(self.station["stages"], "sample", None)
+        n_slots = getattr(holder, "n_slots", None)
+        if n_slots is None:
+            return
+        for step in self.plan.steps:
+            if not 1 <= step.slot < n_slots:
+                raise PlanError(
+                    f"{self.plan.slots_where}: slots: slot {step.slot} does not exist on station "
+                    f"{self.station.spec.name!r} (its holder has film slots 1..{n_slots - 1}; "
+                    "slot 0 is the blank): more films than slots"
+                )
+
+    # ------------------------------------------------------------------ catalog
+    def _open_catalog(self, resume: bool, allow_changed_plan: bool) -> Catalog:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        existing = (self.out_dir / "catalog.sqlite").exists()
+        if existing and not resume:
+            raise SeriesError(
+                f"{self.out_dir} already holds a series; continue it with --resume "
+                "or choose another --out"
+            )
+        if resume and not existing:
+            raise SeriesError(f"{self.out_dir}: no series to resume (no catalog.sqlite)")
+        catalog = Catalog.in_directory(self.out_dir, create=True)
+        if not existing:
+            catalog.initialise(self.plan, self.station.spec.source)
+            return catalog
+        recorded = catalog.series() or {}
+        if recorded.get("plan_digest") != self.plan.digest:
+            if not allow_changed_plan:
+                catalog.close()
+                raise SeriesError(
+                    f"{self.plan.path} differs from the plan this series started with "
+                    f"(recorded in {catalog.path}); refusing to resume — pass "
+                    "--allow-changed-plan to continue with the recorded steps"
+                )
+            self._adopt_changed_plan(catalog)
+        return catalog
+
+    def _adopt_changed_plan(self, catalog: Catalog) -> None:
+        """--allow-changed-plan: parameters of steps not yet done may change, steps may be
+        added at the end; a recorded step's film, kind or temperature may not."""
+        recorded = catalog.steps()
+        for row in recorded:
+            step = self.plan.steps[row["idx"]] if row["idx"] < len(self.plan.steps) else None
+            same = step is not None and (
+                step.kind,
+                step.temperature_c,
+                step.slot,
+                step.sample_id,
+            ) == (row["kind"], row["temperature_c"], row["slot"], row["sample_id"])
+            if not same:
+                catalog.close()
+                raise SeriesError(
+                    f"{self.plan.path}: step {row['idx']} ({row['kind']} "
+                    f"{row['temperature_c']} °C of {row['sample_id']}) is not in the changed "
+                    "plan at the same place; a changed plan may alter parameters and add steps, "
+                    "not reorder or remove them"
+                )
+        catalog.adopt_plan(self.plan, first_new=len(recorded))
+        catalog.event("warning", f"resumed with a changed plan file ({self.plan.path})")
+
+    def _emit(self, what: str, **info) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(what, info)
+            except Exception:
+                log.exception("series display failed on %r", what)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> SeriesOutcome:
+        catalog = self.catalog
+        catalog.set_series_state(RUNNING)
+        catalog.event("info", f"series {self.plan.name!r} started on {self.station.spec.name}")
+        skip_sample: str | None = None
+        stopped = ""
+        try:
+            for step in self.plan.steps:
+                row = catalog.step(step.index)
+                if row["state"] == DONE:  # skipped steps (their film failed) are retried
+                    continue
+                if skip_sample is not None and step.sample_id == skip_sample:
+                    catalog.skip(step.index, f"skipped: an earlier step of {skip_sample} failed")
+                    continue
+                if self.stop.is_set():
+                    stopped = "stopped by the user"
+                    break
+                ok, message = self._run_step(step, row)
+                if ok:
+                    continue
+                if self.stop.is_set():
+                    stopped = message or "stopped by the user"
+                    break
+                if self.plan.on_failure == "next-film" and self.plan_has_other_films(step):
+                    skip_sample = step.sample_id
+                    catalog.event("error", f"{step.label}: {message}; next film", step.index)
+                    continue
+                stopped = f"{step.label}: {message}"
+                break
+        except BaseException as exc:  # Ctrl-C between steps, a broken catalog: still safe
+            stopped = stopped or f"the runner stopped: {type(exc).__name__}: {exc}"
+            self._furnace_safe_if(stopped)
+            with contextlib.suppress(Exception):
+                catalog.set_series_state("aborted", stopped)
+            raise
+        self._furnace_safe_if(stopped)
+        return self._finish(stopped)
+
+    def plan_has_other_films(self, step: Step) -> bool:
+        return any(s.sample_id != step.sample_id for s in self.plan.steps[step.index + 1 :])
+
+    def _finish(self, stopped: str) -> SeriesOutcome:
+        steps = self.catalog.steps()
+        count = {s: sum(1 for r in steps if r["state"] == s) for s in (DONE, FAILED, SKIPPED)}
+        if stopped:
+            state = "aborted" if self.stop.is_set() else "stopped"
+            self.catalog.set_series_state(state, stopped)
+            self.catalog.event("error", f"series {state}: {stopped}")
+        else:
+            state = "done" if count[FAILED] == 0 else "done-with-failures"
+            self.catalog.set_series_state(state)
+            self.catalog.event("info", "series finished")
+        return SeriesOutcome(state, stopped, count[DONE], count[FAILED], count[SKIPPED])
+
+    def _furnace_safe_if(self, stopped: str) -> None:
+        if not stopped or "furnace" not in self.station:
+            return
+        try:
+            self.station["furnace"].safe_state()
+        except Exception as exc:  # recorded loudly; the series already stopped
+            self.catalog.event("error", f"furnace safe state NOT confirmed: {exc}")
+
+    # ------------------------------------------------------------------ steps
+    def _run_step(self, step: Step, row: dict) -> tuple[bool, str]:
+        from labctl.procedures import procedure_class
+        from labctl.runs import new_run_file, run_procedure
+
+        catalog = self.catalog
+        params = dict(step.params)
+        if row["state"] == RUNNING:  # the runner died during this step
+            catalog.interrupted(step.index, "the series runner stopped during this attempt")
+            catalog.event(
+                "warning", f"{step.label}: interrupted attempt kept, continuing", step.index
+            )
+            if step.kind == "anneal":
+                params.update(self._anneal_continuation(step))
+        elif row["state"] == FAILED and step.kind == "anneal":  # stopped by an interlock
+            params.update(self._anneal_continuation(step))
+        if step.kind == "optp":
+            params.update(self._film_absorbance(step, params))
+        attempts_left = 1 if step.kind == "anneal" else 1 + self.plan.retries
+        message = ""
+        while attempts_left > 0:
+            attempts_left -= 1
+            cls = procedure_class(step.kind)
+            procedure = cls(slot=step.slot, sample_id=step.sample_id, **params)
+            path = new_run_file(self.out_dir / RUNS_DIR, step.kind, step.sample_id)
+            attempt = catalog.start_step(step.index, str(path.relative_to(self.out_dir)))
+            self._emit("step-start", step=step, attempt=attempt, file=str(path))
+            outcome = run_procedure(
+                procedure,
+                path,
+                station=self.station,
+                stop=self.stop,
+                on_emit=lambda topic, record: self._emit(topic, step=step, record=record),
+            )
+            if outcome.ok:
+                catalog.end_step(step.index, DONE, results=outcome.results)
+                self._emit("step-end", step=step, outcome=outcome)
+                return True, ""
+            message = outcome.message
+            catalog.end_step(step.index, FAILED, results=outcome.results, message=message)
+            catalog.event("error", f"{step.label} attempt {attempt}: {message}", step.index)
+            self._emit("step-end", step=step, outcome=outcome)
+            if self.stop.is_set() or step.kind == "anneal" or _is_interlock(message):
+                break
+        return False, message
+
+    def _film_absorbance(self, step: Step, params: dict) -> dict[str, Any]:
+        """The film's absorbance at the pump wavelength, from its absorption step of this anneal.
+
+        OPTP normalises its peak by the absorbed photon density N_abs (the paper's
+        comparison across temperatures); the plan may give it instead.
+        """
+        if params.get("absorbance_400nm") is not None or params.get("absorptance_400nm"):
+            return {}
+        for other in self.plan.steps:
+            if (
+                other.kind == "absorption"
+                and other.sample_id == step.sample_id
+                and other.temperature_c == step.temperature_c
+            ):
+                row = self.catalog.step(other.index)
+                if row["state"] == DONE and row["run_file"]:
+                    a = absorbance_at(self.out_dir / row["run_file"], PUMP_NM)
+                    if a is not None and a > 0:
+                        return {"absorbance_400nm": round(a, 6)}
+        return {}
+
+    def _anneal_continuation(self, step: Step) -> dict[str, Any]:
+        """Parameters that continue an interrupted anneal instead of repeating it."""
+        from labctl.procedures.anneal import dwell_done_min
+
+        done = 0.0
+        for attempt in self.catalog.attempts(step.index):
+            if attempt["run_file"]:
+                done += dwell_done_min(self.out_dir / attempt["run_file"], step.params)
+        self.catalog.event(
+            "info",
+            f"{step.label}: {done:.1f} min of dwell already done; continuing, not repeating",
+            step.index,
+        )
+        return {"dwell_done_min": done, "continue_program": True}
+
+
+def absorbance_at(run_file: Path, wavelength_nm: float, half_width_nm: float = 2.0):
+    """Median absorbance within ±``half_width_nm`` of ``wavelength_nm`` in an absorption run."""
+    import csv
+
+    import numpy as np
+
+    values = []
+    try:
+        with open(run_file, encoding="utf-8") as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                try:
+                    wl, a = float(row["wavelength_nm"]), float(row["absorbance"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if abs(wl - wavelength_nm) <= half_width_nm and np.isfinite(a):
+                    values.append(a)
+    except OSError:
+        return None
+    return float(np.median(values)) if values else None
+
+
+def _is_interlock(message: str) -> bool:
+    return "interlock" in message.lower()
+
+
+__all__ = ["SeriesRunner", "SeriesError", "SeriesOutcome", "PENDING", "absorbance_at"]

@@ -1,0 +1,201 @@
+"""A series from the command line: station, log file, live display, report at the end."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from labctl.series.plan import Plan
+
+LOG_NAME = "series.log"
+
+
+def run_series(
+    plan: Plan,
+    out_dir: str | Path,
+    *,
+    station: str | None = None,
+    time_scale: str | None = None,
+    resume: bool = False,
+    allow_changed_plan: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Run ``plan`` into ``out_dir``; exit code 0 done, 1 stopped by a fault, 130 aborted."""
+    from labctl.series.report import write_report
+    from labctl.series.runner import SeriesRunner
+    from labctl.station import Station
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _log_to(out_dir / LOG_NAME)
+    stop = threading.Event()
+    kwargs = {} if time_scale is None else {"time_scale": time_scale}
+    try:
+        with Station.from_file(station or _plan_station(plan), **kwargs) as st:
+            display = SeriesDisplay(plan, st.clock, quiet=quiet)
+            runner = SeriesRunner(
+                plan,
+                out_dir,
+                st,
+                resume=resume,
+                allow_changed_plan=allow_changed_plan,
+                stop=stop,
+                on_event=display.on_event,
+            )
+            display.catalog = runner.catalog
+            previous = _stop_on_sigterm(stop)
+            try:
+                with display:
+                    outcome = runner.run()
+            except KeyboardInterrupt:
+                stop.set()
+                raise
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+                runner.catalog.close()
+        paths = write_report(out_dir)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    display.print_end(outcome, paths)
+    if outcome.state == "aborted":
+        return 130
+    return 0 if outcome.state == "done" else 1
+
+
+def _plan_station(plan: Plan) -> str | None:
+    """The plan's ``station``: a file beside the plan, a path, or a bundled station name."""
+    if plan.station is None:
+        return None
+    beside = Path(plan.path).parent / plan.station
+    if not Path(plan.station).is_absolute() and not Path(plan.station).exists() and beside.exists():
+        return str(beside)
+    return plan.station
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    for console in root.handlers:  # the terminal keeps its level; the file gets INFO
+        if console.level == logging.NOTSET:
+            console.setLevel(root.level or logging.WARNING)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    for noisy in ("pymeasure",):  # parameter and connection chatter stays out of the log
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
+
+
+def _stop_on_sigterm(stop: threading.Event):
+    """SIGTERM (a polite kill, systemd) stops between points like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+def _wall(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+class SeriesDisplay:
+    """Rich progress of a series: step, virtual and wall time, ETA; also logs each step."""
+
+    def __init__(self, plan: Plan, clock, quiet: bool = False) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.plan = plan
+        self.clock = clock
+        self.catalog = None
+        self.console = Console(stderr=True)
+        self.log = logging.getLogger("labctl.series")
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=quiet,
+        )
+        self.series_task = self.progress.add_task(
+            f"series {plan.name}", total=len(plan.steps), info=""
+        )
+        self.step_task = None
+        self.t0_virtual = clock.now()
+        self.t0_wall = time.monotonic()
+        self._last_info, self._info = 0.0, ""
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def _times(self) -> str:
+        """Virtual and wall time so far, and the ETA from the steps' estimated durations."""
+        from labctl.series.estimate import step_duration_s
+
+        virtual_s = self.clock.now() - self.t0_virtual
+        wall_s = time.monotonic() - self.t0_wall
+        text = f"virtual {virtual_s / 3600:5.2f} h, wall {wall_s:5.0f} s"
+        if self.catalog is None:
+            return text
+        left = [s for s in self.catalog.steps() if s["state"] not in ("done", "skipped")]
+        by_index = {s.index: s for s in self.plan.steps}
+        eta_virtual = sum(step_duration_s(by_index[s["idx"]]) for s in left if s["idx"] in by_index)
+        if virtual_s > 0 and wall_s > 0:
+            eta_wall = eta_virtual * wall_s / virtual_s
+            text += f", ETA ≈ {eta_virtual / 3600:.1f} h virtual ({_wall(eta_wall)})"
+        return text
+
+    def on_event(self, what: str, info: dict) -> None:
+        step = info.get("step")
+        if what == "step-start":
+            self.log.info("start %s (attempt %d) → %s", step.label, info["attempt"], info["file"])
+            if self.step_task is not None:
+                self.progress.remove_task(self.step_task)
+            self.step_task = self.progress.add_task(f"  {step.label}", total=100, info="")
+        elif what == "progress" and self.step_task is not None:
+            now = time.monotonic()
+            if now - self._last_info >= 0.5:  # the catalog is read at most twice a second
+                self._last_info, self._info = now, self._times()
+            self.progress.update(self.step_task, completed=float(info["record"]), info=self._info)
+        elif what == "step-end":
+            outcome = info["outcome"]
+            self.log.info("%s: %s %s", step.label, outcome.status, outcome.message)
+            self._advance_series()
+            if not outcome.ok:
+                self.console.print(f"[red]{step.label}: {outcome.status}: {outcome.message}")
+
+    def _advance_series(self) -> None:
+        if self.catalog is None:
+            return
+        done = sum(1 for s in self.catalog.steps() if s["state"] in ("done", "skipped"))
+        self.progress.update(self.series_task, completed=done, info=self._times())
+
+    def print_end(self, outcome, paths: dict) -> None:
+        """The summary table and where the report is, on stdout."""
+        from rich.console import Console
+
+        from labctl.series.report import print_summary
+
+        wall = time.monotonic() - self.t0_wall
+        out = Console()
+        print_summary(paths["dir"], console=out)
+        out.print(
+            f"series {outcome.state}: {outcome.done} done, {outcome.failed} failed, "
+            f"{outcome.skipped} skipped in {wall:.0f} s wall time"
+            + (f" — {outcome.message}" if outcome.message else "")
+        )
+        out.print(f"report: {paths['html']}", soft_wrap=True)

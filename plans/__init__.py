@@ -1,0 +1,1 @@
+"""Series plans shipped with labctl (``labctl demo`` runs ``demo.yaml``)."""

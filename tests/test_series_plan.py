@@ -1,0 +1,171 @@
+"""Series plans: malformed and impossible plans are refused before anything moves.
+
+Each refusal is exit code 2 and one line naming the file, the line, the key and
+the problem; a good plan becomes its ordered steps with a digest of what it does.
+"""
+
+import re
+
+import pytest
+
+from labctl.cli import main
+from labctl.series.plan import load_plan
+
+GOOD = """\
+name: small
+sample: NPL
+films: per-temperature
+slots: [1, 2]
+temperatures_c: [250, 350]
+anneal:
+  ramp_c_per_min: 10
+  dwell_min: 30
+measurements:
+  - absorption: {averages: 2}
+  - tds: {max_sweeps: 2, min_sweeps: 1}
+retries: 1
+on_failure: stop
+interlocks: {max_deviation_c: 15}
+"""
+
+
+def write(tmp_path, text, name="plan.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def refuse(tmp_path, capsys, text):
+    """`labctl series check` on ``text``: exit 2 and one line; returns (line, file)."""
+    path = write(tmp_path, text)
+    assert main(["series", "check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0], str(path)
+
+
+def line_of(text, needle):
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ("retries: 1", "retires: 1", "retires", "unknown key (did you mean 'retries'?)"),
+        ("[250, 350]", "[250, 500]", "temperatures_c.1", "must lie in 30…400, got 500"),
+        ("dwell_min: 30", "dwell_min: -30", "anneal.dwell_min", "must be a number in 0…1440"),
+        ("dwell_min: 30", "dwell_min: half an hour", "anneal.dwell_min", "got 'half an hour'"),
+        ("dwell_min: 30", 'dwell_min: "30"', "anneal.dwell_min", "got '30'"),
+        ("[250, 350]", "[]", "temperatures_c", "must be a non-empty list"),
+        ("[250, 350]", "250", "temperatures_c", "must be a non-empty list"),
+        ("retries: 1", "retries: two", "retries", "must be a number, got 'two'"),
+        ("slots: [1, 2]", "slots: [1]", "slots", "needs 2 slot(s) for 2 temperature(s), got 1"),
+        ("slots: [1, 2]", "slots: [1, 1]", "slots", "a slot appears twice"),
+        ("on_failure: stop", "on_failure: retry", "on_failure", "must be one of"),
+        (
+            "max_sweeps: 2,",
+            "max_sweep: 2,",
+            "measurements.1.tds.max_sweep",
+            "not a parameter of tds (did you mean 'max_sweeps'?)",
+        ),
+        ("- absorption:", "- uvvis:", "measurements.0.uvvis", "unknown measurement"),
+        ("{max_deviation_c: 15}", "{max_dev: 15}", "interlocks.max_dev", "unknown interlock"),
+        ("  dwell_min: 30", "  dwell_min: 30\n  anneal_c: 300", "anneal.anneal_c", "is set by"),
+        (
+            "- absorption: {averages: 2}",
+            "- absorption: {averages: 2, slot: 3}",
+            "measurements.0.absorption.slot",
+            "is set by the plan itself",
+        ),
+    ],
+)
+def test_bad_plan_refused_with_file_line_key(tmp_path, capsys, old, new, key, problem):
+    assert old in GOOD
+    text = GOOD.replace(old, new)
+    message, path = refuse(tmp_path, capsys, text)
+    deepest = [k for k in key.split(".") if not k.isdigit()][-1]
+    line = line_of(text, deepest + ":")  # the line of the deepest key named
+    assert message.startswith(f"labctl series: error: {path}:"), message
+    assert f"{path}:{line}: {key}: " in message, (message, line)
+    assert problem in message
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path, capsys):
+    text = GOOD.replace("[250, 350]", "[250, 350")
+    message, path = refuse(tmp_path, capsys, text)
+    assert re.search(re.escape(path) + r":\d+:\d+: not valid YAML", message), message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["- just\n- a list\n", "", "name: x\nname: y\ntemperatures_c: [250]\n"],
+    ids=["list", "empty", "duplicate-key"],
+)
+def test_not_a_plan_refused(tmp_path, capsys, text):
+    message, path = refuse(tmp_path, capsys, text)
+    assert path in message
+
+
+def test_missing_plan_file(tmp_path, capsys):
+    assert main(["series", "check", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_more_films_than_the_station_has_slots(tmp_path, capsys):
+    """Slots the station's holder lacks are refused before anything moves (no catalog)."""
+    temps = list(range(200, 300, 10))  # ten films; the simulated holder has 8 film slots
+    text = GOOD.replace("slots: [1, 2]", f"slots: {list(range(1, 11))}").replace(
+        "[250, 350]", str(temps)
+    )
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    code = main(["series", "run", str(path), "--out", str(out), "--time-scale", "virtual"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{path}:{line_of(text, 'slots:')}: slots: slot 9 does not exist" in err[0]
+    assert not (out / "catalog.sqlite").exists()
+    assert not (out / "runs").exists()
+
+
+def test_good_plan_steps_and_digest(tmp_path, capsys):
+    plan = load_plan(write(tmp_path, GOOD))
+    assert [(s.kind, s.temperature_c, s.slot) for s in plan.steps] == [
+        ("anneal", 250.0, 1),
+        ("absorption", 250.0, 1),
+        ("tds", 250.0, 1),
+        ("anneal", 350.0, 2),
+        ("absorption", 350.0, 2),
+        ("tds", 350.0, 2),
+    ]
+    assert plan.steps[0].params["anneal_c"] == 250.0
+    assert plan.steps[0].params["max_deviation_c"] == 15
+    assert {s.sample_id for s in plan.steps} == {"NPL-250C", "NPL-350C"}
+    # the digest is of what the plan does: comments and layout do not change it
+    same = load_plan(write(tmp_path, "# a comment\n" + GOOD, "same.yaml"))
+    assert same.digest == plan.digest
+    other = load_plan(write(tmp_path, GOOD.replace("averages: 2", "averages: 3"), "o.yaml"))
+    assert other.digest != plan.digest
+    # one film through all temperatures, measured as made first
+    one = GOOD.replace("films: per-temperature", "films: one").replace("[1, 2]", "[4]")
+    one_plan = load_plan(write(tmp_path, one + "measure_as_made: true\n", "one.yaml"))
+    assert [s.temperature_c for s in one_plan.steps] == [None, None, 250, 250, 250, 350, 350, 350]
+    assert {s.slot for s in one_plan.steps} == {4}
+    # `series check` prints the schedule and its estimated duration
+    assert main(["series", "check", str(tmp_path / "plan.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "estimated duration" in out and plan.digest in out
+
+
+def test_bundled_demo_plan_is_valid():
+    from labctl.cli.demo import demo_plan_path
+
+    plan = load_plan(demo_plan_path())
+    anneals = [s for s in plan.steps if s.kind == "anneal"]
+    assert [s.temperature_c for s in anneals] == [200, 250, 300, 325, 335, 340, 350]
+    assert len({s.slot for s in anneals}) == 7
+    kinds = [s.kind for s in plan.steps if s.temperature_c == 300]
+    assert kinds == ["anneal", "absorption", "optp", "tds"]

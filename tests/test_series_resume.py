@@ -1,0 +1,399 @@
+"""Crash-resume and interlocks of a series against simulators that outlive the runner.
+
+`labctl sim serve` runs the simulated world in its own process (like hardware:
+the furnace's program keeps running, a film keeps its thermal history); the
+series runner (`labctl series run`, a subprocess) is killed with SIGKILL at
+several points, or stopped by an injected fault, and resumed with `--resume`.
+Compared with an uninterrupted run in a fresh world: every step done once, no
+anneal repeated, no recorded point missing, the same physics in the summary.
+
+Fast: the served world runs 6000× real time (a 3 h anneal in ~2 s of wall time),
+with short TDS scans whose peaks are given (no alignment scans).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
+
+from labctl.procedures.anneal import dwell_done_min
+from labctl.series.catalog import Catalog
+
+pytestmark = [pytest.mark.slow, pytest.mark.tcp]
+
+SCALE = "6000"  # virtual seconds per wall second in the served world and the runner
+DWELL_MIN = 30.0
+PLAN = """\
+name: crash-test
+sample: F
+slots: [1, 2]
+temperatures_c: [300, 335]
+anneal: {ramp_c_per_min: 10, dwell_min: 30, cool_min: 120, record_interval_s: 60}
+measurements:
+  - absorption: {averages: 4}
+  - tds: {step_ps: 0.35, t_start_ps: -1.0, t_stop_ps: 5.0, min_sweeps: 2, max_sweeps: 2,
+          optp_peak_ps: 0.16, thz_peak_ps: 0.0}
+retries: RETRIES
+on_failure: stop
+# at 6000x a loaded machine delays a row by minutes of furnace time: PV and setpoint are
+# read apart in time, so the deviation interlock gets room (its own tests are elsewhere)
+interlocks: {max_deviation_c: 80, deviation_grace_s: 3600}
+"""
+#: step indices of the plan above
+ANNEAL_300, ABS_300, TDS_300, ANNEAL_335, ABS_335, TDS_335 = range(6)
+LABCTL = [sys.executable, "-m", "labctl.cli"]
+
+
+# ---------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def served_world(directory: Path):
+    """A fresh simulated world served on loopback; yields its station file."""
+    station = directory / "served.yaml"
+    proc = subprocess.Popen(
+        [*LABCTL, "sim", "serve", "--time-scale", SCALE, "--write-station", str(station)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = read_lines_until(proc, "ready", timeout_s=60)
+        assert lines[-1:] == ["ready"], lines
+        yield station
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def write_plan(directory: Path, retries: int = 1, name: str = "plan.yaml") -> Path:
+    path = directory / name
+    path.write_text(PLAN.replace("RETRIES", str(retries)))
+    return path
+
+
+def start_series(plan: Path, out: Path, station: Path, *extra: str) -> subprocess.Popen:
+    log = (out.parent / f"{out.name}-runner.log").open("a")
+    return subprocess.Popen(
+        [*LABCTL, "series", "run", str(plan), "--out", str(out), "--station", str(station)]
+        + ["--quiet", *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def run_series(plan: Path, out: Path, station: Path, *extra: str) -> int:
+    proc = start_series(plan, out, station, *extra)
+    try:
+        return proc.wait(timeout=110)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def steps_of(out: Path) -> list[dict]:
+    if not (out / "catalog.sqlite").exists():
+        return []
+    try:
+        with Catalog.in_directory(out) as catalog:
+            return catalog.steps()
+    except Exception:  # the runner is creating it this very moment
+        return []
+
+
+def data_rows(path: Path) -> list[dict]:
+    """The complete data rows of a run file (a line cut by a kill is not a row)."""
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        lines = [line for line in fh if not line.startswith("#")]
+    if not lines:
+        return []
+    width = lines[0].count(",")
+    complete = [line for line in lines if line.endswith("\n") and line.count(",") == width]
+    return list(csv.DictReader(complete))
+
+
+def wait_until(proc: subprocess.Popen, out: Path, ready, timeout_s: float = 60.0) -> list[dict]:
+    """Poll the catalog (and run files) until ``ready(steps)``; the runner must still run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the runner ended early ({proc.returncode})"
+        steps = steps_of(out)
+        if steps and ready(steps):
+            return steps
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait(timeout=10)
+    pytest.fail(f"timed out waiting in {out}: {[(s['kind'], s['state']) for s in steps_of(out)]}")
+
+
+def running_rows(out: Path, steps: list[dict], idx: int) -> list[dict]:
+    step = steps[idx]
+    if step["state"] != "running" or not step["run_file"]:
+        return []
+    return data_rows(out / step["run_file"])
+
+
+def mid_dwell(idx):
+    def ready(steps, out):
+        rows = running_rows(out, steps, idx)
+        return any(r["segment"] == "2" and r["program_status"] == "run" for r in rows)
+
+    return ready
+
+
+def mid_scan(idx, rows_needed=8):
+    def ready(steps, out):
+        return len(running_rows(out, steps, idx)) >= rows_needed
+
+    return ready
+
+
+def after_step(idx):
+    def ready(steps, out):
+        return steps[idx]["state"] == "done"
+
+    return ready
+
+
+def summary(out: Path) -> dict[float, dict]:
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    return {r["temperature_c"]: r for r in rows}
+
+
+def dwell_at_temperature(out: Path, idx: int) -> float:
+    """Minutes within ±2 °C of the anneal temperature over every attempt of an anneal."""
+    with Catalog.in_directory(out) as catalog:
+        attempts = catalog.attempts(idx)
+        params = catalog.step(idx)["params"]
+    return sum(dwell_done_min(out / a["run_file"], params) for a in attempts)
+
+
+def assert_same_physics(out: Path, reference: Path) -> None:
+    got, ref = summary(out), summary(reference)
+    assert sorted(got) == sorted(ref) == [300.0, 335.0]
+    for t in ref:
+        assert got[t]["hh_peak_nm"] == pytest.approx(ref[t]["hh_peak_nm"], abs=1.5), t
+        for key in ("tau_fs", "c", "N_m3"):
+            tolerance = 4 * math.hypot(got[t][f"{key}_err"], ref[t][f"{key}_err"])
+            assert got[t][key] == pytest.approx(ref[t][key], abs=tolerance), (t, key)
+
+
+def assert_annealed_once(out: Path, step: dict) -> None:
+    """The recorded dwell at temperature over all attempts is one dwell, not two; a
+    continuation that attached to (or found finished) the controller's program never
+    heated the film again."""
+    results = step["results"]
+    assert results["ended_by"] == "ready"
+    dwell = dwell_at_temperature(out, step["idx"])
+    assert dwell <= DWELL_MIN + 2.0
+    continued_from = results.get("continued_from_status")
+    if continued_from in ("run", "holdback", "complete"):
+        with Catalog.in_directory(out) as catalog:
+            last = catalog.attempts(step["idx"])[-1]
+        temperatures = [float(r["temperature_c"]) for r in data_rows(out / last["run_file"])]
+        assert temperatures, "the continuation records the state it found"
+        if continued_from == "complete":  # cooling only: never above where it was found
+            assert max(temperatures) <= results["continued_at_pv_c"] + 2.0
+    else:  # from scratch, or re-heated for the dwell still owed: the dwell was recorded
+        assert dwell >= DWELL_MIN - 6.0
+
+
+def assert_completed_once(out: Path, reference: Path) -> None:
+    """Every step done; measurements complete (no point missing); no anneal repeated."""
+    steps, ref_steps = steps_of(out), steps_of(reference)
+    assert [s["state"] for s in steps] == ["done"] * 6
+    with Catalog.in_directory(out) as catalog:
+        assert catalog.series()["state"] == "done"
+    for step, ref in zip(steps, ref_steps, strict=True):
+        if step["kind"] == "anneal":
+            assert_annealed_once(out, step)
+        else:
+            done = data_rows(out / step["run_file"])
+            assert len(done) == len(data_rows(reference / ref["run_file"])) > 0, step["kind"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted series in a fresh world; `series status --json` read while it runs."""
+    directory = tmp_path_factory.mktemp("reference")
+    out = directory / "series"
+    with served_world(directory) as station:
+        proc = start_series(write_plan(directory), out, station)
+        try:
+            wait_until(proc, out, lambda steps: steps[ANNEAL_300]["state"] == "running")
+            status = subprocess.run(
+                [*LABCTL, "series", "status", str(out), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert proc.wait(timeout=110) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    return out, status
+
+
+def test_status_from_another_process_while_the_series_runs(reference):
+    out, status = reference
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["state"] == "running"
+    assert len(doc["steps"]) == 6
+    for s in doc["steps"]:
+        assert {"kind", "temperature_c", "state", "attempts"} <= set(s)
+    assert doc["steps"][ANNEAL_300]["state"] == "running"
+    assert doc["steps"][ANNEAL_300]["attempts"] == 1
+    assert [s["state"] for s in doc["steps"][TDS_300:]] == ["pending"] * 4
+    # and the finished series, as a table
+    done = subprocess.run(
+        [*LABCTL, "series", "status", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "done" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("point", "idx", "ready"),
+    [
+        ("mid-dwell", ANNEAL_335, mid_dwell(ANNEAL_335)),
+        ("mid-scan", TDS_300, mid_scan(TDS_300)),
+        ("between-steps", ABS_300, after_step(ANNEAL_300)),
+    ],
+)
+def test_sigkill_then_resume_does_each_step_once(tmp_path, reference, point, idx, ready):
+    ref_out, _ = reference
+    out = tmp_path / "series"
+    plan = write_plan(tmp_path)
+    with served_world(tmp_path) as station:
+        proc = start_series(plan, out, station)
+        try:
+            wait_until(proc, out, lambda steps: ready(steps, out))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        killed = steps_of(out)
+        if point != "between-steps":  # died mid-step (between steps: maybe just before one)
+            assert any(s["state"] == "running" for s in killed), killed
+        partial = {
+            s["idx"]: data_rows(out / s["run_file"]) for s in killed if s["state"] == "running"
+        }
+
+        # a changed plan is refused on resume (exit 2, nothing run) ...
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(plan.read_text().replace("averages: 4", "averages: 5"))
+        assert run_series(changed, out, station, "--resume") == 2
+        assert steps_of(out) == killed
+        if point != "between-steps":  # ... the plan the series started with finishes it
+            assert run_series(plan, out, station, "--resume") == 0
+        else:  # ... or, when allowed, the changed one: new parameters for steps not yet done
+            allow = ("--resume", "--allow-changed-plan")
+            assert run_series(changed, out, station, *allow) == 0
+            steps = steps_of(out)
+            before = 4 if killed[ABS_300]["state"] == "done" else 5  # done: as recorded
+            assert steps[ABS_300]["params"]["averages"] == before
+            assert steps[ABS_335]["params"]["averages"] == 5
+            with Catalog.in_directory(out) as catalog:
+                assert "changed plan" in " ".join(e["message"] for e in catalog.events())
+
+    assert_completed_once(out, ref_out)
+    assert_same_physics(out, ref_out)
+    steps = steps_of(out)
+    with Catalog.in_directory(out) as catalog:
+        for i, rows in partial.items():
+            attempts = catalog.attempts(i)
+            assert attempts[0]["state"] == "interrupted"
+            # the partial file is kept, as it was
+            assert data_rows(out / attempts[0]["run_file"])[: len(rows)] == rows
+            if steps[i]["kind"] == "anneal":
+                # continued, not started again
+                assert len(attempts) == 2
+                assert steps[i]["results"]["continued"]
+            else:  # a measurement is redone into a new file
+                assert len(attempts) == 2 and attempts[1]["run_file"] != attempts[0]["run_file"]
+        events = " ".join(e["message"] for e in catalog.events())
+    assert ("interrupted attempt kept" in events) == bool(partial)
+    for s in steps:
+        if s["idx"] not in partial:
+            assert s["attempts"] == 1, s  # steps done before or after the kill: once
+
+
+def fault(station: Path, *args: str) -> None:
+    done = subprocess.run(
+        [*LABCTL, "sim", "fault", "--station", str(station), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("role", "kind", "idx", "ready", "reason"),
+    [
+        ("furnace", "sensor_break", ANNEAL_300, mid_dwell(ANNEAL_300), "sensor break"),
+        ("lockin_pump", "silent", TDS_300, mid_scan(TDS_300, 4), "lockin_pump"),
+    ],
+)
+def test_fault_stops_safely_and_resume_finishes(
+    tmp_path, reference, role, kind, idx, ready, reason
+):
+    ref_out, _ = reference
+    out = tmp_path / "series"
+    plan = write_plan(tmp_path, retries=0)
+    with served_world(tmp_path) as station:
+        proc = start_series(plan, out, station)
+        try:
+            wait_until(proc, out, lambda steps: ready(steps, out))
+            fault(station, role, kind)
+            code = proc.wait(timeout=110)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        assert code == 1  # stopped by a fault
+        stopped = steps_of(out)
+        assert stopped[idx]["state"] == "failed"
+        assert reason in stopped[idx]["message"].lower().replace("-", " ") or (
+            reason in stopped[idx]["message"]
+        )
+        assert all(s["state"] == "pending" for s in stopped[idx + 1 :])
+        with Catalog.in_directory(out) as catalog:
+            series = catalog.series()
+        assert series["state"] == "stopped"
+        assert reason in series["message"].lower() or reason in series["message"]
+        # nothing recorded is lost: the failed attempt's rows are on disk
+        assert data_rows(out / stopped[idx]["run_file"])
+        # the furnace is in its safe state: program reset, setpoint at the safe value
+        from labctl.station import Station
+
+        fault(station, "--clear")
+        with Station.from_file(station) as st:
+            assert st["furnace"].program_status.name == "RESET"
+            assert st["furnace"].setpoint_c <= 30.0
+        assert run_series(plan, out, station, "--resume") == 0
+
+    assert_completed_once(out, ref_out)
+    assert_same_physics(out, ref_out)
+    steps = steps_of(out)
+    if kind == "sensor_break":  # the anneal was finished for the dwell still owed
+        assert steps[idx]["attempts"] == 2
+        assert "dwell still owed" in steps[idx]["results"]["continued"]
+    else:  # the measurement was redone into a new file
+        assert steps[idx]["attempts"] == 2
