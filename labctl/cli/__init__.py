@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     "labctl.cli.analyze",
     "labctl.cli.demo",
     "labctl.cli.run",
+    "labctl.cli.gui",
 )
 
 
