@@ -198,3 +198,48 @@ def test_bad_parameters_are_refused_with_a_readable_message(qtbot, tmp_path, sim
         assert not math.isnan(sim_station["furnace"].temperature_c)  # the station still answers
     finally:
         win.shutdown()
+
+
+def test_absorption_spectrum_marks_the_exciton_peaks_and_a_tds_run_reopens_with_its_fit(
+    qtbot, window
+):
+    absorption = window.queue_run("absorption", averages=2)
+    tds = window.queue_run("tds", max_sweeps=3, target="", optp_peak_ps=0.25, thz_peak_ps=None)
+    wait_done(qtbot, window, absorption)
+    wait_done(qtbot, window, tds)
+    assert absorption.state == "finished", absorption.message
+    outcome = window.outcomes[absorption.id]
+    window.redraw_all()
+    wl, a = window.absorption.curve.getData()
+    assert len(wl) == outcome.points > 100 and np.nanmax(a) > 0
+    assert [m.value() for m in window.absorption.markers][:1] == [outcome.results["hh_nm"]]
+    assert "HH" in window.absorption.note.text()
+
+    # reopen the TDS run: the waveform and a recomputed Δσ fit equal to the live one
+    live_fit = window.outcomes[tds.id].results["fit"]
+    window.waveform.clear()
+    window.conductivity.clear()
+    window.browser.open(tds.data_file)
+    qtbot.waitUntil(lambda: window.conductivity.last_update is not None, timeout=20_000)
+    assert window.conductivity.last_update.n_sweeps == 3
+    assert len(window.waveform.mean) == 321
+    assert window.fit_panel.fit["tau_fs"] == pytest.approx(live_fit["tau_fs"], rel=1e-3)
+
+
+def test_columns_grow_in_place_and_give_views():
+    from labctl.gui.buffers import Columns
+    from labctl.gui.plots import GridMean
+
+    c = Columns("x", "y", capacity=16)
+    for i in range(1000):
+        c.append(i, 2 * i)
+    c.extend(x=np.arange(1000, 1500), y=2 * np.arange(1000, 1500))
+    assert len(c) == 1500
+    assert np.array_equal(c["y"], 2 * np.arange(1500))
+    assert c["x"].base is not None  # a view, not a copy
+    g = GridMean(1)
+    for sweep in range(3):
+        for x in (0.2, 0.1, 0.0):
+            g.add(x, x + sweep)
+    x, m = g.means()
+    assert np.allclose(x, [0.0, 0.1, 0.2]) and np.allclose(m[0], [1.0, 1.1, 1.2])
