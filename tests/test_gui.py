@@ -152,6 +152,11 @@ def test_the_safe_state_is_restored_when_a_run_left_the_furnace_programmed(sim_s
     assert safe, message
     assert furnace.program_status == ProgramStatus.RESET
     assert furnace.setpoint_c == pytest.approx(furnace.safe_setpoint_c, abs=0.5)
+    # a run that never drives the furnace reports a program it finds, and leaves it
+    furnace.run_program(1)
+    safe, message = ensure_furnace_safe(sim_station, restore=False)
+    assert not safe and "program run" in message
+    assert furnace.program_status == ProgramStatus.RUN
     # an unreachable controller is reported, never called safe
     sim_station.world.faults.inject("furnace", "silent")
     safe, message = ensure_furnace_safe(sim_station)

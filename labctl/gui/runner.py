@@ -6,7 +6,8 @@ on the station the GUI shares with its instrument monitor (the per-instrument
 locks serialize their I/O). Everything the procedure emits is re-emitted as a
 Qt signal, which Qt queues to the GUI thread. Abort sets the run engine's stop
 event; after an aborted or failed run the furnace is read back and, if it is not
-in its safe state, put there and read back again (:func:`ensure_furnace_safe`).
+in its safe state, put there and read back again (:func:`ensure_furnace_safe`) — by a
+run that drives the furnace; otherwise the state is reported and left alone.
 """
 
 from __future__ import annotations
@@ -69,14 +70,19 @@ def furnace_is_safe(furnace) -> tuple[bool, dict[str, Any]]:
     return safe, state
 
 
-def ensure_furnace_safe(station) -> tuple[bool, str]:
-    """Verify (and if need be restore) the furnace's safe state; a readable verdict."""
+def ensure_furnace_safe(station, restore: bool = True) -> tuple[bool, str]:
+    """Verify (and, with ``restore``, if need be restore) the furnace's safe state.
+
+    Returns (safe, a readable verdict). ``restore=False`` is for runs that never
+    touch the furnace: a program running then belongs to someone else (a series in
+    another process on a served station) and is reported, not reset.
+    """
     if station is None or "furnace" not in station:
         return True, "no furnace on this station"
     furnace = station["furnace"]
     try:
         safe, state = furnace_is_safe(furnace)
-        if not safe:
+        if not safe and restore:
             log.warning("furnace not in its safe state after the run (%s): applying it", state)
             furnace.safe_state()
             safe, state = furnace_is_safe(furnace)
@@ -214,7 +220,10 @@ class RunQueue(QtCore.QObject):
             outcome = RunOutcome(FAILED, str(path), str(exc))
         request.state, request.message = outcome.status, outcome.message
         if outcome.status != FINISHED:
-            safe, message = ensure_furnace_safe(self.station)
+            uses_furnace = "furnace" in getattr(cls, "ROLES", ())
+            safe, message = ensure_furnace_safe(self.station, restore=uses_furnace)
+            if not safe and not uses_furnace:
+                message += f"; {request.kind} does not drive the furnace: left as it is"
             (log.info if safe else log.error)(
                 "after %s %s: %s", request.label, outcome.status, message
             )
