@@ -32,6 +32,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    if not getattr(args, "verbose", False):  # pymeasure warns at import of extras it lacks
+        logging.getLogger("pymeasure").setLevel(logging.ERROR)
     from labctl.gui.app import run_gui
 
     return run_gui(args.station, args.time_scale, args.data)
