@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "gui",
         help="operator GUI: run, watch and stop measurements and series",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=__doc__.split("\n\n")[1].replace("``", "") if __doc__ else None,
     )
     p.add_argument("--station", default="sim", help="station file or bundled name (default: sim)")
     p.add_argument(
