@@ -50,7 +50,7 @@ def wait_done(qtbot, win, request):
 
 
 def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbot, window):
-    optp = window.queue_run("optp", sweeps=2, sample_id="NPL 300")
+    optp = window.queue_run("optp", sweeps=2, sample_id="NPL 300", absorptance_400nm=0.6)
     tds = window.queue_run("tds", max_sweeps=4, target="tau_fs_err=3", sample_id="NPL 300")
     wait_done(qtbot, window, optp)
     wait_done(qtbot, window, tds)
@@ -65,6 +65,11 @@ def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbo
     fx, fy = window.optp.fit_curve.getData()
     assert len(fx) > 100 and np.nanmax(fy) > 0
     assert "τ =" in window.optp.note.text()
+    # with the pump power (power meter) and the absorptance: per absorbed photon density
+    n_abs = window.outcomes[optp.id].results["absorbed_photon_density_m3"]
+    assert window.optp.per_abs == pytest.approx(n_abs, rel=1e-9)
+    assert window.optp.plot.getAxis("right").isVisible()
+    assert "per N_abs" in window.optp.note.text()
 
     # THz waveform: E_ref(t) and ΔE(t) over the gate window
     tx, ty = window.waveform.ref_curve.getData()

@@ -183,6 +183,13 @@ class OPTPPlot(Panel):
             self.mean_curve.setData([], [])
         curve = self.fit_curve_data()
         self.fit_curve.setData(*(curve if curve else ([], [])))
+        if self.per_abs:  # right axis: the same trace per absorbed photon density
+            self.plot.showAxis("right")
+            right = self.plot.getAxis("right")
+            right.setScale(1.0 / self.per_abs)
+            right.setLabel(f"per N_abs (m³), N_abs = {self.per_abs:.3g} m⁻³")
+        else:
+            self.plot.hideAxis("right")
         self.note.setText(self._describe())
 
     def _describe(self) -> str:
