@@ -104,3 +104,50 @@ def test_series_view_starts_the_series_command_line_and_reports_problems(
         assert messages[-1][1] and str(bad) in messages[-1][0]
     finally:
         view.close_view()
+
+
+SHORT_PLAN = """\
+name: gui-short
+station: sim
+sample: NPL
+films: per-temperature
+slots: [1]
+temperatures_c: [300]
+anneal: {ramp_c_per_min: 10, dwell_min: 30, cool_min: 120, record_interval_s: 120}
+measurements:
+  - absorption: {averages: 2}
+  - optp: {sweeps: 1, step_near_ps: 0.1, step_far_ps: 1.0, stop_ps: 8.0}
+"""
+
+
+def series_cli_available() -> bool:
+    from labctl.cli import SUBCOMMANDS
+
+    return "labctl.cli.series" in SUBCOMMANDS
+
+
+@pytest.mark.skipif(not series_cli_available(), reason="labctl series is not on this branch")
+def test_series_view_runs_a_plan_through_the_command_line_and_makes_its_report(qtbot, tmp_path):
+    from labctl.gui.series_view import SeriesView
+
+    plan_path = tmp_path / "short.yaml"
+    plan_path.write_text(SHORT_PLAN)
+    out = tmp_path / "series"
+    view = SeriesView("sim", "virtual")
+    qtbot.addWidget(view)
+    messages = []
+    view.message.connect(lambda text, error: messages.append((text, error)))
+    try:
+        assert view.load_plan(plan_path)
+        view.watch(out)
+        assert view.start()
+        qtbot.waitUntil(lambda: not view.running, timeout=90_000)
+        assert messages[-1] == ("series run ended (exit 0)", False), view.events.toPlainText()
+        qtbot.waitUntil(lambda: view.step_states() == ["done"] * 3, timeout=10_000)
+        assert "series gui-short: " in view.state_label.text()
+        assert view.make_report()
+        qtbot.waitUntil(lambda: not view.running, timeout=60_000)
+        assert messages[-1] == ("report ended (exit 0)", False), view.events.toPlainText()
+        assert view.report_path().exists()
+    finally:
+        view.close_view()
