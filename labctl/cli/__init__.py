@@ -10,6 +10,7 @@ import sys
 # Modules that define ``register(subparsers)``: each adds its subcommand's parser and
 # sets ``func`` (a callable taking the parsed args, returning an exit code).
 SUBCOMMANDS = (
+    "labctl.cli.gui",
     "labctl.cli.sim",
     "labctl.cli.analyze",
     "labctl.cli.demo",

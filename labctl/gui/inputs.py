@@ -1,0 +1,57 @@
+"""Parameter inputs generated from a Procedure's pymeasure Parameters.
+
+pymeasure's :class:`InputsWidget` makes one input per Parameter. Its float box
+cannot be left empty, so an :class:`OptionalFloatParameter` ("unset: the
+procedure finds it", e.g. the THz peak) gets a text box where empty means unset.
+"""
+
+from __future__ import annotations
+
+from pymeasure.display.inputs import StringInput
+from pymeasure.display.widgets import InputsWidget
+
+from labctl.procedures.alignment import OptionalFloatParameter
+
+
+class OptionalFloatInput(StringInput):
+    """A number, or empty for "unset"."""
+
+    def setValue(self, value):
+        return super().setValue("" if value is None else f"{value:g}")
+
+    def setSuffix(self, value):
+        self.setPlaceholderText(f"unset (found by the procedure){value}")
+
+    def value(self):
+        return super().value().strip()
+
+
+class ParameterInputs(InputsWidget):
+    """Inputs for every Parameter of ``procedure_class`` (base class first)."""
+
+    def __init__(self, procedure_class, parent=None) -> None:
+        from labctl.cli.run import procedure_parameters
+
+        names = tuple(procedure_parameters(procedure_class))
+        super().__init__(procedure_class, inputs=names, parent=parent, inputs_in_scrollarea=True)
+
+    def _setup_ui(self):
+        for parameter in self._procedure.parameter_objects().values():
+            if isinstance(parameter, OptionalFloatParameter):
+                parameter.ui_class = OptionalFloatInput
+        super()._setup_ui()
+
+    def values(self) -> dict:
+        """The entered values by parameter name (ValueError names a refused one)."""
+        out = {}
+        for name in self._inputs:
+            element = getattr(self, name)
+            try:
+                out[name] = element.parameter.value
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return out
+
+    def set_value(self, name: str, value) -> None:
+        """Set one input (scripts and tests)."""
+        getattr(self, name).setValue(value)
