@@ -98,6 +98,9 @@ class TDS(AlignedProcedure):
 
     KIND = "tds"
     DATA_COLUMNS = ["sweep", "time_ps", "X_ref_V", "X_pump_V", "E_ref", "dE"]
+    #: The running :class:`~labctl.livefit.LiveTDSFit` (set when the gate scan starts): a
+    #: display subscribes to it for the Δσ(ω) arrays the ``fit`` emits leave out.
+    live_fit = None
 
     optp_peak_ps = OptionalFloatParameter(
         "OPTP peak pump delay", units="ps", minimum=-1e3, maximum=1e3, default=None
@@ -135,7 +138,7 @@ class TDS(AlignedProcedure):
             effective_mass=self.effective_mass,
         )
         live.subscribe(self._updates.append)  # list.append is atomic; emitted from this thread
-        self._live = live
+        self.live_fit = live
         try:
             self._scan(times, target, pump_delay)
         finally:
@@ -185,7 +188,7 @@ class TDS(AlignedProcedure):
                 )
                 self.progress((s + (k + 1) / times.size) / self.max_sweeps)
             self._check_overloads(s + 1)
-            self._live.add_sweep(times, e_ref, de)
+            self.live_fit.add_sweep(times, e_ref, de)
             self.run_results["sweeps"] = s + 1
             if self._target_met(target, s + 1):
                 return
@@ -214,7 +217,7 @@ class TDS(AlignedProcedure):
 
     def _target_met(self, target: dict[str, float], sweeps: int) -> bool:
         """Wait (bounded) for the fit of these sweeps, publish it; True once the target is met."""
-        self._live.wait_idle(FIT_WAIT_S)
+        self.live_fit.wait_idle(FIT_WAIT_S)
         self._emit_fit_updates()
         if not target or sweeps < self.min_sweeps:
             return False

@@ -206,7 +206,7 @@ class RunQueue(QtCore.QObject):
 
         def on_emit(topic: str, record: Any) -> None:
             if not subscribed:
-                live = getattr(procedure, "_live", None)  # the TDS live fit, once it exists
+                live = getattr(procedure, "live_fit", None)  # the TDS live fit, once it exists
                 if live is not None:
                     live.subscribe(lambda update: self.fit_update.emit(request, update))
                     subscribed.append(live)
