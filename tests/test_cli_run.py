@@ -1,13 +1,12 @@
 """``labctl run KIND``: options generated from Parameters, exit codes, summary, data on disk."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+from killing import sigkill_when
 from pymeasure.experiment import (
     BooleanParameter,
     FloatParameter,
@@ -171,24 +170,16 @@ def test_sigkill_mid_anneal_leaves_every_flushed_row(tmp_path):
         "--out", str(tmp_path),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        seen, deadline = 0, time.monotonic() + 60
-        while seen < 15:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no rows appeared within 60 s"
-            files = data_files(tmp_path)
-            if files:
-                text = files[0].read_text()
-                seen = sum(1 for ln in text.splitlines() if ln and ln[0].isdigit())
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    seen = 0
+
+    def fifteen_rows() -> bool:
+        nonlocal seen
+        files = data_files(tmp_path)
+        if files:
+            seen = sum(1 for ln in files[0].read_text().splitlines() if ln and ln[0].isdigit())
+        return seen >= 15
+
+    sigkill_when(proc, fifteen_rows, timeout_s=60)
     (path,) = data_files(tmp_path)
     data = pd.read_csv(path, comment="#")
     assert len(data) >= seen

@@ -4,29 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from sim_furnace import annealed_station
 
 from labctl.drivers.eurotherm import ProgramStatus
-from labctl.procedures.annealing import anneal_film
-from labctl.station import Station, load_station_spec
+from labctl.station import Station
 
 pytest.importorskip("pytestqt")
 
 WAIT_MS = 60_000
-
-
-def annealed_station(anneal_c=300.0, slot=1):
-    """The bundled simulated station on virtual time, the film of ``slot`` annealed."""
-    spec = load_station_spec("sim")
-    station = Station(spec, time_scale="virtual")
-    anneal_film(
-        station["furnace"],
-        station["stages"].sample,
-        station.clock,
-        slot,
-        anneal_c,
-        ambient_c=float(station.world.furnace.ambient_c),
-    )
-    return station
 
 
 @pytest.fixture

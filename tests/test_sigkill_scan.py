@@ -10,13 +10,12 @@ every row that was on disk before the kill byte for byte (none torn), and
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+from killing import sigkill_when
 from pymeasure.experiment import Results
 
 from labctl.procedures.tds import TDS
@@ -39,25 +38,16 @@ def test_sigkill_mid_tds_scan_keeps_every_flushed_row(tmp_path):
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wanted = POINTS_PER_SWEEP + 30  # one sweep done, the second under way
-    try:
-        before: list[str] = []
-        deadline = time.monotonic() + 90
-        while len(before) < wanted:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, f"only {len(before)} rows within 90 s"
-            files = list(tmp_path.glob("tds_*.csv"))
-            if files:
-                lines = data_lines(files[0].read_text())
-                before = lines[:-1]  # the last line may be half-written: not counted
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    before: list[str] = []
+
+    def second_sweep_under_way() -> bool:
+        nonlocal before
+        files = list(tmp_path.glob("tds_*.csv"))
+        if files:
+            before = data_lines(files[0].read_text())[:-1]  # the last may be half-written
+        return len(before) >= wanted
+
+    sigkill_when(proc, second_sweep_under_way, timeout_s=90)
     (path,) = tmp_path.glob("tds_*.csv")
     assert not path.with_suffix(".json").exists()  # the run never got to its summary
     after = data_lines(path.read_text())
