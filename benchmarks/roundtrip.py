@@ -4,7 +4,9 @@ Prints medians in microseconds and, as its last line, one JSON object with
 ``inproc_us`` (raw query, in-process adapter), ``tcp_us`` (raw pyvisa query
 over TCP), ``driver_us`` (pymeasure SR830 ``x`` over TCP) and
 ``driver_over_raw`` (driver-level query / raw pyvisa query on the same TCP
-simulator, measured in this run).
+simulator, measured in this run) and ``write_then_query_us`` (a command, then a
+query, over TCP: the pattern of every stage move, ``1PA…`` then ``TB?``, which a
+delayed ACK on the server side would hold back ~40 ms by Nagle's rule).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
         rm = pyvisa.ResourceManager("@py")
         raw = rm.open_resource(server.resource, **visa_options(server.resource))
         tcp = median_us(lambda: raw.query("OUTP? 1"), n)
+        write_query = median_us(lambda: (raw.write("PHAS 0"), raw.query("OUTP? 1")), n // 10)
         driver = SR830(server.resource, **visa_options(server.resource))
         driver_us = median_us(lambda: driver.x, n)
         driver.adapter.close()
@@ -58,6 +61,7 @@ def main() -> None:
     print(f"TCP raw pyvisa query  {tcp:8.1f} us")
     print(f"TCP pymeasure SR830.x {driver_us:8.1f} us")
     print(f"driver / raw (TCP)    {driver_us / tcp:8.2f}")
+    print(f"TCP command + query   {write_query:8.1f} us")
     print(
         json.dumps(
             {
@@ -66,6 +70,7 @@ def main() -> None:
                 "driver_us": round(driver_us, 1),
                 "driver_over_raw": round(driver_us / tcp, 3),
                 "tcp_over_inproc": round(tcp / inproc, 1),
+                "write_then_query_us": round(write_query, 1),
                 "n": n,
             }
         )

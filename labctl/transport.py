@@ -205,6 +205,21 @@ SEND_TIMEOUT_S = 30.0
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 60, 10, 3
 
 
+def _ack_now(sock: socket.socket) -> None:
+    """Acknowledge at once (Linux TCP_QUICKACK, cleared by the kernel after each use).
+
+    A driver that writes a command and then a query (ESP301 ``1PA10`` then ``TB?``)
+    leaves its second write in Nagle's buffer until the first is acknowledged, and a
+    delayed ACK costs ~40 ms per move; a real instrument acknowledges at once.
+    """
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        except OSError:
+            pass
+
+
 def _client_socket_options(sock: socket.socket) -> None:
     """No Nagle delay, a bounded send, keepalive probes: a client's thread ends with it."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -243,6 +258,7 @@ class _Connection(socketserver.BaseRequestHandler):
                 data = sock.recv(65536)
                 if not data or _disconnected(sim):
                     break
+                _ack_now(sock)
                 reply = sim.respond(data, source=sock)
                 if reply:
                     sock.sendall(reply)
