@@ -7,6 +7,7 @@ import struct
 
 import minimalmodbus
 import pytest
+from modbus_frames import RecordingSerial, exception, read_reply, write_req
 
 from labctl.drivers.eurotherm import (
     Dwell,
@@ -31,38 +32,10 @@ def read_req(address: int, start: int, count: int = 1, slave: int = 1, fn: int =
     return with_crc(struct.pack(">BBHH", slave, fn, start, count))
 
 
-def write_req(address: int, value: int, slave: int = 1) -> bytes:
-    return with_crc(struct.pack(">BBHH", slave, 6, address, value & 0xFFFF))
-
-
 def write_many_req(start: int, values: list[int], slave: int = 1) -> bytes:
     body = struct.pack(">BBHHB", slave, 16, start, len(values), 2 * len(values))
     body += b"".join(struct.pack(">H", v & 0xFFFF) for v in values)
     return with_crc(body)
-
-
-def read_reply(values: list[int], slave: int = 1, fn: int = 3) -> bytes:
-    data = b"".join(struct.pack(">H", v & 0xFFFF) for v in values)
-    return with_crc(bytes([slave, fn, len(data)]) + data)
-
-
-def exception(fn: int, code: int, slave: int = 1) -> bytes:
-    return with_crc(bytes([slave, fn | 0x80, code]))
-
-
-class RecordingSerial(SimSerial):
-    """SimSerial that keeps every request frame the driver sent."""
-
-    def __init__(self, handler):
-        super().__init__(handler)
-        self.sent: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.sent.append(bytes(data))
-        return super().write(data)
-
-    def writes(self) -> list[bytes]:
-        return [f for f in self.sent if f[1] in (6, 16)]
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modbus_frames import RecordingSerial, exception, read_reply, write_req
 
 from labctl.drivers.eurotherm import (
     Dwell,
@@ -45,32 +46,6 @@ def is_number(value) -> bool:
 
 def read_req(start: int, count: int = 1, slave: int = 1) -> bytes:
     return with_crc(struct.pack(">BBHH", slave, 3, start, count))
-
-
-def write_req(address: int, value: int, slave: int = 1) -> bytes:
-    return with_crc(struct.pack(">BBHH", slave, 6, address, value & 0xFFFF))
-
-
-def read_reply(values: list[int], slave: int = 1) -> bytes:
-    data = b"".join(struct.pack(">H", v & 0xFFFF) for v in values)
-    return with_crc(bytes([slave, 3, len(data)]) + data)
-
-
-def exception(fn: int, code: int) -> bytes:
-    return with_crc(bytes([1, fn | 0x80, code]))
-
-
-class RecordingSerial(SimSerial):
-    def __init__(self, handler):
-        super().__init__(handler)
-        self.sent: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.sent.append(bytes(data))
-        return super().write(data)
-
-    def writes(self) -> list[bytes]:
-        return [f for f in self.sent if f[1] in (6, 16)]
 
 
 @pytest.fixture
