@@ -94,45 +94,45 @@ def _exciton_vs_t(plt, directory, rows, steps):
     return _save(plt, fig, directory / "exciton_peak_vs_T.png")
 
 
-def _absorption_spectra(plt, directory, rows, steps):
+def _traces(plt, directory, steps, kind: str, x: str, y: str):
+    """One curve per finished ``kind`` step (``y`` averaged over sweeps at each ``x``), or
+    ``None`` (no figure) when no run file has those columns."""
     fig, ax = plt.subplots(figsize=(6, 4))
     n = 0
     for s in steps:
-        if s["kind"] != "absorption":
+        if s["kind"] != kind:
             continue
         frame = _run_frame(directory, s)
-        if frame is None or "absorbance" not in frame or "wavelength_nm" not in frame:
+        if frame is None or x not in frame or y not in frame:
             continue
-        ax.plot(frame["wavelength_nm"], frame["absorbance"], lw=1, label=_label(s["temperature_c"]))
-        n += 1
-    if not n:
-        plt.close(fig)
-        return None
-    ax.set_xlim(380, 850)
-    ax.set_xlabel("wavelength (nm)")
-    ax.set_ylabel("absorbance")
-    ax.legend(fontsize=7)
-    return _save(plt, fig, directory / "absorption_spectra.png")
-
-
-def _optp_traces(plt, directory, rows, steps):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    n = 0
-    for s in steps:
-        if s["kind"] != "optp":
-            continue
-        frame = _run_frame(directory, s)
-        if frame is None or "pump_delay_ps" not in frame or "minus_dE_over_E" not in frame:
-            continue
-        mean = frame.groupby("pump_delay_ps")["minus_dE_over_E"].mean()
+        mean = frame.groupby(x)[y].mean()
         ax.plot(mean.index, mean.values, lw=1, label=_label(s["temperature_c"]))
         n += 1
     if not n:
         plt.close(fig)
         return None
+    ax.legend(fontsize=7)
+    return fig, ax
+
+
+def _absorption_spectra(plt, directory, rows, steps):
+    drawn = _traces(plt, directory, steps, "absorption", "wavelength_nm", "absorbance")
+    if drawn is None:
+        return None
+    fig, ax = drawn
+    ax.set_xlim(380, 850)
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("absorbance")
+    return _save(plt, fig, directory / "absorption_spectra.png")
+
+
+def _optp_traces(plt, directory, rows, steps):
+    drawn = _traces(plt, directory, steps, "optp", "pump_delay_ps", "minus_dE_over_E")
+    if drawn is None:
+        return None
+    fig, ax = drawn
     ax.set_xlabel("pump delay (ps)")
     ax.set_ylabel("−ΔE/E")
-    ax.legend(fontsize=7)
     return _save(plt, fig, directory / "optp_traces.png")
 
 
