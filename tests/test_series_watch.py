@@ -10,10 +10,10 @@ import sys
 
 import httpx
 import pytest
+from small_series import run_small_series
 
 from labctl.series.catalog import Catalog
 from labctl.series.watch import WatchRefused, WatchServer, check_exposure
-from small_series import run_small_series
 
 TOKEN = "s3cret-night"
 
@@ -123,9 +123,7 @@ def test_state_plots_and_events_of_a_finished_series(finished_series):
         assert event == "state" and data["version"] == state["version"]
 
 
-def test_events_follow_the_catalog_and_the_directory_is_never_written(
-    finished_series, tmp_path
-):
+def test_events_follow_the_catalog_and_the_directory_is_never_written(finished_series, tmp_path):
     series = shutil.copytree(finished_series, tmp_path / "series")
     with Catalog.in_directory(series) as writer:  # a runner, live: the catalog in WAL mode
         writer.set_series_state("running")
