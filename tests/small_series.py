@@ -40,6 +40,5 @@ def run_small_series(out: Path) -> Path:
         outcome = runner.run()
         runner.catalog.close()
     assert outcome.state == "done", outcome
-    (out / "series.log").write_text("2026-12-06 03:00:00,000 INFO labctl.series: tds finished\n")
     write_report(out)
     return out

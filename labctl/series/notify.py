@@ -9,7 +9,7 @@ configured once per user, in ``notify.yaml`` in labctl's config directory
     urls:                    # apprise URLs: e-mail, webhooks, chat services
       - mailtos://user:app-password@smtp.example.org?to=operator@example.org
       - json://hooks.example.org/labctl
-    on: [done, done-with-failures, stopped, aborted]   # which ends to tell (default: all)
+    when: [done, done-with-failures, stopped, aborted]  # which ends to tell (default: all)
 
 Sending goes through apprise (a kept library covering SMTP, JSON/form
 webhooks, Slack, Matrix, ntfy, … and the desktop), one target at a time so a
@@ -37,7 +37,7 @@ ENDS = ("done", "done-with-failures", "stopped", "aborted")
 class NotifyConfig:
     desktop: bool = True
     urls: list[str] = field(default_factory=list)
-    on: tuple[str, ...] = ENDS
+    when: tuple[str, ...] = ENDS
     source: str = ""
 
 
@@ -66,21 +66,21 @@ def load_config(path: str | Path | None = None) -> NotifyConfig:
         line = f":{where.line + 1}" if where is not None else ""
         raise NotifyConfigError(f"{path}{line}: not readable YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise NotifyConfigError(f"{path}: expected keys desktop, urls, on")
-    unknown = set(data) - {"desktop", "urls", "on"}
+        raise NotifyConfigError(f"{path}: expected keys desktop, urls, when")
+    unknown = set(data) - {"desktop", "urls", "when"}
     if unknown:
-        raise NotifyConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (desktop, urls, on)")
+        raise NotifyConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (desktop, urls, when)")
     urls = data.get("urls") or []
     if isinstance(urls, str):
         urls = [urls]
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise NotifyConfigError(f"{path}: urls: a list of apprise URLs")
-    on = data.get("on") or ENDS
-    on = (on,) if isinstance(on, str) else tuple(on)
-    bad = [e for e in on if e not in ENDS]
+    when = data.get("when") or ENDS
+    when = (when,) if isinstance(when, str) else tuple(when)
+    bad = [e for e in when if e not in ENDS]
     if bad:
-        raise NotifyConfigError(f"{path}: on: {bad[0]!r} is not one of {', '.join(ENDS)}")
-    return NotifyConfig(bool(data.get("desktop", True)), urls, on, str(path))
+        raise NotifyConfigError(f"{path}: when: {bad[0]!r} is not one of {', '.join(ENDS)}")
+    return NotifyConfig(bool(data.get("desktop", True)), urls, when, str(path))
 
 
 def desktop_url() -> str | None:
@@ -149,7 +149,7 @@ def notify_series_end(directory: str | Path, config: NotifyConfig | None = None)
         if message is None:
             return False
         state, title, body = message
-        if state not in config.on:
+        if state not in config.when:
             return True
         kind = {
             "done": apprise.NotifyType.SUCCESS,

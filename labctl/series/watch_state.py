@@ -111,7 +111,10 @@ def eta(series: dict, steps: list[dict]) -> dict[str, Any]:
         elapsed = (_now_like(started) - started).total_seconds()
         remaining -= min(elapsed, (_estimate_s(running) or 0.0) * speed)
     doc["remaining_s"] = max(remaining, 0.0)
-    doc["text"] = f"≈ {_duration(doc['remaining_s'])} left (steps ran {speed:.3g}× their estimate)"
+    doc["text"] = (
+        f"≈ {_duration(doc['remaining_s'])} left "
+        f"(steps so far took {speed:.2g}× their real-time estimate)"
+    )
     return doc
 
 
@@ -147,8 +150,9 @@ def _fit(steps: list[dict]) -> dict | None:
     }
 
 
-def log_tail(directory: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines of ``series.log`` (read from its end, however long it is)."""
+def log_tail(directory: Path, events: list[dict], lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of ``series.log`` (read from its end, however long it is),
+    or of the catalog's events where the series was run without a log file."""
     path = directory / LOG_NAME
     try:
         with path.open("rb") as fh:
@@ -157,7 +161,7 @@ def log_tail(directory: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
             fh.seek(max(0, size - 200 * lines))
             text = fh.read().decode("utf-8", errors="replace")
     except OSError:
-        return []
+        return [f"{e['t']} {e['level'].upper()} {e['message']}" for e in events[-lines:]]
     return text.splitlines()[-lines:]
 
 
@@ -171,16 +175,16 @@ def _file_key(directory: Path, run_file: str | None) -> str:
     return f"{run_file}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def read_series(directory: str | Path) -> tuple[dict, list[dict]]:
-    """The series row and its steps, read-only."""
+def read_series(directory: str | Path) -> tuple[dict, list[dict], list[dict]]:
+    """The series row, its steps and its events, read-only."""
     with Catalog.read_only(directory) as catalog:
-        return catalog.series() or {}, catalog.steps()
+        return catalog.series() or {}, catalog.steps(), catalog.events()
 
 
 def snapshot(directory: str | Path) -> dict[str, Any]:
     """Everything the page shows, as one JSON-able document with a ``version`` digest."""
     directory = Path(directory)
-    series, steps = read_series(directory)
+    series, steps, events = read_series(directory)
     plot_keys = {}
     for name, (kind, *_rest) in TRACES.items():
         step = _latest(steps, kind, running_ok=True)
@@ -192,7 +196,7 @@ def snapshot(directory: str | Path) -> dict[str, Any]:
         "steps": [{k: s.get(k) for k in STEP_FIELDS} for s in steps],
         "eta": eta(series, steps),
         "fit": _fit(steps),
-        "log": log_tail(directory),
+        "log": log_tail(directory, events),
         "plots": {
             name: hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
             for name, key in plot_keys.items()
@@ -212,7 +216,7 @@ def plot_png(directory: str | Path, name: str) -> bytes | None:
     from matplotlib.figure import Figure
 
     directory = Path(directory)
-    _series, steps = read_series(directory)
+    _series, steps, _events = read_series(directory)
     with _draw_lock:
         fig = Figure(figsize=(5.2, 3.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
