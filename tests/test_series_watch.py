@@ -10,7 +10,7 @@ import sys
 
 import httpx
 import pytest
-from small_series import run_small_series
+from small_series import run_small_series, write_plan
 
 from labctl.series.catalog import Catalog
 from labctl.series.watch import WatchRefused, WatchServer, check_exposure
@@ -166,3 +166,86 @@ def test_a_series_about_to_start_is_served_and_waits(tmp_path):
         assert r.status_code == 503 and "no series catalog" in r.json()["error"]
     with pytest.raises(WatchRefused, match="no series here"):
         WatchServer(tmp_path)
+
+
+@pytest.mark.slow
+def test_series_run_serves_the_page_alongside(tmp_path):
+    plan = write_plan(tmp_path)
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "labctl.cli", "series", "run", str(plan), "--out", str(out)]
+    env = {**os.environ, "LABCTL_CONFIG": str(tmp_path)}  # no notify.yaml: desktop only
+    env.pop("LABCTL_WATCH_TOKEN", None)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    exposed = subprocess.run(
+        [*base, "--watch-port", "0", "--watch-host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert exposed.returncode == 2 and "--token" in exposed.stderr
+    assert not out.exists()  # refused before anything ran
+    proc = subprocess.Popen(
+        [*base, "--watch-port", "0", "--time-scale", "virtual", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in proc.stderr:  # readiness: the line comes once the socket listens
+            seen.append(line)
+            if line.startswith("watch http://127.0.0.1:"):
+                url = line.split()[1]
+                r = httpx.get(url + "api/state", timeout=60)
+                assert r.status_code in (200, 503), r.text  # 503: the catalog not yet made
+                break
+        else:
+            pytest.fail("no watch line: " + "".join(seen))
+        proc.stderr.read()
+        assert proc.wait(timeout=300) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        proc.stderr.close()
+    with pytest.raises(httpx.ConnectError):  # the page ended with the series
+        httpx.get(url + "api/state", timeout=10)
+
+
+def test_watch_of_a_directory_without_a_series_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "series", "watch", str(tmp_path), "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"labctl series: error: {tmp_path}: no series here (no catalog.sqlite)"
+    )
+
+
+def test_eta_is_learned_from_how_long_the_finished_steps_took():
+    from datetime import datetime, timedelta
+
+    from labctl.series.watch_state import _estimate_s, eta
+
+    def step(idx, kind, state, started=None, took_s=None):
+        ended = None if took_s is None else started + timedelta(seconds=took_s)
+        params = {"anneal_c": 300.0} if kind == "anneal" else {}
+        return {
+            "idx": idx, "kind": kind, "temperature_c": 300.0, "slot": 1, "sample_id": "W",
+            "params": params, "state": state, "run_file": None, "results": None,
+            "started": started and started.isoformat(timespec="seconds"),
+            "ended": ended and ended.isoformat(timespec="seconds"),
+        }  # fmt: skip
+
+    t0 = datetime(2026, 12, 6, 1, 0, 0)
+    anneal = step(0, "anneal", "done", t0, None)
+    estimate = _estimate_s(anneal)
+    anneal = step(0, "anneal", "done", t0, estimate / 10)  # ran 10× faster than estimated
+    left = [step(1, "absorption", "pending"), step(2, "tds", "pending")]
+    doc = eta({"state": "running"}, [anneal, *left])
+    expected = sum(_estimate_s(s) for s in left) / 10
+    assert doc["remaining_s"] == pytest.approx(expected, abs=1.0)
+    assert (doc["done"], doc["total"]) == (1, 3)
+    assert "0.1× their real-time estimate" in doc["text"]
+    fresh = eta({"state": "running"}, [step(0, "anneal", "pending"), *left])
+    assert fresh["remaining_s"] is None and "at real time (no step finished yet)" in fresh["text"]
+    assert eta({"state": "stopped"}, [anneal, *left])["text"] == "ended: stopped"

@@ -183,10 +183,11 @@ def run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _watch_alongside(args: argparse.Namespace):
     """The watch page in a thread while the series runs; it waits for the catalog."""
-    from labctl.series.watch import WatchServer
+    from labctl.series.watch import WatchServer, check_exposure
 
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     token = _token(args.watch_token)
+    check_exposure(args.watch_host, token)  # refused before anything is made
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     with WatchServer(
         args.out, host=args.watch_host, port=args.watch_port, token=token, require_series=False
     ) as server:
