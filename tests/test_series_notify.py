@@ -127,9 +127,9 @@ def test_a_failed_notification_is_one_logged_line(finished_series, webhook, capl
             f"json://127.0.0.1:{hook_port}/",
         ],
     )
-    with caplog.at_level(logging.INFO, logger="labctl"):
+    with caplog.at_level(logging.INFO):
         assert notify_series_end(finished_series, config) is False
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("labctl")]
+    lines = [r.getMessage() for r in caplog.records]  # apprise's own lines too: none
     assert len(lines) == 1 and "\n" not in lines[0], lines
     assert lines[0].startswith("series end not notified: mailto://") and "hunter2" not in lines[0]
     assert len(posts) == 1  # the other target was still told
@@ -151,6 +151,33 @@ def test_config_file_is_read_from_the_user_config_dir(tmp_path, monkeypatch):
     (tmp_path / "notify.yaml").write_text("urls: [json://x/\n")
     with pytest.raises(NotifyConfigError, match=r"notify.yaml:2: not readable YAML"):
         load_config()
+
+
+def test_a_config_with_passwords_readable_by_others_is_warned_about(tmp_path, caplog):
+    path = tmp_path / "notify.yaml"
+    path.write_text("urls: ['mailtos://op:hunter2@smtp.lab.example?to=op@lab.example']\n")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="labctl"):
+        load_config(path)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "readable by others: chmod 600" in line and "hunter2" not in line
+    caplog.clear()
+    path.chmod(0o600)
+    load_config(path)
+    assert not caplog.records
+
+
+def test_where_the_desktop_cannot_be_told_it_is_one_info_line(
+    finished_series, webhook, monkeypatch, caplog
+):
+    hook_port, posts = webhook
+    monkeypatch.setenv("DISPLAY", ":99")  # a desktop, but no D-Bus bindings in this venv
+    config = NotifyConfig(desktop=True, urls=[f"json://127.0.0.1:{hook_port}/"])
+    with caplog.at_level(logging.INFO):
+        assert notify_series_end(finished_series, config) is True
+    assert len(posts) == 1
+    lines = [r.getMessage() for r in caplog.records]  # apprise's "dbus:// is disabled": none
+    assert len(lines) <= 1 and all(line.startswith("no desktop notification") for line in lines)
 
 
 def test_a_bad_config_never_fails_the_series(finished_series, tmp_path, monkeypatch, caplog):

@@ -80,6 +80,29 @@ def test_cli_serves_on_loopback_and_prints_its_address(finished_series):
         proc.stderr.close()
 
 
+def test_cli_exposed_with_the_token_from_the_environment(finished_series):
+    env = {**os.environ, "LABCTL_WATCH_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "series", "watch", str(finished_series),
+         "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("watch http://") and line.endswith("(token required)\n"), (
+            line + proc.stderr.read()
+        )
+        port = line.split()[1].rsplit(":", 1)[1].strip("/")
+        url = f"http://127.0.0.1:{port}/api/state"
+        assert httpx.get(url, timeout=30).status_code == 401
+        assert httpx.get(url, params={"token": TOKEN}, timeout=30).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def test_every_request_without_the_token_gets_401(finished_series):
     with WatchServer(finished_series, token=TOKEN) as server:
         for path in ("", "api/state", "events", "plots/furnace.png"):

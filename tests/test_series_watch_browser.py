@@ -94,6 +94,11 @@ def test_the_page_shows_a_running_series_and_follows_it_live(browser, finished_s
             if keep:
                 full_page_screenshot(browser, Path(keep) / "watch.png")
 
+            browser.set_window_size(412, 900)  # a phone at 3 am: nothing wider than the screen
+            _wait(browser, lambda d: d.execute_script("return window.innerWidth") <= 412)
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= browser.execute_script("return window.innerWidth")
+
             writer.set_series_state("stopped", "furnace interlock: sensor break")
             _wait(browser, lambda d: _text(d, "#state") == "stopped")  # pushed, no reload
             assert _text(browser, "#message") == "furnace interlock: sensor break"

@@ -80,7 +80,18 @@ def load_config(path: str | Path | None = None) -> NotifyConfig:
     bad = [e for e in when if e not in ENDS]
     if bad:
         raise NotifyConfigError(f"{path}: when: {bad[0]!r} is not one of {', '.join(ENDS)}")
+    if path.stat().st_mode & 0o077 and any(_has_password(u) for u in urls):
+        log.warning("%s holds passwords and is readable by others: chmod 600 %s", path, path)
     return NotifyConfig(bool(data.get("desktop", True)), urls, when, str(path))
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return True
 
 
 def desktop_url() -> str | None:
@@ -126,13 +137,18 @@ def _send(url: str, title: str, body: str, kind: str) -> str | None:
     import apprise
 
     target = apprise.Apprise()
-    with apprise.LogCapture(level=logging.WARNING) as captured:
-        if not target.add(url):
-            shown = url.split("://", 1)[0] + "://…"
-            return f"{shown}: not a usable apprise URL (or its plugin is not installed)"
-        shown = target[0].url(privacy=True)
-        if target.notify(title=title, body=body, notify_type=kind):
-            return None
+    library_log = logging.getLogger("apprise")
+    propagate, library_log.propagate = library_log.propagate, False  # its lines become ours
+    try:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            if not target.add(url):
+                shown = url.split("://", 1)[0] + "://…"
+                return f"{shown}: not a usable apprise URL (or its plugin is not installed)"
+            shown = target[0].url(privacy=True)
+            if target.notify(title=title, body=body, notify_type=kind):
+                return None
+    finally:
+        library_log.propagate = propagate
     why = " ".join(line.strip() for line in captured.getvalue().splitlines() if line.strip())
     return f"{shown}: {why[-300:] or 'not delivered'}"
 
@@ -168,7 +184,11 @@ def notify_series_end(directory: str | Path, config: NotifyConfig | None = None)
             if failure and desktop == "dbus://":
                 failure = _send("glib://", title, body, kind)
             if failure:  # a desktop without bindings is the machine's business, not an error
-                log.info("no desktop notification: %s", failure)
+                log.info(
+                    "no desktop notification (%s): on Linux it needs dbus-python or PyGObject "
+                    "(Debian: python3-dbus)",
+                    failure,
+                )
         return ok
     except Exception as exc:  # noqa: BLE001 - telling must never fail the series
         log.warning("series end not notified: %s: %s", type(exc).__name__, exc)
