@@ -20,14 +20,20 @@ def _which(names) -> str | None:
     return next((p for p in map(shutil.which, names) if p), None)
 
 
-def headless_chromium(width: int = 1280, height: int = 900):
-    """A selenium Chrome driver on the system's chromium (quit it when done)."""
+def require_chromium() -> tuple[str, str]:
+    """The browser and its driver, or skip (fail under CI) saying what to install."""
     browser, driver = _which(CHROMIUM), _which(DRIVER)
     if not browser or not driver:
         why = "chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI must run the browser tests: {why}")
         pytest.skip(why)
+    return browser, driver
+
+
+def headless_chromium(width: int = 1280, height: int = 900):
+    """A selenium Chrome driver on the system's chromium (quit it when done)."""
+    browser, driver = require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import full_page_screenshot, headless_chromium
+from browser import full_page_screenshot, headless_chromium, require_chromium
 from small_series import PLAN, run_small_series
 
 from labctl.series.catalog import Catalog
@@ -19,6 +19,7 @@ WAIT_S = 60  # readiness, not a bound: a loaded machine may be slow
 
 @pytest.fixture(scope="module")
 def finished_series(tmp_path_factory):
+    require_chromium()  # before the series is run for nothing
     return run_small_series(tmp_path_factory.mktemp("browser") / "series")
 
 
@@ -103,6 +104,8 @@ def test_the_page_shows_a_running_series_and_follows_it_live(browser, finished_s
             _wait(browser, lambda d: _text(d, "#state") == "stopped")  # pushed, no reload
             assert _text(browser, "#message") == "furnace interlock: sensor break"
             assert "stopped" in browser.title
+            writer.set_series_state("done-with-failures")
+            _wait(browser, lambda d: _text(d, "#state") == "finished with warnings: failed steps")
 
 
 @pytest.mark.slow
