@@ -3,9 +3,11 @@
 Prints ms per Drude-Smith fit (60 frequency points) for the fast path
 (scipy least_squares + analytic Jacobian) and the lmfit path from the same start,
 checks they agree, and ms per live update (FFT + Δσ + warm-started fit) for
-400-point TDS sweeps. The last line is one JSON object.
+400-point TDS sweeps — early in a run and after 3 000 sweeps, with a table of the cost
+at several sweep counts (the live fit keeps running sums, so the cost stays flat).
+The last line is one JSON object.
 
-    /work/venv/bin/python benchmarks/fit_speed.py
+    .venv/bin/python benchmarks/fit_speed.py
 """
 
 from __future__ import annotations
@@ -94,6 +96,35 @@ def main() -> dict:
         f"  after 60 sweeps: tau = {last.params['tau_fs']:.2f} ± {last.params['tau_fs_err']:.2f} fs "
         f"(truth {p['tau_fs']}), {last.fit.n_freq} frequency points"
     )
+    # growth: the cost of an update at several sweep counts, up to 3 000 sweeps
+    checkpoints = (10, 100, 300, 1000, 3000)
+    n_total = checkpoints[-1]
+    many = synthetic.synthetic_tds(
+        tau_fs=p["tau_fs"],
+        c=p["c"],
+        n_m3=p["N_m3"],
+        duration_ps=20.0,
+        n_sweeps=n_total,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=2,
+    )
+    live = LiveTDSFit(100e-9, 1.95, threaded=False)
+    per_sweep_ms = np.empty(n_total)
+    for k in range(n_total):
+        t0 = time.perf_counter()
+        live.add_sweep(many.time_ps, many.e_ref[k], many.delta_e[k])
+        per_sweep_ms[k] = (time.perf_counter() - t0) * 1e3
+    window = 10  # median of the 10 updates ending at each checkpoint
+    table = {n: float(np.median(per_sweep_ms[n - window : n])) for n in checkpoints}
+    print("Live update cost against sweeps done (median of the 10 updates before):")
+    print("  sweeps   ms/update")
+    for n, ms in table.items():
+        print(f"  {n:6d}   {ms:8.2f}")
+    after = table[n_total]
+    early = table[checkpoints[0]]
+    print(f"  ratio after {n_total} / after {checkpoints[0]}: {after / early:.2f}")
+    print(f"  whole run of {n_total} sweeps: {per_sweep_ms.sum() / 1e3:.1f} s of fitting CPU")
     result = {
         "ms_per_fit_live": round(ms_fast, 3),
         "ms_per_fit_lmfit": round(ms_lmfit, 3),
@@ -102,6 +133,11 @@ def main() -> dict:
         "ms_per_fit_live_warm": round(ms_warm, 3),
         "ms_per_update": round(float(np.median(steady)), 3),
         "ms_per_update_p95": round(float(np.percentile(steady, 95)), 3),
+        "ms_per_update_after_3000_sweeps": round(after, 3),
+        "ratio_after_3000_over_ms_per_update": round(after / float(np.median(steady)), 2),
+        "update_ratio_3000_over_10": round(after / early, 2),
+        "ms_per_update_by_sweeps": {str(n): round(ms, 3) for n, ms in table.items()},
+        "fit_cpu_s_3000_sweeps": round(float(per_sweep_ms.sum()) / 1e3, 2),
         "max_rel_diff_fast_vs_lmfit": float(f"{max_rel_diff:.3g}"),
         "n_freq_fit": 60,
         "n_time_points_update": 400,

@@ -133,3 +133,43 @@ def test_spectrum_warnings_reach_live_subscribers(sweeps):
             live.add_sweep(sweeps.time_ps, sweeps.e_ref[k], sweeps.delta_e[k])
     assert updates[-1].ok
     assert any("1 %" in w or "dropped" in w for w in updates[-1].fit.warnings)
+
+
+def test_running_sums_give_the_batch_result_to_rounding():
+    """No sweep is kept after the second, yet Δσ, its errors from the scatter (with their
+    covariance between frequencies), the significance test and the parameter errors are
+    those of ``labctl analyze tds``'s batch computation over every sweep."""
+    from labctl.analysis import tds
+    from labctl.analysis.fitting import fit_spectrum
+
+    data = synthetic.synthetic_tds(
+        tau_fs=TRUTH["tau_fs"],
+        c=TRUTH["c"],
+        n_m3=TRUTH["N_m3"],
+        duration_ps=20,
+        n_sweeps=40,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=7,
+    )
+    live = LiveTDSFit(100e-9, 1.95, threaded=False)
+    for k in range(40):
+        live.add_sweep(data.time_ps, data.e_ref[k], data.delta_e[k])
+    u = live.latest
+    assert u.ok and u.n_sweeps == 40 and u.noise_source == "sweep-scatter"
+    batch = tds.photoconductivity(
+        data.time_ps, data.e_ref, data.delta_e, thickness_m=100e-9, substrate_index=1.95,
+        fmin_hz=live.fmin_hz, fmax_hz=live.fmax_hz, require_signal=False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(u.freq_hz, batch.freq_hz)
+    np.testing.assert_allclose(u.sigma, batch.sigma, rtol=1e-9)
+    np.testing.assert_allclose(u.sigma_err, batch.sigma_err, rtol=1e-7)
+    assert u.p_value == pytest.approx(tds.significance(batch).p_value, rel=1e-6, abs=1e-300)
+    start = np.array([u.fit.values[n] for n in u.fit.param_names])
+    fit = fit_spectrum(batch, initial=start)
+    for name in u.fit.param_names:
+        assert u.fit.values[name] == pytest.approx(fit.values[name], rel=1e-6)
+        assert u.fit.errors[name] == pytest.approx(fit.errors[name], rel=1e-5)
+    # what is kept does not grow with the sweeps: two raw sweeps, then sums only
+    held = [v for v in vars(live).values() if isinstance(v, list)]
+    assert max(len(v) for v in held) <= 2

@@ -69,6 +69,10 @@ class TDSSpectrum:
     sweep_sigma: np.ndarray | None = None
     #: covariance (2F × 2F) of [Re Δσ, Im Δσ] of the mean, from the time-domain noise model
     sigma_cov: np.ndarray | None = None
+    #: covariance (2F × 2F, ddof = 1) of the per-sweep [Re Δσ, Im Δσ] — what the scatter of
+    #: ``sweep_sigma`` gives, kept as running sums by a caller that does not keep every
+    #: sweep (:mod:`labctl.livefit`); :func:`significance` uses either
+    sweep_cov: np.ndarray | None = None
 
     @property
     def freq_thz(self) -> np.ndarray:
@@ -87,10 +91,11 @@ class TDSSpectrum:
             )
         err = None if self.sigma_err is None else self.sigma_err[keep]
         sweeps = None if self.sweep_sigma is None else self.sweep_sigma[:, keep]
+        both = np.concatenate([keep, keep])
         cov = None
         if self.sigma_cov is not None:
-            both = np.concatenate([keep, keep])
             cov = self.sigma_cov[np.ix_(both, both)]
+        scov = None if self.sweep_cov is None else self.sweep_cov[np.ix_(both, both)]
         return replace(
             self,
             freq_hz=self.freq_hz[keep],
@@ -101,6 +106,7 @@ class TDSSpectrum:
             warnings=list(self.warnings),
             sweep_sigma=sweeps,
             sigma_cov=cov,
+            sweep_cov=scov,
         )
 
 
@@ -647,13 +653,17 @@ def significance(spec: TDSSpectrum, p_threshold: float = SIGNIFICANCE_P) -> Sign
     sig = np.asarray(spec.sigma, complex)
     stacked = np.concatenate([sig.real, sig.imag])
     warnings: list[str] = []
-    if spec.sweep_sigma is not None and spec.sweep_sigma.shape[0] >= 3:
-        n = spec.sweep_sigma.shape[0]
+    per_sweep = spec.sweep_sigma is not None and spec.sweep_sigma.shape[0] >= 3
+    if per_sweep or (spec.sweep_cov is not None and spec.n_sweeps >= 3):
+        n = spec.sweep_sigma.shape[0] if per_sweep else spec.n_sweeps
         k = int(min(2, n - 2))
         basis = _smooth_basis(spec.freq_hz, k)
-        per = np.concatenate([spec.sweep_sigma.real, spec.sweep_sigma.imag], axis=1) @ basis
+        if per_sweep:
+            per = np.concatenate([spec.sweep_sigma.real, spec.sweep_sigma.imag], axis=1) @ basis
+            cov_y = np.atleast_2d(np.cov(per, rowvar=False)) / n
+        else:  # the same, from the per-sweep covariance kept as running sums
+            cov_y = np.atleast_2d(basis.T @ spec.sweep_cov @ basis) / n
         y = stacked @ basis
-        cov_y = np.atleast_2d(np.cov(per, rowvar=False)) / n
         t2 = float(y @ np.linalg.pinv(cov_y) @ y)
         f_stat = t2 * (n - k) / ((n - 1) * k)
         p = float(stats.f.sf(f_stat, k, n - k))
