@@ -44,9 +44,13 @@ def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbo
     qtbot.waitUntil(lambda: window.conductivity.last_update is not None, timeout=10_000)
     window.redraw_all()
 
-    # OPTP: every point plotted, the mean and the decay fit drawn
-    x, y = window.optp.scatter.getData()
+    # OPTP: every point kept, the mean ± scatter drawn, the latest sweep as symbols
+    x, y = window.optp.points["delay"], window.optp.points["signal"]
     assert len(x) == 2 * len(np.unique(x)) > 100
+    sx, _ = window.optp.scatter.getData()
+    assert len(sx) == len(np.unique(x))
+    mx, my = window.optp.mean_curve.getData()
+    assert my[np.argmin(np.abs(mx - x[0]))] == pytest.approx(np.mean(y[x == x[0]]))
     fx, fy = window.optp.fit_curve.getData()
     assert len(fx) > 100 and np.nanmax(fy) > 0
     assert "τ =" in window.optp.note.text()

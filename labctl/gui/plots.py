@@ -28,14 +28,25 @@ def fast_curve(plot: pg.PlotItem, pen, name: str | None = None, **kw) -> pg.Plot
     return curve
 
 
+def steady_axis(plot: pg.PlotItem, width_px: int = 68) -> None:
+    """A left axis of fixed width: tick labels that change length as the data arrive do
+    not re-lay the panel out (which would cost a second paint per frame and make the
+    plot jump sideways)."""
+    plot.getAxis("left").setWidth(width_px)
+
+
 class GridMean:
-    """Running mean over sweeps of values on a grid of x (pump delay, gate time)."""
+    """Running mean and scatter over sweeps of values on a grid of x (pump delay, gate
+    time): sums and sums of squares per grid point, so a redraw costs the grid, not the
+    points recorded (a night of sweeps draws as fast as the first)."""
 
     def __init__(self, n_values: int) -> None:
         self._index: dict[float, int] = {}
         self.x = Columns("x", capacity=256)
         self._sums = np.zeros((n_values, 256))
+        self._squares = np.zeros((n_values, 256))
         self._counts = np.zeros(256)
+        self._order: np.ndarray | None = None  # sorted order of x, until a new x arrives
 
     def add(self, x: float, *values: float) -> None:
         key = round(float(x), 6)
@@ -43,20 +54,43 @@ class GridMean:
         if i is None:
             i = self._index[key] = len(self.x)
             self.x.append(key)
+            self._order = None
             if i >= self._counts.size:
-                self._sums = np.concatenate([self._sums, np.zeros_like(self._sums)], axis=1)
+                grow = np.zeros_like(self._sums)
+                self._sums = np.concatenate([self._sums, grow], axis=1)
+                self._squares = np.concatenate([self._squares, grow], axis=1)
                 self._counts = np.concatenate([self._counts, np.zeros_like(self._counts)])
-        self._sums[:, i] += values
+        v = np.asarray(values, float)
+        self._sums[:, i] += v
+        self._squares[:, i] += v * v
         self._counts[i] += 1
 
     def __len__(self) -> int:
         return len(self.x)
 
+    def _sorted(self) -> np.ndarray:
+        if self._order is None or self._order.size != len(self.x):
+            self._order = np.argsort(self.x["x"], kind="stable")
+        return self._order
+
     def means(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted x and the mean of each value there: (x, values[n_values, len])."""
         n = len(self.x)
-        order = np.argsort(self.x["x"])
+        order = self._sorted()
         return self.x["x"][order], self._sums[:, :n][:, order] / self._counts[:n][order]
+
+    def scatter(self) -> np.ndarray:
+        """Sample standard deviation over sweeps at each sorted x (0 where one sweep)."""
+        n = len(self.x)
+        order = self._sorted()
+        count = self._counts[:n][order]
+        mean = self._sums[:, :n][:, order] / count
+        var = (self._squares[:, :n][:, order] - count * mean**2) / np.maximum(count - 1, 1)
+        return np.sqrt(np.clip(var, 0.0, None))
+
+    def counts(self) -> np.ndarray:
+        """Sweeps recorded at each sorted x."""
+        return self._counts[: len(self.x)][self._sorted()]
 
     def clear(self) -> None:
         self.__init__(self._sums.shape[0])
@@ -78,6 +112,18 @@ class Panel(QtWidgets.QWidget):
 
     def redraw(self) -> None:
         self.dirty = False
+        self.draw()
+        self.settle_ranges()
+
+    def draw(self) -> None:
+        """Put the panel's data into its plot items (subclasses)."""
+
+    def settle_ranges(self) -> None:
+        """Auto-range every plot now, after new data: pyqtgraph otherwise does it while
+        painting, and the changed range then costs a second paint of the frame."""
+        for item in self.graphics.ci.items:
+            if isinstance(item, pg.PlotItem):
+                item.vb.updateAutoRange()
 
 
 class FurnaceTrend(Panel):
@@ -88,11 +134,13 @@ class FurnaceTrend(Panel):
         self.data = Columns("t_min", "pv", "sp", "op")
         self.temp_plot = self.graphics.addPlot(row=0, col=0)
         self.temp_plot.setLabel("left", "T", units="°C")
+        steady_axis(self.temp_plot)
         self.temp_plot.addLegend(offset=(5, 5))
         self.pv = fast_curve(self.temp_plot, PEN_DATA, "PV")
         self.sp = fast_curve(self.temp_plot, pg.mkPen("#7f7f7f", style=QtCore.Qt.DashLine), "SP")
         self.op_plot = self.graphics.addPlot(row=1, col=0)
         self.op_plot.setLabel("left", "OP", units="%")
+        steady_axis(self.op_plot)
         self.op_plot.setLabel("bottom", "station time (min)")
         self.op_plot.setXLink(self.temp_plot)
         self.op = fast_curve(self.op_plot, PEN_OP, "OP")
@@ -102,8 +150,7 @@ class FurnaceTrend(Panel):
         self.data.append(clock_s / 60.0, pv, sp, op)
         self.dirty = True
 
-    def redraw(self) -> None:
-        super().redraw()
+    def draw(self) -> None:
         d = self.data
         self.pv.setData(d["t_min"], d["pv"])
         self.sp.setData(d["t_min"], d["sp"])
@@ -115,26 +162,46 @@ class FurnaceTrend(Panel):
 
 
 class OPTPPlot(Panel):
-    """−ΔE/E at the THz peak against pump delay: every point, the mean, the decay fit."""
+    """−ΔE/E at the THz peak against pump delay: the mean over sweeps with a band of ±1
+    standard deviation of their scatter, the latest sweep's points as symbols, the decay
+    fit. Every point is kept (``points``), but what is drawn is aggregated per delay: a
+    redraw costs the delay grid, not the sweeps done, so 100 000 points stay fluid
+    (``benchmarks/gui_redraw.py``)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.points = Columns("delay", "signal")
+        self.latest = Columns("delay", "signal")  # the sweep being recorded
+        self.latest_sweep: int | None = None
         self.mean = GridMean(1)
         self.fit: dict | None = None
         self.per_abs: float | None = None
         self.plot = self.graphics.addPlot()
         self.plot.setLabel("bottom", "pump delay (ps)")
         self.plot.setLabel("left", "−ΔE/E")
+        steady_axis(self.plot)
         self.plot.addLegend(offset=(-5, 5))
+        band_pen = pg.mkPen((31, 119, 180, 60), width=1)
+        self.band_low = fast_curve(self.plot, band_pen)
+        self.band_high = fast_curve(self.plot, band_pen)
+        self.band = pg.FillBetweenItem(self.band_low, self.band_high, brush=(31, 119, 180, 50))
+        self.plot.addItem(self.band)
+        self.mean_curve = fast_curve(self.plot, PEN_DATA, "mean of sweeps ± scatter")
         self.scatter = self.plot.plot(
-            pen=None, symbol="o", symbolSize=3, symbolPen=None, symbolBrush=(31, 119, 180, 90)
+            pen=None,
+            symbol="o",
+            symbolSize=4,
+            symbolPen=None,
+            symbolBrush=(31, 119, 180, 150),
+            name="latest sweep",
         )
-        self.mean_curve = fast_curve(self.plot, PEN_DATA, "mean of sweeps")
+        self.scatter.setClipToView(True)
         self.fit_curve = fast_curve(self.plot, PEN_FIT, "decay fit")
 
     def clear(self) -> None:
         self.points.clear()
+        self.latest.clear()
+        self.latest_sweep = None
         self.mean.clear()
         self.fit = None
         self.per_abs = None
@@ -144,8 +211,18 @@ class OPTPPlot(Panel):
         s = row.get("minus_dE_over_E")
         if s is None or not math.isfinite(s):
             return
-        self.points.append(row["pump_delay_ps"], s)
-        self.mean.add(row["pump_delay_ps"], s)
+        delay = row["pump_delay_ps"]
+        sweep = row.get("sweep")
+        if sweep is not None and not (isinstance(sweep, float) and math.isnan(sweep)):
+            new_sweep = sweep != self.latest_sweep
+            self.latest_sweep = sweep
+        else:  # no sweep column: a delay seen already in this sweep starts a new one
+            new_sweep = len(self.latest) and delay in self.latest["delay"]
+        if new_sweep:
+            self.latest.clear()
+        self.points.append(delay, s)
+        self.latest.append(delay, s)
+        self.mean.add(delay, s)
         per = row.get("minus_dE_over_E_per_abs_m3")
         if per is not None and math.isfinite(per) and s:
             self.per_abs = s / per  # absorbed photons per m³
@@ -173,14 +250,17 @@ class OPTPPlot(Panel):
         )
         return grid, y
 
-    def redraw(self) -> None:
-        super().redraw()
-        self.scatter.setData(self.points["delay"], self.points["signal"])
+    def draw(self) -> None:
+        self.scatter.setData(self.latest["delay"], self.latest["signal"])
         if len(self.mean):
             x, m = self.mean.means()
+            spread = self.mean.scatter()[0]
             self.mean_curve.setData(x, m[0])
+            self.band_low.setData(x, m[0] - spread)
+            self.band_high.setData(x, m[0] + spread)
         else:
-            self.mean_curve.setData([], [])
+            for curve in (self.mean_curve, self.band_low, self.band_high):
+                curve.setData([], [])
         curve = self.fit_curve_data()
         self.fit_curve.setData(*(curve if curve else ([], [])))
         if self.per_abs:  # right axis: the same trace per absorbed photon density
@@ -222,8 +302,10 @@ class WaveformPlot(Panel):
         self.sweep = 0
         self.ref_plot = self.graphics.addPlot(row=0, col=0)
         self.ref_plot.setLabel("left", "E_ref", units="V")
+        steady_axis(self.ref_plot)
         self.de_plot = self.graphics.addPlot(row=1, col=0)
         self.de_plot.setLabel("left", "ΔE", units="V")
+        steady_axis(self.de_plot)
         self.de_plot.setLabel("bottom", "gate delay (ps)")
         self.de_plot.setXLink(self.ref_plot)
         self.ref_curve = fast_curve(self.ref_plot, PEN_DATA)
@@ -239,8 +321,7 @@ class WaveformPlot(Panel):
         self.sweep = int(row.get("sweep", self.sweep))
         self.dirty = True
 
-    def redraw(self) -> None:
-        super().redraw()
+    def draw(self) -> None:
         if len(self.mean):
             x, m = self.mean.means()
             self.ref_curve.setData(x, m[0])
@@ -260,9 +341,11 @@ class ConductivityPlot(Panel):
         self.last_update = None  # the last LiveFitUpdate with arrays
         self.re_plot = self.graphics.addPlot(row=0, col=0)
         self.re_plot.setLabel("left", "Re Δσ", units="S/m")
+        steady_axis(self.re_plot)
         self.re_plot.addLegend(offset=(-5, 5))
         self.im_plot = self.graphics.addPlot(row=1, col=0)
         self.im_plot.setLabel("left", "Im Δσ", units="S/m")
+        steady_axis(self.im_plot)
         self.im_plot.setLabel("bottom", "frequency (THz)")
         self.im_plot.setXLink(self.re_plot)
         self.curves = {}
@@ -282,8 +365,7 @@ class ConductivityPlot(Panel):
             self.last_update = update
             self.dirty = True
 
-    def redraw(self) -> None:
-        super().redraw()
+    def draw(self) -> None:
         u = self.last_update
         if u is None:
             for errors, data, model in self.curves.values():
@@ -393,6 +475,7 @@ class AbsorptionPlot(Panel):
         self.plot = self.graphics.addPlot()
         self.plot.setLabel("bottom", "wavelength (nm)")
         self.plot.setLabel("left", "absorbance")
+        steady_axis(self.plot)
         self.curve = fast_curve(self.plot, PEN_DATA)
         self.markers: list[pg.InfiniteLine] = []
 
@@ -417,8 +500,7 @@ class AbsorptionPlot(Panel):
         }
         self.dirty = True
 
-    def redraw(self) -> None:
-        super().redraw()
+    def draw(self) -> None:
         self.curve.setData(self.data["wl"], self.data["a"])
         for marker in self.markers:
             self.plot.removeItem(marker)
