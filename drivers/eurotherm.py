@@ -660,10 +660,12 @@ class Eurotherm2408:
             word = self._encode_setpoint(value_c, "setpoint")
             rate = self.setpoint_rate_c_per_min
             if rate <= 0 or rate > self.max_ramp_c_per_min + 1e-9:
-                log.warning(
-                    "%s: setpoint rate limit was %s °C/min; setting it to %g °C/min",
+                # the driver doing its job (a fresh controller has no limit), not a problem
+                # for the operator: logged at info, shown with -v
+                log.info(
+                    "%s: setpoint rate limit was %s; set to %g °C/min before the setpoint",
                     self.name,
-                    rate or "off",
+                    "off" if rate <= 0 else f"{rate:g} °C/min",
                     self.max_ramp_c_per_min,
                 )
                 self._write_rate(self.max_ramp_c_per_min)

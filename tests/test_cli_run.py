@@ -96,7 +96,32 @@ def test_help_is_generated_from_the_parameters(capsys):
     for option in ("--anneal-c", "--dwell-min", "--record-interval-s", "--max-deviation-c",
                    "--slot", "--sample-id", "--station", "--time-scale", "--out"):  # fmt: skip
         assert option in text
-    assert "Anneal temperature, degC; 0…1200 (default 300)" in " ".join(text.split())
+    # the range this station's furnace allows (max_setpoint_c 400), not the procedure's
+    assert "Anneal temperature, °C; 0…400 (this station) (default 300)" in " ".join(text.split())
+    assert "degC" not in text and "1200" not in text
+
+
+def test_help_shows_the_ranges_of_the_station_given(capsys, tmp_path):
+    """--station before --help: that station's limits (here a furnace that stops at 250)."""
+    from labctl.station import station_path
+
+    text = station_path("sim").read_text()
+    assert "max_setpoint_c: 400.0" in text and "n_slots: 9" in text
+    station = tmp_path / "cool.yaml"
+    station.write_text(text.replace("max_setpoint_c: 400.0", "max_setpoint_c: 250.0")
+                       .replace("n_slots: 9", "n_slots: 4"))  # fmt: skip
+    assert run("anneal", "--station", str(station), "--help") == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Anneal temperature, °C; 0…250 (this station)" in help_text
+    assert "Sample slot; 0…3 (this station)" in help_text
+
+
+def test_help_shows_the_target_syntax_and_no_sentinel_bounds(capsys):
+    assert run("tds", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "NAME_err=VALUE[,NAME_err=VALUE…], e.g. tau_fs_err=0.5,c_err=0.01" in text
+    assert "1e+09" not in text and "1e+06" in text  # one-sided: '≥ 0.001', not '0.001…1e+09'
+    assert "Gate step, ps; ≥ 0.001 (default 0.05)" in text
 
 
 @pytest.mark.parametrize(

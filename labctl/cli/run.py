@@ -72,26 +72,86 @@ def time_scale_arg(text: str) -> str | float:
     return value
 
 
-def _describe(param) -> str:
+#: Limits a station sets on a Parameter, narrower than the procedure's own range:
+#: parameter → (role, option path in the instrument's options, how the limit is read).
+#: ``labctl run KIND --station FILE --help`` shows the range that station allows.
+STATION_LIMITS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "anneal_c": ("furnace", ("max_setpoint_c",), "max"),
+    "ramp_c_per_min": ("furnace", ("max_ramp_c_per_min",), "max"),
+    "slot": ("stages", ("axes", "sample", "n_slots"), "count"),  # slots 0 … n − 1
+}
+#: The syntax of text Parameters that have one.
+SYNTAX = {
+    "target": (
+        "NAME_err=VALUE[,NAME_err=VALUE…], e.g. tau_fs_err=0.5,c_err=0.01: stop once the "
+        "live fit's errors are below; NAME one of {names}"
+    ),
+}
+#: A bound at or beyond this size is "no bound" (pymeasure's default is ±1e9).
+UNBOUNDED = 1e9
+
+
+def station_limits(station_name: str | None) -> dict[str, tuple[float | None, float | None]]:
+    """Parameter → (lowest, highest) that the station allows, from its file (nothing is
+    connected); {} when the file cannot be read (the run itself will say why)."""
+    from labctl.station import load_station_spec
+
+    try:
+        spec = load_station_spec(station_name)
+    except Exception:
+        return {}
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, (role, path, how) in STATION_LIMITS.items():
+        inst = spec.instruments.get(role)
+        value: Any = inst.options if inst is not None else None
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = (None, float(value - 1 if how == "count" else value))
+    return out
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _describe(name: str, param, limits: dict | None = None) -> str:
     from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
     text = param.name
-    units = getattr(param, "units", None)
+    units = (getattr(param, "units", None) or "").replace("degC", "°C")
     if units:
         text += f", {units}"
     if isinstance(param, FloatParameter | IntegerParameter):
-        lo, hi = param.minimum, param.maximum
-        if lo > -1e9 or hi < 1e9:
-            text += f"; {lo:g}…{hi:g}"
+        lo = param.minimum if param.minimum > -UNBOUNDED else None
+        hi = param.maximum if param.maximum < UNBOUNDED else None
+        s_lo, s_hi = (limits or {}).get(name, (None, None))
+        lo = lo if s_lo is None else (s_lo if lo is None else max(lo, s_lo))
+        hi = hi if s_hi is None else (s_hi if hi is None else min(hi, s_hi))
+        where = " (this station)" if name in (limits or {}) else ""
+        if lo is not None and hi is not None:
+            text += f"; {_number(lo)}…{_number(hi)}{where}"
+        elif lo is not None:
+            text += f"; ≥ {_number(lo)}"
+        elif hi is not None:
+            text += f"; ≤ {_number(hi)}{where}"
     if isinstance(param, ListParameter):
         text += f"; one of {', '.join(str(c) for c in param.choices)}"
+    if name in SYNTAX:
+        from labctl.procedures.tds import TARGET_PARAMETERS
+
+        text += "; " + SYNTAX[name].format(names=", ".join(TARGET_PARAMETERS))
     if param.default is not None and param.default != "":
-        text += f" (default {param.default})"
+        default = param.default
+        text += f" (default {_number(default) if isinstance(default, float) else default})"
     return text.replace("%", "%%")
 
 
-def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
-    """The option parser of ``labctl run KIND``, generated from the class's Parameters."""
+def build_parser(
+    kind: str, cls, station_name: str | None = None
+) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    """The option parser of ``labctl run KIND``, generated from the class's Parameters
+    (ranges narrowed to what ``station_name``'s instruments allow, units in °C)."""
     from pymeasure.experiment import (
         BooleanParameter,
         FloatParameter,
@@ -114,9 +174,12 @@ def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     params = procedure_parameters(cls)
+    if station_name is None and "station_file" in params:
+        station_name = params["station_file"].default
+    limits = station_limits(station_name)
     for name, param in params.items():
         opt = option_name(name)
-        kw: dict[str, Any] = {"dest": name, "default": None, "help": _describe(param)}
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": _describe(name, param, limits)}
         if isinstance(param, BooleanParameter):
             kw["action"] = argparse.BooleanOptionalAction
         elif isinstance(param, IntegerParameter):
@@ -184,7 +247,10 @@ def _run(args: argparse.Namespace) -> int:
         cls = procedure_class(kind)
     except ImportError as exc:
         raise LabctlError(f"procedure {kind!r} is not available here: {exc}") from None
-    parser, params = build_parser(kind, cls)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--station", default=None)
+    station_arg = pre.parse_known_args(args.options)[0].station
+    parser, params = build_parser(kind, cls, station_arg)
     try:
         ns = parser.parse_args(args.options)
         values = parameter_values(parser, params, ns)
@@ -198,6 +264,7 @@ def _run(args: argparse.Namespace) -> int:
     procedure = cls(**values)
     station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
     try:
+        _say_pace(station, kind, params, values)
         path = new_run_file(out, kind, values.get("sample_id") or "")
         with _Display(kind, quiet=ns.quiet) as display:
             outcome = run_procedure(procedure, path, station=station, on_emit=display.on_emit)
@@ -212,6 +279,21 @@ def _run(args: argparse.Namespace) -> int:
     print(f"labctl run {kind}: {word}: {outcome.message}", file=sys.stderr)
     print(f"data kept: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
     return 130 if outcome.status == ABORTED else 1
+
+
+def _say_pace(station, kind: str, params: dict[str, Any], values: dict[str, Any]) -> None:
+    """On a simulated station at real pace, say how long this takes and how to speed up."""
+    from labctl.pace import pace_notice
+    from labctl.series.estimate import run_duration_s
+
+    full = {name: values.get(name, param.value) for name, param in params.items()}
+    try:
+        estimate_s = run_duration_s(kind, full)
+    except (KeyError, TypeError, ValueError):
+        return
+    notice = pace_notice(station, estimate_s, f"this {kind} run")
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
 
 
 class _Display:

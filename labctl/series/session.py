@@ -35,6 +35,7 @@ def run_series(
     kwargs = {} if time_scale is None else {"time_scale": time_scale}
     try:
         with Station.from_file(station or _plan_station(plan), **kwargs) as st:
+            _say_pace(plan, st)
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
             runner = SeriesRunner(
                 plan,
@@ -65,6 +66,19 @@ def run_series(
     if outcome.state == "aborted":
         return 130
     return 0 if outcome.state == "done" else 1
+
+
+def _say_pace(plan: Plan, station) -> None:
+    """On a simulated station at real pace, say how long the series takes (stderr)."""
+    import sys
+
+    from labctl.pace import pace_notice
+    from labctl.series.estimate import step_duration_s
+
+    total_s = sum(step_duration_s(s) for s in plan.steps)
+    notice = pace_notice(station, total_s, f"this series of {len(plan.steps)} steps")
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
 
 
 def _plan_station(plan: Plan) -> str | None:
