@@ -47,3 +47,53 @@ def test_labctl_gui_with_a_missing_station_file_says_so(tmp_path):
     )
     assert proc.returncode == 2
     assert "none.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+LDD_MISSING = """\
+\tlinux-vdso.so.1 (0x00007ffd)
+\tlibxcb-icccm.so.4 => not found
+\tlibxkbcommon-x11.so.0 => not found
+\tlibQt6Gui.so.6 => /venv/PySide6/Qt/lib/libQt6Gui.so.6 (0x00007f)
+\tlibxcb-icccm.so.4 => not found
+\tlibfoo-unknown.so.3 => not found
+"""
+
+
+def test_missing_qt_libraries_are_named_with_their_packages(tmp_path):
+    from labctl.gui.qt_check import qt_start_problem
+
+    (tmp_path / "libqxcb.so").write_bytes(b"")
+    message = qt_start_problem(
+        env={"DISPLAY": ":0"},
+        platform="linux",
+        plugin_dir=tmp_path,
+        ldd=lambda path: LDD_MISSING,
+        find_library=lambda name: None,  # no libxcb-cursor either
+    )
+    assert "libxcb-icccm.so.4, libxkbcommon-x11.so.0, libfoo-unknown.so.3" in message
+    assert "libxcb-cursor.so.0" in message
+    assert "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxkbcommon-x11-0" in message
+    assert "apt-file search" in message and "docs/gui.md" in message
+    everything_there = qt_start_problem(
+        env={"DISPLAY": ":0"}, platform="linux", plugin_dir=tmp_path,
+        ldd=lambda path: "\tlibc.so.6 => /lib/libc.so.6\n", find_library=lambda name: "x",
+    )  # fmt: skip
+    assert everything_there is None
+    # other platforms and headless Qt are Qt's own business
+    for env in ({"QT_QPA_PLATFORM": "offscreen"}, {"WAYLAND_DISPLAY": "wayland-0"}):
+        assert qt_start_problem(env=env, platform="linux", plugin_dir=tmp_path) is None
+    assert qt_start_problem(env={}, platform="win32") is None
+
+
+def test_labctl_gui_without_a_display_says_so_in_one_line(tmp_path):
+    """Not Qt's abort ('Reinstalling the application may fix this problem')."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"
+    result = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "gui", "--data", str(tmp_path / "runs")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("labctl gui: error: no display: DISPLAY is not set")
+    assert "Reinstalling" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not getattr(args, "verbose", False):  # pymeasure warns at import of extras it lacks
         logging.getLogger("pymeasure").setLevel(logging.ERROR)
+    from labctl.errors import LabctlError
+    from labctl.gui.qt_check import qt_start_problem
+
+    problem = qt_start_problem()
+    if problem:  # said before Qt would abort the process with its own cryptic line
+        raise LabctlError(problem)
     from labctl.gui.app import run_gui
 
     return run_gui(args.station, args.time_scale, args.data)
