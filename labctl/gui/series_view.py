@@ -18,9 +18,12 @@ from typing import Any
 from qtpy import QtCore, QtGui, QtWidgets
 
 from labctl.errors import LabctlError
+from labctl.gui.series_progress import series_progress
+from labctl.run_warnings import finished_text, series_warnings
 
 log = logging.getLogger(__name__)
 
+ENDED_DONE = ("done", "done-with-failures")
 COLUMNS = ("#", "step", "T (°C)", "slot", "sample", "state", "attempts", "started", "ended", "note")
 STATE_COLOURS = {
     "pending": "#7f7f7f",
@@ -111,6 +114,8 @@ class SeriesView(QtWidgets.QWidget):
         self.time_scale = time_scale
         self.process: QtCore.QProcess | None = None
         self.last: dict[str, Any] | None = None
+        self.progress = None  # the last SeriesProgress shown
+        self.last_plan_changes = None  # the last PlanChanges shown on Resume
 
         self.plan_edit = QtWidgets.QLineEdit()
         self.plan_edit.setPlaceholderText("plan.yaml")
@@ -149,6 +154,16 @@ class SeriesView(QtWidgets.QWidget):
             buttons.addWidget(b)
         self.state_label = QtWidgets.QLabel("no series")
         self.state_label.setWordWrap(True)
+        self.series_bar = QtWidgets.QProgressBar()
+        self.series_bar.setRange(0, 1000)
+        self.series_bar.setFormat("series: no steps")
+        self.step_bar = QtWidgets.QProgressBar()
+        self.step_bar.setRange(0, 1000)
+        self.step_bar.setFormat("step: —")
+        self.eta_label = QtWidgets.QLabel("")
+        self.eta_label.setWordWrap(True)
+        #: asks the operator (title, question, details) → bool; tests replace it
+        self.confirm = self._ask
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
@@ -166,6 +181,11 @@ class SeriesView(QtWidgets.QWidget):
         layout.addLayout(grid)
         layout.addLayout(buttons)
         layout.addWidget(self.state_label)
+        bars = QtWidgets.QHBoxLayout()
+        bars.addWidget(self.series_bar, 2)
+        bars.addWidget(self.step_bar, 1)
+        layout.addLayout(bars)
+        layout.addWidget(self.eta_label)
         layout.addWidget(split, 1)
 
         self.poller = CatalogPoller(parent=self)
@@ -237,11 +257,16 @@ class SeriesView(QtWidgets.QWidget):
         for s in steps:
             counts[s.get("state") or "?"] = counts.get(s.get("state") or "?", 0) + 1
         tally = ", ".join(f"{n} {state}" for state, n in counts.items())
-        text = f"series {series.get('name', '?')}: {series.get('state', '?')}"
+        state = series.get("state", "?")
+        warnings = series_warnings(series, steps) if state in ENDED_DONE else []
+        shown = finished_text(warnings) if state in ENDED_DONE else state
+        text = f"series {series.get('name', '?')}: {shown}"
         if series.get("message"):
             text += f" ({series['message']})"
         self.state_label.setText(f"{text} — {tally}")
+        self.state_label.setStyleSheet("color: #ef6c00; font-weight: bold" if warnings else "")
         self._fill(steps)
+        self._show_progress(steps, state)
         lines = [
             f"{e.get('t', '')} {e.get('level', '')}"
             + (f" step {e['step']}" if e.get("step") is not None else "")
@@ -253,6 +278,19 @@ class SeriesView(QtWidgets.QWidget):
             self.events.setPlainText("\n".join(lines))
             self.events.moveCursor(QtGui.QTextCursor.End)
         self._update_buttons()
+
+    def _show_progress(self, steps: list[dict[str, Any]], state: str) -> None:
+        progress = series_progress(steps, self.time_scale)
+        self.progress = progress
+        self.series_bar.setValue(int(round(1000 * progress.fraction)))
+        self.series_bar.setFormat(f"series: {progress.done}/{progress.total} steps (%p%)")
+        if progress.running_idx is not None and progress.step_fraction is not None:
+            self.step_bar.setValue(int(round(1000 * progress.step_fraction)))
+            self.step_bar.setFormat(f"step {progress.running_idx}: %p%")
+        else:
+            self.step_bar.setValue(0)
+            self.step_bar.setFormat("step: —")
+        self.eta_label.setText(progress.text() if state == "running" else "")
 
     def _fill(self, steps: list[dict[str, Any]]) -> None:
         self.table.setRowCount(len(steps))
@@ -284,7 +322,7 @@ class SeriesView(QtWidgets.QWidget):
         return [self.table.item(r, 5).text() for r in range(self.table.rowCount())]
 
     # ------------------------------------------------------------------ process
-    def command(self, resume: bool) -> list[str]:
+    def command(self, resume: bool, allow_changed_plan: bool = False) -> list[str]:
         plan, out = self.plan_edit.text().strip(), self.out_edit.text().strip()
         args = ["-m", "labctl.cli", "series", "run", plan, "--out", out]
         args += ["--station", self.station_name]
@@ -292,6 +330,8 @@ class SeriesView(QtWidgets.QWidget):
             args += ["--time-scale", str(self.time_scale)]
         if resume:
             args.append("--resume")
+        if allow_changed_plan:
+            args.append("--allow-changed-plan")
         return [sys.executable, *args, "--quiet"]
 
     def start(self, resume: bool = False) -> bool:
@@ -302,7 +342,62 @@ class SeriesView(QtWidgets.QWidget):
         if not plan or not out:
             self.message.emit("series: choose a plan and a directory first", True)
             return False
-        return self._launch(self.command(resume), f"series {'resume' if resume else 'run'}")
+        allow = False
+        if resume:
+            decision = self._changed_plan_decision(plan, out)
+            if decision is None:
+                return False
+            allow = decision
+        what = f"series {'resume' if resume else 'run'}"
+        return self._launch(self.command(resume, allow), what)
+
+    def _changed_plan_decision(self, plan_path: str, out: str) -> bool | None:
+        """Resume: False when the plan is the recorded one; when it changed, show what
+        changed step by step and ask (True: resume with --allow-changed-plan); None when
+        the operator declines or the change is one the runner refuses."""
+        from labctl.series.plan import load_plan
+        from labctl.series.plan_changes import plan_changes
+
+        try:
+            plan = load_plan(plan_path)
+            doc = read_catalog(out)
+        except LabctlError:
+            return False  # the series process says what is wrong, as the CLI would
+        recorded = doc.get("series") or {}
+        if recorded.get("plan_digest") == plan.digest:
+            return False
+        changes = plan_changes(doc.get("steps") or [], plan)
+        details = "\n".join(changes.lines) or "(no step differs; the plan file's text changed)"
+        self.last_plan_changes = changes
+        if changes.refused:
+            self.message.emit(
+                f"series: cannot resume with this plan: {changes.refused} "
+                "(a changed plan may alter parameters and add steps, not reorder or remove them)",
+                True,
+            )
+            self.events.appendPlainText("plan changes:\n" + details)
+            return None
+        question = (
+            f"{plan_path} differs from the plan this series started with "
+            f"({recorded.get('plan_digest')} → {plan.digest}):\n\n{details}\n\n"
+            "Resume with the changed plan (--allow-changed-plan)? Steps already done are "
+            "kept as recorded."
+        )
+        if not self.confirm("Resume with a changed plan?", question, details):
+            self.message.emit("series: resume cancelled (the plan changed)", False)
+            return None
+        self.events.appendPlainText("resuming with a changed plan:\n" + details)
+        return True
+
+    def _ask(self, title: str, question: str, details: str) -> bool:
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Question)
+        box.setWindowTitle(title)
+        box.setText(question)
+        box.setDetailedText(details)
+        box.setStandardButtons(QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.Cancel)
+        box.setDefaultButton(QtWidgets.QMessageBox.Cancel)
+        return box.exec() == QtWidgets.QMessageBox.Yes
 
     def make_report(self) -> bool:
         out = self.out_edit.text().strip()
