@@ -1,6 +1,7 @@
 """The operator GUI on the simulated station (offscreen, pytest-qt)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,13 @@ def test_bad_parameters_are_refused_with_a_readable_message(qtbot, tmp_path, sim
         assert "gate stop" in run.message
         assert "gate stop" in win.error_label.text()
         assert not math.isnan(sim_station["furnace"].temperature_c)  # the station still answers
+        # an error of another cause does not clear it; the next run that finishes does
+        win.say("series: plan loaded", False, source="series")
+        assert "gate stop" in win.error_label.text()
+        good = win.queue_run("absorption", averages=1)
+        wait_done(qtbot, win, good)
+        assert good.state == "finished", good.message
+        assert win.error_label.text() == ""
     finally:
         win.shutdown()
 
@@ -223,6 +231,11 @@ def test_absorption_spectrum_marks_the_exciton_peaks_and_a_tds_run_reopens_with_
     assert window.conductivity.last_update.n_sweeps == 3
     assert len(window.waveform.mean) == 321
     assert window.fit_panel.fit["tau_fs"] == pytest.approx(live_fit["tau_fs"], rel=1e-3)
+    # the plots say which file they show
+    window.redraw_all()
+    name = Path(tds.data_file).name
+    assert window.waveform.note.text().startswith(f"file: {name} · ")
+    assert window.conductivity.note.text().startswith(f"file: {name}")
 
 
 def test_columns_grow_in_place_and_give_views():

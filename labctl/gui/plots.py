@@ -110,10 +110,20 @@ class Panel(QtWidgets.QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.note)
 
+    #: what the panel shows: "" (the monitor / nothing yet), a live run's file, or a
+    #: reopened file — said first in the note, so a plot always says which file it is
+    source = ""
+
+    def show_source(self, source: str) -> None:
+        self.source = source
+        self.dirty = True
+
     def redraw(self) -> None:
         self.dirty = False
         self.draw()
         self.settle_ranges()
+        if self.source:
+            self.note.setText(f"{self.source} · {self.note.text()}")
 
     def draw(self) -> None:
         """Put the panel's data into its plot items (subclasses)."""

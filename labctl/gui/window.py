@@ -23,6 +23,7 @@ from labctl.gui.plots import (
 )
 from labctl.gui.runner import FAILED, FINISHED, RunQueue
 from labctl.gui.series_view import SeriesView
+from labctl.run_warnings import finished_text, run_warnings
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.queue.changed.connect(self._show_queue)
         self.monitor = InstrumentMonitor(station, monitor_interval_s, parent=self)
         self.monitor.readings.connect(self._on_readings)
-        self.series.message.connect(self.say)
-        self.browser.message.connect(self.say)
+        self.series.message.connect(lambda text, error: self.say(text, error, source="series"))
+        self.browser.message.connect(lambda text, error: self.say(text, error, source="browser"))
         self.browser.loaded.connect(self.show_run)
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.redraw)
@@ -216,11 +217,11 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             values = self.inputs[kind].values()
         except ValueError as exc:
-            self.say(f"{kind}: {exc}", True)
+            self.say(f"{kind}: {exc}", True, source="inputs")
             return None
         values["station_file"] = self.station_name
         request = self.queue.submit(kind, values)
-        self.say(f"queued {request.label}", False)
+        self.say(f"queued {request.label}", False, source="inputs")
         return request
 
     def abort(self) -> None:
@@ -234,13 +235,21 @@ class MainWindow(QtWidgets.QMainWindow):
         if item is not None and not self.queue.remove(item.data(256)):
             self.say("only a queued run can be removed; Abort stops the running one", True)
 
-    def say(self, text: str, error: bool = False) -> None:
-        """A message in the status bar and the log (errors in red, kept visible)."""
+    def say(self, text: str, error: bool = False, source: str = "window") -> None:
+        """A message in the status bar and the log. An error stays visible in red until
+        its cause is gone: the same ``source`` (a run, the series, the browser, the
+        safety check, the inputs) reports success, which clears it."""
         (log.error if error else log.info)("%s", text)
         self.statusBar().showMessage(text, 0 if error else 8000)
         if error:
+            self.error_source = source
             self.error_label.setText(text[:200])
             self.error_label.setStyleSheet("color: #d62728; font-weight: bold")
+        elif source == getattr(self, "error_source", None):
+            self.error_source = None
+            self.error_label.setText("")
+            self.error_label.setStyleSheet("")
+            self.statusBar().showMessage(text, 8000)
 
     def _log_record(self, text: str, level: int) -> None:
         self.log_view.appendPlainText(text)
@@ -267,8 +276,19 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.fit_panel.clear()
         elif request.kind == "absorption":
             self.absorption.clear()
+        for panel in self._panels_of(request.kind):
+            panel.show_source(f"live: {request.label} → {Path(request.data_file).name}")
         self.tabs.setCurrentIndex(self._tab_index(TAB_OF_KIND.get(request.kind, "Furnace")))
         self._show_queue()
+
+    def _panels_of(self, kind: str) -> list:
+        """The plot panels a run of ``kind`` draws in."""
+        return {
+            "anneal": [self.furnace],
+            "optp": [self.optp],
+            "tds": [self.waveform, self.conductivity],
+            "absorption": [self.absorption],
+        }.get(kind, [])
 
     def _tab_index(self, name: str) -> int:
         for i in range(self.tabs.count()):
@@ -318,15 +338,20 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception:
             line = request.kind
         if outcome.status == FINISHED:
+            warnings = run_warnings(outcome.results)
             self.progress.setValue(1000)
-            self.phase_label.setText(f"{request.label}: finished — {line}")
+            self.phase_label.setText(f"{request.label}: {finished_text(warnings)} — {line}")
+            self.phase_label.setStyleSheet("color: #ef6c00" if warnings else "")
             if request.kind == "tds" and outcome.results.get("stopped_because"):
                 self.fit_panel.status.setText(outcome.results["stopped_because"])
-            self.say(f"{request.label} finished: {line}", False)
+            self.say(f"{request.label} {finished_text(warnings)}: {line}", False, source="run")
         else:
             self.phase_label.setText(f"{request.label}: {outcome.status} — {outcome.message}")
+            self.phase_label.setStyleSheet("")
             self.say(
-                f"{request.label} {outcome.status}: {outcome.message}", outcome.status == FAILED
+                f"{request.label} {outcome.status}: {outcome.message}",
+                outcome.status == FAILED,
+                source="run",
             )
         self.browser.refresh()
         self._show_queue()
@@ -336,7 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.safety_label.setStyleSheet(
             "color: #2ca02c" if safe else "background: #d62728; color: white; font-weight: bold"
         )
-        self.say(message, not safe)
+        self.say(message, not safe, source="safety")
 
     def _show_queue(self) -> None:
         self.queue_list.clear()
@@ -358,9 +383,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.instruments.interlock != self._interlock:
             self._interlock = self.instruments.interlock
             if self._interlock:
-                self.say(f"INTERLOCK: {self._interlock}", True)
+                self.say(f"INTERLOCK: {self._interlock}", True, source="interlock")
             else:
-                self.say("interlock cleared", False)
+                self.say("interlock cleared", False, source="interlock")
 
     # ------------------------------------------------------------------ reopened runs
     def show_run(self, run: dict) -> None:
@@ -409,8 +434,13 @@ class MainWindow(QtWidgets.QMainWindow):
                     row["working_setpoint_c"],
                     row["output_percent"],
                 )
+        for panel in self._panels_of(kind):
+            panel.show_source(f"file: {Path(run['path']).name}")
         self.tabs.setCurrentIndex(self._tab_index(TAB_OF_KIND.get(kind, "Furnace")))
-        self.say(f"opened {Path(run['path']).name} ({summary.get('status', 'no summary')})")
+        self.say(
+            f"opened {Path(run['path']).name} ({summary.get('status', 'no summary')})",
+            source="browser",
+        )
         self.redraw_all()
 
     # ------------------------------------------------------------------ drawing & closing
