@@ -97,3 +97,26 @@ def test_labctl_gui_without_a_display_says_so_in_one_line(tmp_path):
     assert result.stderr.startswith("labctl gui: error: no display: DISPLAY is not set")
     assert "Reinstalling" not in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_gui_serves_its_simulated_world_so_a_series_shares_it(tmp_path):
+    """A program given the GUI's station name (as the series process is) drives the same
+    simulated world the GUI's instrument panel shows."""
+    from labctl.gui.app import open_station
+    from labctl.station import Station
+
+    opened = open_station("sim", 50.0, tmp_path)
+    try:
+        assert opened.served is not None and opened.station.world is None
+        assert opened.name == str(tmp_path / "gui-served-station.yaml")
+        with Station.from_file(opened.name) as series_side:
+            series_side["furnace"].setpoint_c = 123.0
+            assert opened.station["furnace"].setpoint_c == 123.0
+            assert series_side.clock.scale == opened.station.clock.scale == 50.0
+    finally:
+        opened.close()
+    virtual = open_station("sim", "virtual", tmp_path)
+    try:
+        assert virtual.served is None and virtual.station.world is not None
+    finally:
+        virtual.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,14 +16,62 @@ log = logging.getLogger(__name__)
 SIMULATED_TIME_SCALE = 20.0
 
 
-def open_station(station: str, time_scale):
-    """The station: a simulated one in-process (scaled time unless told), else connected."""
+#: where the GUI writes the station file of the simulators it serves (in the data dir)
+SERVED_STATION_FILE = "gui-served-station.yaml"
+
+
+@dataclass
+class OpenedStation:
+    """The GUI's station, the name to give runs and series of it, and (for a simulated
+    station) the loopback servers of its world, which the GUI owns."""
+
+    station: object  # labctl.station.Station
+    time_scale: object
+    name: str
+    served: object | None = None  # labctl.servesim.ServedStation
+
+    def close(self) -> None:
+        try:
+            self.station.close()
+        finally:
+            if self.served is not None:
+                self.served.stop()
+
+
+def open_station(station: str, time_scale, data_dir: str | Path = "labctl-runs") -> OpenedStation:
+    """The station: a simulated one is served on loopback from this process (scaled time
+    unless told) and the GUI connects to it like any program, so a series started from
+    the GUI (another process, given the served station file) runs on the same simulated
+    world the instrument panel shows; a real station is connected to directly. At
+    virtual time the simulators stay in-process (a served world needs a wall-clock pace;
+    the series view then says its series has a world of its own)."""
+    from labctl.servesim import serve_station
     from labctl.station import Station, load_station_spec
 
     spec = load_station_spec(station)
     if time_scale is None:
         time_scale = SIMULATED_TIME_SCALE if spec.needs_world else "station"
-    return Station(spec, time_scale=time_scale), time_scale
+    all_simulated = bool(spec.instruments) and all(
+        i.simulated_in_process for i in spec.instruments.values()
+    )
+    if not all_simulated or time_scale == "virtual":
+        return OpenedStation(Station(spec, time_scale=time_scale), time_scale, station)
+    factor = 1.0 if time_scale in ("real", "station") else float(time_scale)
+    if time_scale == "station" and spec.time_scale is not None:
+        factor = spec.time_scale
+    if factor == float("inf"):
+        return OpenedStation(Station(spec, time_scale="virtual"), "virtual", station)
+    served = serve_station(station, time_scale=factor)
+    try:
+        path = Path(data_dir) / SERVED_STATION_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        served.write_station(path)
+        opened = Station.from_file(path)
+    except BaseException:
+        served.stop()
+        raise
+    scale = "real" if factor == 1.0 else factor
+    return OpenedStation(opened, scale, str(path), served)
 
 
 def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labctl-runs") -> int:
@@ -31,31 +81,45 @@ def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labct
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("labctl")
-    opened, scale = open_station(station, time_scale)
+    stop = _quit_on_signals(app)  # from the start: opening a station takes seconds
+    opened = open_station(station, time_scale, data_dir)
+    scale = opened.time_scale
     try:
         window = MainWindow(
-            opened,
-            station_name=station,
+            opened.station,
+            station_name=opened.name,
             data_dir=data_dir,
             time_scale=None if scale == "station" else str(scale),
         )
+        if opened.served is None and getattr(opened.station, "world", None) is not None:
+            window.series.state_label.setText(
+                "the simulators run in this process at virtual time: a series started here "
+                "runs on a simulated world of its own (give a --time-scale to share one)"
+            )
         window.show()
-        _quit_on_signals(app)
-        log.info("labctl gui: station %s, time scale %s, data in %s", station, scale, data_dir)
-        code = app.exec()
+        log.info("labctl gui: station %s, time scale %s, data in %s", opened.name, scale, data_dir)
+        code = 0 if stop.is_set() else app.exec()  # a signal before the loop: end now
         window.shutdown()
         return int(code)
     finally:
         opened.close()
 
 
-def _quit_on_signals(app) -> None:
+def _quit_on_signals(app) -> threading.Event:
     """Ctrl-C and SIGTERM close the window the orderly way (a running measurement is
-    aborted and made safe); a timer lets Python see the signal while Qt waits."""
+    aborted and made safe); a timer lets Python see the signal while Qt waits. The
+    returned event is set by a signal, also one that arrives before the event loop."""
     from qtpy import QtCore
 
+    stop = threading.Event()
+
+    def handle(*_) -> None:
+        stop.set()
+        app.quit()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: app.quit())
+        signal.signal(sig, handle)
     timer = QtCore.QTimer(app)
     timer.timeout.connect(lambda: None)
     timer.start(200)
+    return stop
