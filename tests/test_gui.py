@@ -97,6 +97,12 @@ def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbo
     # both runs are in the browser and reopen with their data and fit
     window.browser.refresh()
     assert window.browser.tree.topLevelItemCount() == 2
+    listed = [window.browser.tree.topLevelItem(i) for i in range(2)]
+    assert {it.text(1) for it in listed} == {"optp", "tds"}
+    assert all(it.text(2) == "NPL 300" for it in listed)  # sample
+    assert all(it.text(3).startswith("finished") for it in listed)
+    tds_item = next(it for it in listed if it.text(1) == "tds")
+    assert tds_item.text(4).startswith("TDS: τ")  # the headline result
     window.optp.clear()
     window.browser.open(optp.data_file)
     qtbot.waitUntil(lambda: len(window.optp.points) > 0, timeout=10_000)

@@ -171,3 +171,26 @@ def test_resume_with_a_changed_plan_shows_the_changes_and_asks(qtbot, started_se
         assert "--allow-changed-plan" not in launched[-1] and not asked
     finally:
         view.close_view()
+
+
+def test_past_runs_list_series_with_their_steps(qtbot, started_series, tmp_path):
+    """Each series with its runs: kind, sample, state and the headline result."""
+    from labctl.gui.browser import RunBrowser
+
+    plan, out, catalog = started_series
+    catalog.set_series_state("running")
+    catalog.start_step(0, str(out / "anneal_NPL-250.csv"))
+    catalog.end_step(0, DONE, results={"max_pv_c": 251.0})
+    catalog.start_step(1, str(out / "optp_NPL-250.csv"))
+    browser = RunBrowser(tmp_path / "runs")
+    qtbot.addWidget(browser)
+    browser.add_series_dir(out)
+    (series,) = browser.series_items()
+    assert series.text(0).startswith("series night") and series.text(3) == "running"
+    assert series.childCount() == len(plan.steps)
+    first = series.child(0)
+    assert first.text(0) == "anneal_NPL-250.csv" and first.text(1) == "anneal (250 °C)"
+    assert first.text(2) == plan.steps[0].sample_id and first.text(3) == DONE
+    assert first.text(4) == "max PV 251.0 °C"
+    assert series.child(1).text(3) == "running"
+    assert series.child(2).data(0, 256) is None  # not run yet: nothing to open

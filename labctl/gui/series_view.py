@@ -107,6 +107,8 @@ class SeriesView(QtWidgets.QWidget):
     """Load a plan, start or resume it, watch its steps, open its report."""
 
     message = QtCore.Signal(str, bool)  # text, is_error
+    watching = QtCore.Signal(str)  # a series directory now followed (Past runs lists it)
+    process_ended = QtCore.Signal()
 
     def __init__(self, station_name: str, time_scale: str | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -243,6 +245,8 @@ class SeriesView(QtWidgets.QWidget):
         self.out_edit.setText(directory)
         self.last = None
         self.poller.watch(directory or None)
+        if directory:
+            self.watching.emit(directory)
         self._update_buttons()
 
     def _catalog_failed(self, text: str) -> None:
@@ -437,6 +441,7 @@ class SeriesView(QtWidgets.QWidget):
         ok = code == 0
         self.message.emit(f"{what} ended (exit {code})", not ok)
         self.poller.watch(self.out_edit.text() or None)
+        self.process_ended.emit()
         self._update_buttons()
 
     @property

@@ -179,6 +179,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.series.message.connect(lambda text, error: self.say(text, error, source="series"))
         self.browser.message.connect(lambda text, error: self.say(text, error, source="browser"))
         self.browser.loaded.connect(self.show_run)
+        self.series.watching.connect(self.browser.add_series_dir)
+        self.series.process_ended.connect(self.browser.refresh)
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.redraw)
         self.timer.start(REDRAW_MS)
