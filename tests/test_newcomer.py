@@ -60,3 +60,21 @@ def test_the_furnace_driver_setting_its_rate_limit_is_no_warning(caplog):
     records = [r for r in caplog.records if "rate limit" in r.getMessage()]
     assert records and all(r.levelno < logging.WARNING for r in records)
     assert "was off; set to 20 °C/min" in records[0].getMessage()
+
+
+def test_gui_inputs_write_celsius_and_stop_where_the_station_does(qtbot):
+    pytest.importorskip("pytestqt")
+    from labctl.cli.run import station_limits
+    from labctl.gui.inputs import ParameterInputs
+    from labctl.procedures.anneal import Anneal
+
+    inputs = ParameterInputs(Anneal)
+    qtbot.addWidget(inputs)
+    inputs.limit_to(station_limits("sim"))
+    assert inputs.anneal_c.lineEdit().text() == "300 °C"  # whole: not '3 °C'
+    assert inputs.ramp_c_per_min.lineEdit().text() == "10 °C/min"
+    inputs.set_value("anneal_c", 250.0)
+    assert inputs.values()["anneal_c"] == 250.0
+    assert Anneal.anneal_c.units == "degC"  # the procedure (and its run files) keep theirs
+    assert inputs.anneal_c.maximum() == 400.0  # the furnace's max_setpoint_c, not 1200
+    assert inputs.slot.maximum() == 8  # 9 slots: 0 … 8

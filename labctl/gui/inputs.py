@@ -39,7 +39,25 @@ class ParameterInputs(InputsWidget):
         for parameter in self._procedure.parameter_objects().values():
             if isinstance(parameter, OptionalFloatParameter):
                 parameter.ui_class = OptionalFloatInput
+            # units as an operator writes them: °C, not degC. On this widget's own copies
+            # of the Parameters (pymeasure's input parses its text by the units' length,
+            # so the suffix alone must not change); the run files keep the procedure's.
+            units = getattr(parameter, "units", None)
+            if units and "degC" in units:
+                parameter.units = units.replace("degC", "°C")
         super()._setup_ui()
+
+    def limit_to(self, limits: dict) -> None:
+        """Narrow the inputs to what the station allows (``labctl.cli.run.station_limits``:
+        name → (lowest, highest)), as ``labctl run KIND --help`` shows them."""
+        for name, (low, high) in limits.items():
+            element = getattr(self, name, None) if name in self._inputs else None
+            if element is None:
+                continue
+            if high is not None and callable(getattr(element, "setMaximum", None)):
+                element.setMaximum(high)
+            if low is not None and callable(getattr(element, "setMinimum", None)):
+                element.setMinimum(low)
 
     def values(self) -> dict:
         """The entered values by parameter name (ValueError names a refused one)."""

@@ -320,6 +320,7 @@ class SeriesView(QtWidgets.QWidget):
                 item.setText(text)
                 if col == 5:
                     item.setForeground(QtGui.QColor(STATE_COLOURS.get(text, "#000000")))
+        self.table.resizeColumnsToContents()  # every column readable, the note last
 
     def step_states(self) -> list[str]:
         """The state column as shown (tests)."""

@@ -198,9 +198,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return dock
 
     def _make_inputs(self, kind: str) -> ParameterInputs:
+        from labctl.cli.run import station_limits
         from labctl.procedures import procedure_class
 
         inputs = ParameterInputs(procedure_class(kind))
+        inputs.limit_to(station_limits(self.station_name))
         inputs.set_value("station_file", self.station_name)
         inputs.station_file.setEnabled(False)  # runs use this window's station
         return inputs
