@@ -109,26 +109,17 @@ def row_error(p, lineno: int, line: bytes, names, dialect: Dialect) -> DataFileE
     return None
 
 
-def _line_table(arr: np.ndarray, dialect: Dialect):
-    """Per line of a block: start, end (exclusive, before ``\\n``), is-blank, field count."""
+def _line_table(arr: np.ndarray):
+    """Per line of a block: start, end (exclusive, before ``\\n``) and is-blank."""
     ends = np.flatnonzero(arr == 10)
     if ends.size == 0 or ends[-1] != arr.size - 1:
         ends = np.append(ends, arr.size)
     starts = np.concatenate([[0], ends[:-1] + 1])
-    blank = (arr == 32) | (arr == 9) | (arr == 13) | (arr == 10)
-    solid = np.concatenate([[0], np.cumsum(~blank, dtype=np.int64)])
-    n_solid = solid[ends] - solid[starts]
-    if dialect.separator is None:
-        # a field starts where a non-blank byte follows a blank one (or the line start)
-        prev_blank = np.concatenate([[True], blank[:-1]])
-        first = ~blank & prev_blank
-        marks = np.concatenate([[0], np.cumsum(first, dtype=np.int64)])
-        fields = marks[ends] - marks[starts]
-    else:
-        seps = arr == ord(dialect.separator)
-        marks = np.concatenate([[0], np.cumsum(seps, dtype=np.int64)])
-        fields = marks[ends] - marks[starts] + 1
-    return starts, ends, n_solid == 0, fields
+    solid = ~((arr == 32) | (arr == 9) | (arr == 13) | (arr == 10))
+    # reduceat of an empty line would read its neighbour: such lines are blank anyway
+    empty = ends == starts
+    counts = np.add.reduceat(solid, np.minimum(starts, arr.size - 1), dtype=np.int64)
+    return starts, ends, empty | (counts == 0)
 
 
 @functools.cache
@@ -164,23 +155,27 @@ def parse_block(p, buf: bytes, first_lineno: int, names, dialect: Dialect = COMM
 
     ``buf`` holds whole lines (``first_lineno`` is the file line of its first byte);
     blank lines are skipped. Raises :class:`DataFileError` at the first bad cell.
+    pandas refuses rows of the wrong width and empty cells itself (ParserError,
+    ValueError); the byte check and the finiteness check refuse the rest.
     """
     width = len(names)
-    arr = np.frombuffer(buf, np.uint8)
-    starts, ends, blank, fields = _line_table(arr, dialect)
-    rows = np.flatnonzero(~blank)
-    line_numbers = first_lineno + rows
     values = None
-    if not buf.translate(None, dialect.allowed_bytes()) and np.all(fields[rows] == width):
+    if not buf.translate(None, dialect.allowed_bytes()):
         try:
             values = _pandas_values(buf, width, dialect)
         except (ValueError, IndexError):
             values = None
-        if values is not None and (values.shape[0] != rows.size or not np.isfinite(values).all()):
+        if values is not None and not np.isfinite(values).all():
             values = None
-    if values is None:
+    n_lines = buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+    if values is not None and values.shape[0] == n_lines:
+        return values, np.arange(first_lineno, first_lineno + n_lines, dtype=np.int64)
+    starts, ends, blank = _line_table(np.frombuffer(buf, np.uint8))
+    rows = np.flatnonzero(~blank)
+    line_numbers = (first_lineno + rows).astype(np.int64)
+    if values is None or values.shape[0] != rows.size:
         values = _slow_block(p, buf, starts, ends, rows, line_numbers, names, dialect)
-    return values, line_numbers.astype(np.int64)
+    return values, line_numbers
 
 
 def _slow_block(p, buf, starts, ends, rows, line_numbers, names, dialect) -> np.ndarray:
@@ -221,7 +216,7 @@ def parse_stream(p, f, first_lineno: int, names, dialect: Dialect = COMMA):
     lineno = first_lineno
     for buf in iter_blocks(f):
         values, lines = parse_block(p, buf, lineno, names, dialect)
-        lineno += buf.count(b"\n")
+        lineno += buf.count(b"\n")  # whole lines: the next block starts after the last
         blocks.append(values)
         line_blocks.append(lines)
     if not blocks:
