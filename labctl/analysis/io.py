@@ -218,6 +218,8 @@ class TDSData:
     notes: tuple[str, ...] = ()
     #: a run file's ``#\tName: value`` header (empty for a plain CSV)
     header: dict[str, str] = field(default_factory=dict)
+    #: how the input was read (layout, time unit, field columns, files), for the output
+    detected: dict = field(default_factory=dict)
 
     @property
     def n_sweeps(self) -> int:
