@@ -105,11 +105,17 @@ def _numeric_cells(line: bytes, dialect: Dialect) -> int:
 
 
 def _sniff_dialect(rows: list[bytes]) -> Dialect | None:
+    """The layout of the first row (≥ 2 numbers), the one most following rows agree with
+    (rows that break it are left to the strict reader, which names them)."""
+    best, best_score = None, -1
     for d in _CANDIDATES:
-        counts = {_numeric_cells(r, d) for r in rows}
-        if len(counts) == 1 and counts.pop() >= 2:
-            return d
-    return None
+        width = _numeric_cells(rows[0], d)
+        if width < 2:
+            continue
+        score = sum(_numeric_cells(r, d) == width for r in rows[1:])
+        if score > best_score:
+            best, best_score = d, score
+    return best
 
 
 def _metadata_entry(text: str, metadata: dict[str, str]) -> None:

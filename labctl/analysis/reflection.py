@@ -49,14 +49,20 @@ class SubstrateIndex:
         if self.table_thz is None:
             return np.full(f.shape, complex(self.n))
         ft, n, k = self.table_thz
-        lo, hi = ft[0] * 1e12, ft[-1] * 1e12
-        outside = (f < lo * (1 - 1e-9)) | (f > hi * (1 + 1e-9))
-        if np.any(outside):
+        x = f / 1e12
+        out = np.interp(x, ft, n) + 1j * np.interp(x, ft, k)
+        return np.where((x >= ft[0]) & (x <= ft[-1]), out, np.nan)  # never extrapolated
+
+    def check_covers(self, fmin_hz: float, fmax_hz: float) -> None:
+        """A table must cover the fitted window (it is never extrapolated)."""
+        if self.table_thz is None:
+            return
+        ft = self.table_thz[0]
+        if fmin_hz / 1e12 < ft[0] or fmax_hz / 1e12 > ft[-1]:
             raise AnalysisError(
-                f"{self.source}: the table covers {ft[0]:g}–{ft[-1]:g} THz, the analysed band "
-                f"reaches {f.min() / 1e12:.3g}–{f.max() / 1e12:.3g} THz (narrow --fmin/--fmax)"
+                f"{self.source}: the index table covers {ft[0]:g}–{ft[-1]:g} THz, the window is "
+                f"{fmin_hz / 1e12:g}–{fmax_hz / 1e12:g} THz (narrow --fmin/--fmax)"
             )
-        return np.interp(f / 1e12, ft, n) + 1j * np.interp(f / 1e12, ft, k)
 
     def describe(self) -> str:
         if self.table_thz is None:
@@ -103,7 +109,8 @@ class Geometry:
         nb = self.substrate.at(freq_hz)
         s = np.sin(np.radians(self.angle_deg))
         cos_a = np.sqrt(1.0 - s**2)
-        cos_b = np.sqrt(1.0 - (s / nb) ** 2 + 0j)
+        with np.errstate(invalid="ignore"):  # NaN outside an index table
+            cos_b = np.sqrt(1.0 - (s / nb) ** 2 + 0j)
         if self.polarization == "s":
             return np.full(nb.shape, cos_a, complex), nb * cos_b
         return np.full(nb.shape, 1.0 / cos_a, complex), nb / cos_b

@@ -72,6 +72,7 @@ def load_tds_file(
         return data
     table = formats.read_text_table(path)
     roles = formats.assign_roles(table, dict(columns or {}))
+    t_ps, unit_text = formats.time_axis(table, roles, time_unit)
     if pumped_column is not None:
         roles["pumped"] = formats._resolve(table, pumped_column, "--pumped-column")
         roles.pop("dE", None)
@@ -96,7 +97,6 @@ def load_tds_file(
             "give --columns ref=N,dE=M (ΔE), --pumped-column M (E_pumped) or --doubly-chopped "
             "(two lock-in outputs); one waveform per file: use --reference/--pumped",
         )
-    t_ps, unit_text = formats.time_axis(table, roles, time_unit)
     cols = {r: table.column(roles[r]) for r in mode}
     t_ps, cols, lines, order = formats.order_time(table, t_ps, cols)
     a, b = cols[mode[0]], cols[mode[1]]

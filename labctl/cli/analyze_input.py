@@ -156,7 +156,9 @@ def conductivity_method(args):
     )
     if plain:
         return ("small-signal" if args.small_signal else "exact"), args.thickness_nm * 1e-9
-    geometry = Geometry(args.geometry, _substrate(args), args.angle_deg, args.polarization)
+    substrate = _substrate(args)
+    substrate.check_covers(args.fmin * 1e12, args.fmax * 1e12)
+    geometry = Geometry(args.geometry, substrate, args.angle_deg, args.polarization)
     if args.geometry == "transmission":
         return geometry, args.thickness_nm * 1e-9
     depth = args.excitation_depth_nm
