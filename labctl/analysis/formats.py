@@ -115,6 +115,11 @@ def _sniff_dialect(rows: list[bytes]) -> Dialect | None:
         score = sum(_numeric_cells(r, d) == width for r in rows[1:])
         if score > best_score:
             best, best_score = d, score
+    if best is not None:
+        width = _numeric_cells(rows[0], best)
+        wider = sum(_numeric_cells(r, best) > width for r in rows[1:])
+        if 2 * wider > len(rows) - 1:
+            return None  # most rows below are wider: this one is a header (an empty corner)
     return best
 
 
@@ -190,7 +195,7 @@ def _read(p: Path, f) -> TextTable:
         text = _decode(p, n, raw)
         cells = [c.strip() for c in (text.split() if dialect.separator is None
                                      else text.split(dialect.separator))]  # fmt: skip
-        if len(cells) == width and all(cells):
+        if len(cells) == width and all(cells[1:]):  # an empty corner cell (2D matrices)
             header_line, names = n, _check_names(p, n, cells)
             before = before[:-1]
     for n, _, raw in before:

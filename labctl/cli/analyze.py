@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from labctl.cli import analyze_trts
 from labctl.cli.analyze_input import add_input_options
 
 MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
@@ -94,6 +95,8 @@ def register(subparsers) -> None:
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
     add_input_options(t)
     t.set_defaults(func=_bad_file_exits_2(run_tds))
+
+    analyze_trts.register(sub)
 
     o = sub.add_parser(
         "optp",
