@@ -96,3 +96,13 @@ def test_sweeps_in_any_order_group_to_the_same_matrices(tmp_path):
     p.write_text("sweep,time_ps,E_ref,dE\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataFileError, match=r"sweep 5 \(from line 202\) is not on the time grid"):
         io.load_tds_csv(p)
+
+
+def test_one_huge_line_is_refused_naming_where(tmp_path, small_blocks, monkeypatch):
+    """A line with no end is refused once it passes MAX_LINE_BYTES, not carried on
+    (which would cost time quadratic in its length)."""
+    monkeypatch.setattr(strict_numbers, "MAX_LINE_BYTES", 4096)
+    p = tmp_path / "huge.csv"
+    p.write_text("a,b\n1,2\n3,4\n" + "5" * 100_000 + ",6\n")
+    with pytest.raises(DataFileError, match=r"line 4 or the one after it is longer than"):
+        io.read_csv_table(p)

@@ -31,6 +31,9 @@ from labctl.errors import DataFileError
 QUOTE_CHARS = 60
 #: Bytes parsed per block (cut at a line end).
 BLOCK_BYTES = 4 << 20
+#: Longest data line (a row of numbers is far shorter; one huge line is not a table,
+#: and carrying it from block to block would cost time quadratic in its length).
+MAX_LINE_BYTES = 1 << 20
 _DIGITS = b"0123456789.eE+-"
 _BLANKS = b" \t\r\n"
 
@@ -191,8 +194,15 @@ def _slow_block(p, buf, starts, ends, rows, line_numbers, names, dialect) -> np.
     return out
 
 
+class LineTooLong(Exception):
+    """A line without an end within :data:`MAX_LINE_BYTES`."""
+
+
 def iter_blocks(f, block_bytes: int | None = None):
-    """Whole-line byte blocks of an open binary file (from its current position)."""
+    """Whole-line byte blocks of an open binary file (from its current position).
+
+    Raises :class:`LineTooLong` when a line runs past :data:`MAX_LINE_BYTES` (after the
+    blocks before it were yielded)."""
     block_bytes = block_bytes or BLOCK_BYTES
     tail = b""
     while True:
@@ -201,24 +211,35 @@ def iter_blocks(f, block_bytes: int | None = None):
             if tail:
                 yield tail
             return
-        chunk = tail + chunk
         cut = chunk.rfind(b"\n")
         if cut < 0:
-            tail = chunk
+            tail += chunk
+            if len(tail) > MAX_LINE_BYTES:
+                raise LineTooLong
             continue
+        block = tail + chunk[: cut + 1]
         tail = chunk[cut + 1 :]
-        yield chunk[: cut + 1]
+        if len(tail) > MAX_LINE_BYTES:
+            raise LineTooLong
+        yield block
 
 
 def parse_stream(p, f, first_lineno: int, names, dialect: Dialect = COMMA):
     """All rows of the rest of an open binary file: (values (rows, width), line numbers)."""
     blocks, line_blocks = [], []
     lineno = first_lineno
-    for buf in iter_blocks(f):
-        values, lines = parse_block(p, buf, lineno, names, dialect)
-        lineno += buf.count(b"\n")  # whole lines: the next block starts after the last
-        blocks.append(values)
-        line_blocks.append(lines)
+    try:
+        for buf in iter_blocks(f):
+            values, lines = parse_block(p, buf, lineno, names, dialect)
+            lineno += buf.count(b"\n")  # whole lines: the next block starts after the last
+            blocks.append(values)
+            line_blocks.append(lines)
+    except LineTooLong:
+        raise DataFileError(
+            p,
+            f"line {lineno} or the one after it is longer than {MAX_LINE_BYTES >> 20} MiB: "
+            "not a table of numbers",
+        ) from None
     if not blocks:
         return np.empty((0, len(names))), np.empty(0, np.int64)
     if len(blocks) == 1:
