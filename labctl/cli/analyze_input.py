@@ -91,6 +91,11 @@ def check_input_options(args) -> None:
         )
     if args.geometry == "reflection" and args.small_signal:
         raise AnalysisError("--small-signal is the transmission formula; reflection is exact")
+    if args.geometry == "reflection" and args.thickness_nm is not None:
+        raise AnalysisError(
+            "--thickness-nm is the transmission film's; in reflection the excited layer's "
+            "depth is --excitation-depth-nm (optional: without it N is per area)"
+        )
     if args.excitation_depth_nm is not None and args.geometry != "reflection":
         raise AnalysisError("--excitation-depth-nm is for --geometry reflection")
     if not (args.substrate_kappa >= 0):
