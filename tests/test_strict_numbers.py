@@ -104,5 +104,17 @@ def test_one_huge_line_is_refused_naming_where(tmp_path, small_blocks, monkeypat
     monkeypatch.setattr(strict_numbers, "MAX_LINE_BYTES", 4096)
     p = tmp_path / "huge.csv"
     p.write_text("a,b\n1,2\n3,4\n" + "5" * 100_000 + ",6\n")
-    with pytest.raises(DataFileError, match=r"line 4 or the one after it is longer than"):
+    with pytest.raises(DataFileError, match=r"line 4 is longer than 4096 bytes"):
         io.read_csv_table(p)
+
+
+def test_sweep_order_fast_path_equals_the_general_sort():
+    rng = np.random.default_rng(4)
+    k, n = 50, 37
+    sweeps = np.repeat(np.arange(k), n).astype(float)
+    t = np.concatenate([rng.permutation(n) * 0.05 for _ in range(k)])
+    t[5] = t[6]  # a tie keeps file order
+    fast = io._sweep_order(sweeps, t)
+    assert np.array_equal(fast, np.lexsort((t, sweeps)))
+    sweeps[-1] = k + 1  # an incomplete last sweep: the general path
+    assert np.array_equal(io._sweep_order(sweeps, t), np.lexsort((t, sweeps)))

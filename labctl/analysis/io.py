@@ -241,6 +241,21 @@ def load_tds_csv(path) -> TDSData:
     return TDSData(t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header))
 
 
+def _sweep_order(sweep_ids: np.ndarray, time_ps: np.ndarray) -> np.ndarray:
+    """Row order by (sweep, time), ties in file order: O(N log N) whatever the number of
+    sweeps. A run file's rows come sweep after sweep, each sweep as long as the next
+    (back and forth): then one argsort along the time axis of a (sweeps, points) view."""
+    n = sweep_ids.size
+    starts = np.flatnonzero(np.diff(sweep_ids)) + 1
+    if n and np.all(np.diff(sweep_ids) >= 0):
+        lengths = np.diff(np.concatenate([[0], starts, [n]]))
+        if np.all(lengths == lengths[0]):
+            k = lengths[0]
+            within = np.argsort(time_ps.reshape(-1, k), axis=1, kind="stable")
+            return (within + (np.arange(n // k) * k)[:, None]).ravel()
+    return np.lexsort((time_ps, sweep_ids))
+
+
 def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
     """Per-sweep matrices from rows ``sweep,time_ps,E_ref,dE``: every complete sweep on
     the same time grid (that of the sweep with the most points)."""
@@ -251,8 +266,7 @@ def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
         raise DataFileError(
             path, f"line {table.line_numbers[i]}: sweep must be an integer, got {sweep_ids[i]:g}"
         )
-    # one sort by (sweep, time): O(N log N) whatever the number of sweeps
-    order_all = np.lexsort((cols["time_ps"], sweep_ids))
+    order_all = _sweep_order(sweep_ids, cols["time_ps"])
     ids, first, counts = np.unique(sweep_ids[order_all], return_index=True, return_counts=True)
     groups = [
         (int(sid), order_all[a : a + n]) for sid, a, n in zip(ids, first, counts, strict=True)

@@ -219,9 +219,9 @@ def iter_blocks(f, block_bytes: int | None = None):
             continue
         block = tail + chunk[: cut + 1]
         tail = chunk[cut + 1 :]
+        yield block  # first: the long line's number is then the next one
         if len(tail) > MAX_LINE_BYTES:
             raise LineTooLong
-        yield block
 
 
 def parse_stream(p, f, first_lineno: int, names, dialect: Dialect = COMMA):
@@ -237,8 +237,7 @@ def parse_stream(p, f, first_lineno: int, names, dialect: Dialect = COMMA):
     except LineTooLong:
         raise DataFileError(
             p,
-            f"line {lineno} or the one after it is longer than {MAX_LINE_BYTES >> 20} MiB: "
-            "not a table of numbers",
+            f"line {lineno} is longer than {MAX_LINE_BYTES} bytes: not a table of numbers",
         ) from None
     if not blocks:
         return np.empty((0, len(names))), np.empty(0, np.int64)
