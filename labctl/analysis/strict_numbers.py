@@ -153,7 +153,7 @@ def _pandas_values(buf: bytes, width: int, dialect: Dialect) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64)
 
 
-def parse_block(p, buf: bytes, first_lineno: int, names, dialect: Dialect = COMMA):
+def parse_block(p, buf: bytes, first_lineno: int, names, dialect: Dialect = COMMA, n_newlines=None):
     """Rows of numbers and their file line numbers for a block of data lines.
 
     ``buf`` holds whole lines (``first_lineno`` is the file line of its first byte);
@@ -170,7 +170,9 @@ def parse_block(p, buf: bytes, first_lineno: int, names, dialect: Dialect = COMM
             values = None
         if values is not None and not np.isfinite(values).all():
             values = None
-    n_lines = buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+    if n_newlines is None:
+        n_newlines = buf.count(b"\n")
+    n_lines = n_newlines + (0 if buf.endswith(b"\n") else 1)
     if values is not None and values.shape[0] == n_lines:
         return values, np.arange(first_lineno, first_lineno + n_lines, dtype=np.int64)
     starts, ends, blank = _line_table(np.frombuffer(buf, np.uint8))
@@ -230,8 +232,9 @@ def parse_stream(p, f, first_lineno: int, names, dialect: Dialect = COMMA):
     lineno = first_lineno
     try:
         for buf in iter_blocks(f):
-            values, lines = parse_block(p, buf, lineno, names, dialect)
-            lineno += buf.count(b"\n")  # whole lines: the next block starts after the last
+            n_newlines = buf.count(b"\n")
+            values, lines = parse_block(p, buf, lineno, names, dialect, n_newlines)
+            lineno += n_newlines  # whole lines: the next block starts after the last
             blocks.append(values)
             line_blocks.append(lines)
     except LineTooLong:
