@@ -17,7 +17,7 @@ Files (written once per size, outside the timed work):
 Readers per size: ``pandas`` (``read_csv(comment='#')`` of the TDS run file, the field's
 reference), ``read_csv_table`` (labctl's strict reader), ``load_tds_csv`` (+ sweep
 grouping), ``analyze_tds`` (the whole ``labctl analyze tds --json``), ``analyze_absorption``,
-``analyze_optp``. Each runs ``--repeats`` times (default 3) in a row;
+``analyze_optp``. Each runs ``--repeats`` times (default 3), interleaved with the others;
 the fastest run's time is kept (load on a shared machine only adds), the largest peak.
 The table gives s and MB per reader and size, their values per 1 M rows
 (flat = linear) and the TDS readers' time as a multiple of pandas' in the same run. The
@@ -171,8 +171,13 @@ def main() -> None:
             for kind in {READERS[r] for r in args.readers}:
                 files[kind] = Path(tmp) / f"{kind}_{n}.csv"
                 WRITERS[kind](files[kind], n, rng)
+            # repeats interleaved, so a burst of load on the shared machine hits every reader
+            all_runs = {reader: [] for reader in args.readers}
+            for _ in range(args.repeats):
+                for reader in args.readers:
+                    all_runs[reader].append(measure(reader, files[READERS[reader]]))
             for reader in args.readers:
-                runs = [measure(reader, files[READERS[reader]]) for _ in range(args.repeats)]
+                runs = all_runs[reader]
                 ok = [x for x in runs if "s" in x]
                 r = min(ok, key=lambda x: x["s"]) if ok else runs[0]
                 if ok:
