@@ -240,33 +240,9 @@ def _has_run_command() -> bool:
 
 
 @pytest.fixture
-def served_station(tmp_path):
+def served_station(serve):
     """``labctl sim serve`` in its own process, 5000× faster than real time."""
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "st.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--time-scale", "5000"]
-        + ["--write-station", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and line.strip() != "ready":
-            line = proc.stdout.readline()
-            if not line:
-                break
-        if line.strip() != "ready":
-            pytest.fail(f"sim serve did not get ready: {proc.stderr.read()}")
-        yield out
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    return serve(5000).station
 
 
 @pytest.mark.slow
