@@ -35,7 +35,7 @@ from labctl.errors import InstrumentError, LabctlError, SafetyLimitError
 from labctl.simulators.base import ProtocolHandler
 from labctl.simulators.eurotherm import PROGRAM_BASE, PROGRAM_STRIDE, Eurotherm2408Simulator
 from labctl.simulators.modbus_rtu import crc_ok, with_crc
-from labctl.transport import SimSerial, SimServer
+from labctl.simulators.transport import SimSerial, SimServer
 
 LIMITS = {"max_setpoint_c": 400.0, "max_ramp_c_per_min": 20.0}
 
