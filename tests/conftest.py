@@ -42,6 +42,16 @@ def sim_station():
     station.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_notifications(tmp_path_factory):
+    """The tests' series never tell the developer's own targets (their notify.yaml) nor pop
+    up on their desktop: a config directory of the session's own, subprocesses included."""
+    config = tmp_path_factory.mktemp("labctl-config")
+    (config / "notify.yaml").write_text("desktop: false\n")
+    os.environ["LABCTL_CONFIG"] = str(config)
+    os.environ.pop("LABCTL_WATCH_TOKEN", None)
+
+
 @pytest.fixture
 def serve(tmp_path):
     """Start ``labctl sim serve`` (returns once ``ready``); stopped at teardown, bounded.
