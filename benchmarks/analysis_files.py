@@ -93,7 +93,7 @@ READERS = {
 
 
 def write_tds_run(path: Path, n_rows: int, rng) -> None:
-    from labctl.analysis.synthetic import synthetic_tds
+    from labctl.simulators.synthetic import synthetic_tds
 
     n_sweeps = max(3, n_rows // POINTS_PER_SWEEP)
     data = synthetic_tds(

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from labctl.analysis import formats, synthetic
+from labctl.analysis import formats
 from labctl.analysis.models import drude_smith
 from labctl.cli import main
+from labctl.simulators import synthetic
 from labctl.simulators.physics.params import default_params
 from labctl.simulators.physics.reflection import ReflectionSetup
 from labctl.simulators.physics.thz import THzPulse

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from labctl.analysis import synthetic, trts
+from labctl.analysis import trts
 from labctl.analysis.models import drude_smith
 from labctl.cli import main
+from labctl.simulators import synthetic
 
 N0, TAU_FS, C = 8.35e21, 44.0, -0.87
 PUMPS = np.arange(-1.0, 8.01, 0.5)
