@@ -32,6 +32,13 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter, find_optp_peak
+from labctl.procedures.ranging import (
+    RANGING_COLUMNS,
+    RangedPair,
+    overload_note,
+    overload_summary,
+    record_point,
+)
 
 #: Fitted quantities a target may name (as ``NAME_err``), from ``FitResult.to_dict()``.
 TARGET_PARAMETERS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
@@ -97,7 +104,7 @@ class TDS(AlignedProcedure):
     """THz-TDS pair (E_ref, ΔE) with a live conductivity fit; stops at a target precision."""
 
     KIND = "tds"
-    DATA_COLUMNS = ["sweep", "time_ps", "X_ref_V", "X_pump_V", "E_ref", "dE"]
+    DATA_COLUMNS = ["sweep", "time_ps", "X_ref_V", "X_pump_V", "E_ref", "dE", *RANGING_COLUMNS]
     #: The running :class:`~labctl.livefit.LiveTDSFit` (set when the gate scan starts): a
     #: display subscribes to it for the Δσ(ω) arrays the ``fit`` emits leave out.
     live_fit = None
@@ -129,8 +136,8 @@ class TDS(AlignedProcedure):
         self.park_on_thz_peak()
         pump_delay = self._park_pump()
         self.lockin_pump.range_with_headroom()
-        for lockin in (self.lockin_ref, self.lockin_pump):
-            lockin.read_overload()  # forget what ranging latched
+        self._ranged = RangedPair(self.lockin_ref, self.lockin_pump, self.settle_tau)
+        self._ranged.forget()  # what ranging latched
         self._updates: list = []
         live = LiveTDSFit(
             self.film_thickness_nm * 1e-9,
@@ -142,6 +149,7 @@ class TDS(AlignedProcedure):
         try:
             self._scan(times, target, pump_delay)
         finally:
+            overload_summary(self.run_results)
             live.wait_idle(FIT_WAIT_S)
             self._emit_fit_updates()
             live.close()
@@ -173,7 +181,9 @@ class TDS(AlignedProcedure):
                 self.check_stop()
                 self._emit_fit_updates()
                 sampling.move_to_ps(float(times[i]))
-                x_ref, x_pump = self.read_pair()
+                reading = self._ranged.read()
+                record_point(self.run_results, reading, s + 1, f"{times[i]:g} ps")
+                x_ref, x_pump = reading.x_ref_v, reading.x_pump_v
                 e_ref[i], de[i] = x_ref - x_pump, 2.0 * x_pump
                 self.emit(
                     "results",
@@ -184,10 +194,10 @@ class TDS(AlignedProcedure):
                         "X_pump_V": x_pump,
                         "E_ref": e_ref[i],
                         "dE": de[i],
+                        **reading.columns(),
                     },
                 )
                 self.progress((s + (k + 1) / times.size) / self.max_sweeps)
-            self._check_overloads(s + 1)
             self.live_fit.add_sweep(times, e_ref, de)
             self.run_results["sweeps"] = s + 1
             if self._target_met(target, s + 1):
@@ -265,13 +275,6 @@ class TDS(AlignedProcedure):
             else:
                 self.run_results["fit_error"] = update.error
 
-    def _check_overloads(self, sweep: int) -> None:
-        for lockin in (self.lockin_ref, self.lockin_pump):
-            if overloads := lockin.read_overload():
-                self.run_results.setdefault("overloads", []).append(
-                    {"sweep": sweep, "lockin": lockin.name, "overloads": overloads}
-                )
-
     # ------------------------------------------------------------------ summary
     @classmethod
     def summary_line(cls, run_results: dict) -> str:
@@ -285,7 +288,7 @@ class TDS(AlignedProcedure):
             how = "target not reached"
         else:
             how = ""
-        tail = f"{sweeps} sweeps" + (f" ({how})" if how else "")
+        tail = f"{sweeps} sweeps" + (f" ({how})" if how else "") + overload_note(run_results)
         if not fit:
             return f"TDS: no fit ({run_results.get('fit_error', 'no complete sweep')}), {tail}"
 
