@@ -102,3 +102,25 @@ def test_points_left_overloaded_are_said_in_the_summary_line(station, tmp_path, 
     assert (frame.sens_ref_V == 10e-3).all()
     assert any("7 points stayed overloaded" in w for w in r["warnings"])
     assert OPTP.summary_line(r).endswith("— 7 points overloaded!")
+
+
+def test_analyze_and_the_series_row_say_a_run_kept_overloaded_points(tmp_path):
+    from labctl.analysis.io import overload_warning
+    from labctl.series.report import print_summary, summary_rows
+
+    path = tmp_path / "run.csv"
+    path.write_text("sweep,time_ps,E_ref,dE,overloaded\n1,0,1,0,0\n1,0.05,1,0,1\n1,0.1,1,0,1\n")
+    assert "2 points of" in overload_warning(path)
+    clean = tmp_path / "clean.csv"
+    clean.write_text("sweep,time_ps,E_ref,dE,overloaded\n1,0,1,0,0\n")
+    assert overload_warning(clean) is None
+    step = {"sample_id": "A", "temperature_c": 300.0, "state": "done", "kind": "tds"}
+    rows = summary_rows([dict(step, results={"fit": {"tau_fs": 44.0}, "overloaded_points": 5})])
+    assert rows[0]["tds_overloaded_points"] == 5
+    doc = {"series": "s", "state": "done", "rows": rows}
+    (tmp_path / "summary.json").write_text(__import__("json").dumps(doc))
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    print_summary(tmp_path, console=console)
+    assert "(5 overloaded!)" in console.export_text()
