@@ -30,6 +30,7 @@ import math
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
+from labctl.analysis.parking import with_parking_uncertainty
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter, find_optp_peak
 from labctl.procedures.ranging import (
@@ -157,6 +158,8 @@ class TDS(AlignedProcedure):
     def _park_pump(self) -> float:
         if self.optp_peak_ps is None:
             scan = find_optp_peak(self.stages, self.lockin_pump, between_points=self.check_stop)
+            for note in scan.notes:  # a peak at a window's edge was searched again: say so
+                self.phase(note)
             self.run_results["optp_peak"] = scan.to_dict()
             peak = scan.peak_ps
         else:
@@ -165,8 +168,37 @@ class TDS(AlignedProcedure):
         self.run_results["optp_peak_ps"] = peak
         delay = peak + self.pump_offset_ps
         self.run_results["tds_pump_delay_ps"] = delay
+        self._parking_rel_sd = self._parking_uncertainty(delay)
         self.stages.pump.move_to_ps(delay)
         return delay
+
+    def _parking_uncertainty(self, delay_ps: float) -> float:
+        """σ_N/N from where the pump is parked (:mod:`labctl.analysis.parking`), with
+        d ln g/dt from a decay fit of this run's OPTP peak scan (else the default)."""
+        from labctl.analysis import parking
+        from labctl.analysis.optp import fit_decay
+        from labctl.errors import AnalysisError
+
+        scan = self.run_results.get("optp_peak") or {}
+        slope = parking.DEFAULT_LOG_SLOPE_PER_PS
+        source = "default"
+        if scan.get("positions_ps"):
+            try:
+                fit = fit_decay(
+                    np.asarray(scan["positions_ps"]), 2.0 * np.asarray(scan["values_V"]), n_exp=2
+                )
+                slope, source = parking.log_slope_per_ps(fit.evaluate, delay_ps), "OPTP scan fit"
+            except (AnalysisError, ValueError, RuntimeError):
+                pass
+        sd_ps = parking.parking_delay_sd_ps()
+        rel = parking.density_rel_sd(slope, sd_ps)
+        self.run_results["pump_parking"] = {
+            "delay_sd_fs": 1e3 * sd_ps,
+            "log_slope_per_ps": slope,
+            "log_slope_from": source,
+            "N_rel_sd": rel,
+        }
+        return rel
 
     def _scan(self, times: np.ndarray, target: dict[str, float], pump_delay: float) -> None:
         sampling = self.stages.sampling
@@ -255,6 +287,10 @@ class TDS(AlignedProcedure):
         while updates:
             update = updates.pop(0)
             record = update.to_dict()
+            if update.ok and record.get("fit"):  # N's error: the pump's parking too
+                record["fit"] = with_parking_uncertainty(
+                    record["fit"], getattr(self, "_parking_rel_sd", 0.0)
+                )
             self.emit("fit", record)
             if update.ok:
                 self.run_results["fit"] = record["fit"]

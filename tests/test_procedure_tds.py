@@ -355,3 +355,20 @@ def test_stop_request_aborts_within_a_point_and_keeps_the_rows(tmp_path):
         assert outcome.status == "aborted" and outcome.points == 25
         assert len(pd.read_csv(tmp_path / "stopped.csv", comment="#")) == 25
         assert "stopped" in outcome.results["stopped_because"]
+
+
+def test_n_error_includes_where_the_pump_is_parked(quiet_run):
+    """The pump stage is parked once per run: its delay error scales N in every sweep."""
+    _station, outcome, _path, _fits = quiet_run
+    r = outcome.results
+    parked = r["pump_parking"]
+    assert parked["log_slope_from"] == "OPTP scan fit"
+    assert -1.5 < parked["log_slope_per_ps"] < -0.3  # the fast decay 0.2 ps after the peak
+    assert parked["N_rel_sd"] == pytest.approx(
+        abs(parked["log_slope_per_ps"]) * parked["delay_sd_fs"] * 1e-3
+    )
+    fit = r["fit"]
+    assert fit["N_m3_err"] == pytest.approx(
+        math.hypot(fit["N_m3_err_fit"], parked["N_rel_sd"] * fit["N_m3"])
+    )
+    assert fit["N_m3_err"] > fit["N_m3_err_fit"]
