@@ -372,3 +372,40 @@ def test_n_error_includes_where_the_pump_is_parked(quiet_run):
         math.hypot(fit["N_m3_err_fit"], parked["N_rel_sd"] * fit["N_m3"])
     )
     assert fit["N_m3_err"] > fit["N_m3_err_fit"]
+
+
+def test_min_sweeps_1_never_stops_on_a_baseline_error(tmp_path):
+    """A single sweep's error comes from its baseline (3.5–6.3× too small: no drift, no
+    jitter); before, ``--min-sweeps 1`` stopped there and said 'target reached'."""
+    station = annealed_station()
+    try:
+        outcome = run_procedure(
+            TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=4, step_ps=0.1),
+            tmp_path / "tds.csv",
+            station=station,
+        )
+    finally:
+        station.close()
+    r = outcome.results
+    assert outcome.status == FINISHED, outcome.message
+    sources = [h["sweeps"] for h in r["fit_history"]]
+    assert sources[0] == 1  # a fit of the first sweep was made (and published) ...
+    assert r["sweeps"] >= 3  # ... but the run went on to a sweep-scatter error
+    assert r["noise_source"] == "sweep-scatter"
+    assert r["stopped_because"].startswith(f"target tau_fs_err=2 reached after {r['sweeps']}")
+
+
+def test_a_target_on_baseline_errors_alone_is_not_assessable(tmp_path):
+    station = annealed_station()
+    try:
+        outcome = run_procedure(
+            TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=1, step_ps=0.1),
+            tmp_path / "tds.csv",
+            station=station,
+        )
+    finally:
+        station.close()
+    r = outcome.results
+    assert r["noise_source"] == "baseline"
+    assert "target not assessable" in r["stopped_because"]
+    assert "target reached" not in TDS.summary_line(r)
