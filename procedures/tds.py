@@ -49,6 +49,14 @@ TARGET_PARAMETERS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz
 FIT_WAIT_S = 30.0
 #: Confidence (one-sided) with which a sweep-scatter error must lie below the target.
 TARGET_CONFIDENCE = 0.84
+#: The gate grid (start, stop, step) in ps when the Parameters leave it unset: the lab's
+#: full scan (the science's "0.05 ps steps over 15–30 ps"; the 13 ps substrate echo in)
+FULL_GATE_PS = (-4.0, 12.0, 0.05)
+#: ... and with a precision target: the pulse and its ringing only, sampled to 3.3 THz
+#: (above ZnTe's 2.6 THz cut-off; the fit uses 0.3–2.2 THz). A third of the points per
+#: sweep: the 300 °C film reaches τ ± 2 fs in 0.30 of the full 4-sweep scan's virtual
+#: time (benchmarks/precision_time.py, docs/procedures/tds.md)
+TARGET_GATE_PS = (-2.0, 8.0, 0.15)
 #: Error sources a target may be judged on: the scatter of sweeps shows drift and jitter;
 #: a baseline error (one sweep) is 3.5–6.3× too small (issue 16) and the time-domain
 #: noise model (two sweeps) is not calibrated for stopping — a run never stops on them.
@@ -120,9 +128,10 @@ class TDS(AlignedProcedure):
         "OPTP peak pump delay", units="ps", minimum=-1e3, maximum=1e3, default=None
     )
     pump_offset_ps = FloatParameter("Pump delay after the OPTP peak", units="ps", default=0.2)
-    t_start_ps = FloatParameter("Gate start", units="ps", default=-4.0)
-    t_stop_ps = FloatParameter("Gate stop", units="ps", default=12.0)
-    step_ps = FloatParameter("Gate step", units="ps", minimum=1e-3, default=0.05)
+    # unset: FULL_GATE_PS, or TARGET_GATE_PS when a precision target is given
+    t_start_ps = OptionalFloatParameter("Gate start", units="ps", default=None)
+    t_stop_ps = OptionalFloatParameter("Gate stop", units="ps", default=None)
+    step_ps = OptionalFloatParameter("Gate step", units="ps", minimum=1e-3, default=None)
     target = Parameter("Precision target", default="")
     max_sweeps = IntegerParameter("Maximum sweeps", minimum=1, maximum=10000, default=10)
     min_sweeps = IntegerParameter("Minimum sweeps", minimum=1, maximum=10000, default=3)
@@ -132,12 +141,7 @@ class TDS(AlignedProcedure):
         from labctl.livefit import LiveTDSFit
 
         target = parse_target(self.target)
-        if not self.t_stop_ps > self.t_start_ps:
-            raise LabctlError(
-                f"tds: gate stop {self.t_stop_ps} ps must be after start {self.t_start_ps} ps"
-            )
-        n = int(math.floor((self.t_stop_ps - self.t_start_ps) / self.step_ps + 1e-9)) + 1
-        times = np.round(self.t_start_ps + self.step_ps * np.arange(n), 9)
+        times = self.gate_delays_ps(target)
         self.run_results["target"] = target
         self.bring_sample_in()
         self.park_on_thz_peak()
@@ -160,6 +164,20 @@ class TDS(AlignedProcedure):
             live.wait_idle(FIT_WAIT_S)
             self._emit_fit_updates()
             live.close()
+
+    def gate_delays_ps(self, target: dict | None = None) -> np.ndarray:
+        """The gate grid: the Parameters where set, else :data:`TARGET_GATE_PS` with a
+        precision target and :data:`FULL_GATE_PS` without (recorded in run results)."""
+        grid = TARGET_GATE_PS if target else FULL_GATE_PS
+        start, stop, step = (
+            grid[k] if value is None else float(value)
+            for k, value in enumerate((self.t_start_ps, self.t_stop_ps, self.step_ps))
+        )
+        if not stop > start:
+            raise LabctlError(f"tds: gate stop {stop} ps must be after start {start} ps")
+        n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        self.run_results["gate_ps"] = {"start": start, "stop": stop, "step": step, "points": n}
+        return np.round(start + step * np.arange(n), 9)
 
     def _park_pump(self) -> float:
         if self.optp_peak_ps is None:
