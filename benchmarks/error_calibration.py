@@ -71,7 +71,9 @@ def main() -> int:
             and all(abs(means[k]) <= MAX_MEAN for k in PULL_KEYS)
         )
         ok &= good
-        summary[name] = {k: round(v, 3) for k, v in stds.items()} | {"failed": res["failed"]}
+        summary[name] = {k: round(v, 3) if np.isfinite(v) else None for k, v in stds.items()} | {
+            "failed": res["failed"]
+        }
         cells = "  ".join(
             f"{k} {stds[k]:.2f}/{means[k]:+.2f} ({100 * res['rel_err'][k]:.2g} %)"
             for k in PULL_KEYS
