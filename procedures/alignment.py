@@ -84,7 +84,7 @@ def _less_sensitive(lockin) -> None:
     full_scales = list(lockin.SENSITIVITIES)
     i = full_scales.index(lockin.sensitivity)
     if i == len(full_scales) - 1:
-        raise InstrumentError(lockin.name, "the THz peak overloads the least sensitive range")
+        raise InstrumentError(lockin.name, "the signal overloads the least sensitive range")
     lockin.sensitivity = full_scales[i + 1]
 
 
@@ -167,7 +167,17 @@ def find_optp_peak(
         stages.pump.move_to_ps(stop)
         lockin_pump.range_with_headroom()
         delays = _grid(start, stop, step)
-        minus = optp_scan(stages.pump, lockin_pump, delays, between_points=between_points)
+        # a clipped (overloaded) scan is repeated less sensitive: a clipped top has no peak
+        for _ in range(len(lockin_pump.SENSITIVITIES)):
+            lockin_pump.read_overload()
+            minus = optp_scan(stages.pump, lockin_pump, delays, between_points=between_points)
+            if not (overloads := lockin_pump.read_overload()):
+                break
+            notes.append(
+                f"OPTP peak scan overloaded the pump lock-in ({', '.join(overloads)}) at "
+                f"{lockin_pump.sensitivity:g} V: scanned again less sensitive"
+            )
+            _less_sensitive(lockin_pump)
         spline = spline_vertex(delays, minus)
         peak = optp_peak_of_scan(delays, minus)
         scan = PeakScan(peak, spline, delays.tolist(), (0.5 * minus).tolist(), notes)

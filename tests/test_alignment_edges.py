@@ -36,3 +36,19 @@ def test_a_peak_that_stays_at_the_edge_fails_the_alignment(station):
             coarse=(-0.9, truth - 0.05, 0.025),
             searches=1,
         )
+
+
+def test_an_overloaded_optp_scan_is_repeated_less_sensitive(station, monkeypatch):
+    """A clipped scan has a flat top in the wrong place: before, its peak was used."""
+    pump = station["lockin_pump"]
+    too_sensitive = 1e-6  # X_pump ≈ ΔE/2 ≈ 2.7 µV at the peak: clipped
+
+    monkeypatch.setattr(
+        pump, "range_with_headroom", lambda *a, **k: setattr(pump, "sensitivity", too_sensitive)
+    )
+    truth = station.world.optp_peak_delay_ps()
+    scan = find_optp_peak(station["stages"], pump)
+    assert any("overloaded the pump lock-in" in note for note in scan.notes)
+    assert pump.sensitivity > too_sensitive
+    assert scan.peak_ps == pytest.approx(truth, abs=0.02)
+    assert not pump.read_overload()
