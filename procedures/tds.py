@@ -4,10 +4,14 @@ As the experimenter does it: the gate parked on the THz peak, the OPTP peak foun
 on the pump stage (:mod:`~labctl.procedures.alignment`; either may be given as a
 Parameter instead), the pump parked ``pump_offset_ps`` after it (the paper's
 THz-TDS: 0.2 ps after the OPTP peak), then the gate scanned over the THz window,
-sweeps alternating direction. Each point is read after ``settle_tau`` time
-constants; E_ref = X_ref − X_pump and ΔE = 2·X_pump (the pump lock-in sees ΔE/2
-of the doubly chopped signal). One row per gate point per sweep:
-``sweep,time_ps,X_ref_V,X_pump_V,E_ref,dE`` — what ``labctl analyze tds`` reads.
+sweeps alternating direction (the grid: the Parameters, else :data:`FULL_GATE_PS`, or
+the coarser :data:`TARGET_GATE_PS` with a target). Each point is read after
+``settle_tau`` time constants, re-ranged and read again on a lock-in overload
+(:mod:`~labctl.procedures.ranging`); E_ref = X_ref − X_pump and ΔE = 2·X_pump (the pump
+lock-in sees ΔE/2 of the doubly chopped signal). One row per gate point per sweep:
+``sweep,time_ps,X_ref_V,X_pump_V,E_ref,dE,sens_ref_V,sens_pump_V,overloaded`` — what
+``labctl analyze tds`` reads. N's error includes where the pump is parked
+(:mod:`labctl.analysis.parking`): the same offset in every sweep, which no averaging removes.
 
 Every complete sweep goes to a :class:`~labctl.livefit.LiveTDSFit`; its updates
 (parameters and errors) are emitted as ``fit`` and kept in ``run_results``.
