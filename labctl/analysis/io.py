@@ -220,6 +220,8 @@ class TDSData:
     header: dict[str, str] = field(default_factory=dict)
     #: how the input was read (layout, time unit, field columns, files), for the output
     detected: dict = field(default_factory=dict)
+    #: the run file's ``overloaded`` column flagged points: the warning (None if none)
+    overload: str | None = None
 
     @property
     def n_sweeps(self) -> int:
@@ -231,14 +233,18 @@ def load_tds_csv(path) -> TDSData:
     (one row per gate point per sweep, in any order within a sweep)."""
     table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
     cols = table.columns
+    overload = overload_warning_of(path, cols.get("overloaded"))
     if "sweep" in cols:
-        return replace(_load_tds_sweeps(path, table), header=dict(table.header))
+        data = _load_tds_sweeps(path, table)
+        return replace(data, header=dict(table.header), overload=overload)
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
     _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
-    return TDSData(t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header))
+    return TDSData(
+        t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header), overload=overload
+    )
 
 
 def _sweep_order(sweep_ids: np.ndarray, time_ps: np.ndarray) -> np.ndarray:
@@ -445,8 +451,11 @@ def overload_warning(path) -> str | None:
     """A warning when a run file's ``overloaded`` column (written by the THz procedures:
     the point stayed overloaded after re-ranging) flags any point; None if none or no
     such column."""
-    table = read_csv_table(path)
-    flags = table.columns.get("overloaded")
+    return overload_warning_of(path, read_csv_table(path).columns.get("overloaded"))
+
+
+def overload_warning_of(path, flags) -> str | None:
+    """:func:`overload_warning` from an ``overloaded`` column already read (or None)."""
     if flags is None:
         return None
     count = int(np.count_nonzero(np.nan_to_num(flags)))
