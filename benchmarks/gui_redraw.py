@@ -86,9 +86,9 @@ def measure(app, panel, add, points: int, frames: int) -> tuple[float, float]:
 
 def panels(np, size: int):
     """(name, make panel, add(i) for that panel) for every live plot of the GUI."""
-    from labctl.analysis import synthetic
     from labctl.gui import plots
     from labctl.livefit import LiveTDSFit
+    from labctl.simulators import synthetic
 
     t = np.linspace(-4.0, 12.0, size)
     e_ref = np.exp(-((t - 0.5) ** 2)) * np.sin(6 * t)

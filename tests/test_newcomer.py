@@ -64,8 +64,8 @@ def test_the_furnace_driver_setting_its_rate_limit_is_no_warning(caplog):
 
 def test_gui_inputs_write_celsius_and_stop_where_the_station_does(qtbot):
     pytest.importorskip("pytestqt")
-    from labctl.cli.run import station_limits
     from labctl.gui.inputs import ParameterInputs
+    from labctl.parameter_limits import station_limits
     from labctl.procedures.anneal import Anneal
 
     inputs = ParameterInputs(Anneal)

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from labctl.parameter_limits import station_limits
+
 #: Parameters every procedure has that ``labctl run`` spells differently.
 RENAMED = {"station_file": "--station"}
 
@@ -72,14 +74,6 @@ def time_scale_arg(text: str) -> str | float:
     return value
 
 
-#: Limits a station sets on a Parameter, narrower than the procedure's own range:
-#: parameter → (role, option path in the instrument's options, how the limit is read).
-#: ``labctl run KIND --station FILE --help`` shows the range that station allows.
-STATION_LIMITS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "anneal_c": ("furnace", ("max_setpoint_c",), "max"),
-    "ramp_c_per_min": ("furnace", ("max_ramp_c_per_min",), "max"),
-    "slot": ("stages", ("axes", "sample", "n_slots"), "count"),  # slots 0 … n − 1
-}
 #: The syntax of text Parameters that have one.
 SYNTAX = {
     "target": (
@@ -89,26 +83,6 @@ SYNTAX = {
 }
 #: A bound at or beyond this size is "no bound" (pymeasure's default is ±1e9).
 UNBOUNDED = 1e9
-
-
-def station_limits(station_name: str | None) -> dict[str, tuple[float | None, float | None]]:
-    """Parameter → (lowest, highest) that the station allows, from its file (nothing is
-    connected); {} when the file cannot be read (the run itself will say why)."""
-    from labctl.station import load_station_spec
-
-    try:
-        spec = load_station_spec(station_name)
-    except Exception:
-        return {}
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for name, (role, path, how) in STATION_LIMITS.items():
-        inst = spec.instruments.get(role)
-        value: Any = inst.options if inst is not None else None
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = (None, float(value - 1 if how == "count" else value))
-    return out
 
 
 def _number(value: float) -> str:

@@ -75,7 +75,7 @@ def open_station(station: str, time_scale, data_dir: str | Path = "labctl-runs")
 
 
 def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labctl-runs") -> int:
-    from qtpy import QtWidgets
+    from qtpy import QtCore, QtWidgets
 
     from labctl.gui.window import MainWindow
 
@@ -97,8 +97,15 @@ def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labct
                 "runs on a simulated world of its own (give a --time-scale to share one)"
             )
         window.show()
-        log.info("labctl gui: station %s, time scale %s, data in %s", opened.name, scale, data_dir)
-        code = 0 if stop.is_set() else app.exec()  # a signal before the loop: end now
+        # logged from inside the event loop: from then on SIGTERM/Ctrl-C quit it (a
+        # signal before the loop, while the station opened, ends the GUI at once)
+        QtCore.QTimer.singleShot(
+            0,
+            lambda: log.info(
+                "labctl gui: station %s, time scale %s, data in %s", opened.name, scale, data_dir
+            ),
+        )
+        code = 0 if stop.is_set() else app.exec()
         window.shutdown()
         return int(code)
     finally:

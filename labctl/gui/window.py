@@ -198,7 +198,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return dock
 
     def _make_inputs(self, kind: str) -> ParameterInputs:
-        from labctl.cli.run import station_limits
+        from labctl.parameter_limits import station_limits
         from labctl.procedures import procedure_class
 
         inputs = ParameterInputs(procedure_class(kind))
