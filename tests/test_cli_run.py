@@ -121,7 +121,7 @@ def test_help_shows_the_target_syntax_and_no_sentinel_bounds(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "NAME_err=VALUE[,NAME_err=VALUE…], e.g. tau_fs_err=0.5,c_err=0.01" in text
     assert "1e+09" not in text and "1e+06" in text  # one-sided: '≥ 0.001', not '0.001…1e+09'
-    assert "Gate step, ps; ≥ 0.001 (default 0.05)" in text
+    assert "Gate step, ps; ≥ 0.001" in text
 
 
 @pytest.mark.parametrize(
