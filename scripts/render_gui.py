@@ -24,6 +24,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs/gui.png")
     parser.add_argument("--sweeps", type=int, default=4, help="grab after this many TDS sweeps")
+    parser.add_argument(
+        "--optp-out", default="docs/gui-optp.png", help="the OPTP tab once its run ended"
+    )
     parser.add_argument("--timeout", type=float, default=240.0, help="give up after (wall s)")
     args = parser.parse_args()
 
@@ -40,14 +43,21 @@ def main() -> int:
         window = MainWindow(station, data_dir=data, monitor_interval_s=0.5)
         window.resize(1600, 1000)
         window.show()
-        optp = window.queue_run("optp", sweeps=2, sample_id="NPL-4ML 300C")
+        optp = window.queue_run("optp", sweeps=4, sample_id="NPL-4ML 300C")
         tds = window.queue_run(
             "tds", max_sweeps=12, target="tau_fs_err=0.1", sample_id="NPL-4ML 300C"
         )
         deadline = time.monotonic() + args.timeout
         grabbed = False
+        optp_grabbed = False
         while time.monotonic() < deadline:
             app.processEvents()
+            if not optp_grabbed and optp.id in window.outcomes:
+                window.tabs.setCurrentIndex(window._tab_index("OPTP"))
+                window.redraw_all()
+                app.processEvents()
+                window.grab().save(args.optp_out)
+                optp_grabbed = True
             fit = window.fit_panel.labels["sweeps"].text()
             if tds.state == "running" and fit.isdigit() and int(fit) >= args.sweeps:
                 window.tabs.setCurrentIndex(window._tab_index("Δσ(ω)"))
@@ -68,7 +78,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}" + (f" and {args.optp_out}" if optp_grabbed else ""))
     return 0
 
 

@@ -78,3 +78,15 @@ def test_gui_inputs_write_celsius_and_stop_where_the_station_does(qtbot):
     assert Anneal.anneal_c.units == "degC"  # the procedure (and its run files) keep theirs
     assert inputs.anneal_c.maximum() == 400.0  # the furnace's max_setpoint_c, not 1200
     assert inputs.slot.maximum() == 8  # 9 slots: 0 … 8
+
+
+def test_labctl_series_run_says_it_at_start(sim_real, capsys):
+    from labctl.cli.demo import demo_plan_path
+    from labctl.series.plan import load_plan
+    from labctl.series.session import _say_pace
+
+    plan = load_plan(demo_plan_path())
+    _say_pace(plan, sim_real)
+    err = capsys.readouterr().err
+    assert f"this series of {len(plan.steps)} steps takes about" in err and " h " in err
+    assert "--time-scale virtual" in err

@@ -120,10 +120,12 @@ class Panel(QtWidgets.QWidget):
 
     def redraw(self) -> None:
         self.dirty = False
+        self.note.setText("")  # draw() says what it has to say; the source goes first
         self.draw()
         self.settle_ranges()
         if self.source:
-            self.note.setText(f"{self.source} · {self.note.text()}")
+            own = self.note.text()
+            self.note.setText(f"{self.source} · {own}" if own else self.source)
 
     def draw(self) -> None:
         """Put the panel's data into its plot items (subclasses)."""
