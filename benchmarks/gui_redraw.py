@@ -174,7 +174,7 @@ def main() -> dict:
 
     width = max(len(n) for n in table)
     for title, rows in (("wall", table), ("CPU (this process)", cpu_table)):
-        print(f"frames per {title} second by panel and and points recorded ({args.frames} frames):")
+        print(f"frames per {title} second by panel and points recorded ({args.frames} frames):")
         print(f"  {'panel':<{width}}  " + "  ".join(f"{n:>9d}" for n in sizes))
         for name, row in rows.items():
             print(f"  {name:<{width}}  " + "  ".join(f"{row[str(n)]:9.1f}" for n in sizes))
