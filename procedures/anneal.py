@@ -52,6 +52,7 @@ from labctl.errors import InstrumentError, LabctlError
 
 from .base import StationProcedure
 
+NATURAL_COOLING: list = []  # a continuation that loads no program: natural cooling only
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0
 WITHIN_C = 2.0  # "minutes within ±2 °C of T" in the results
@@ -188,17 +189,20 @@ class Anneal(StationProcedure):
                     _Watch(self, furnace, clock, None).record()  # the state found, on record
                     r["ended_by"] = "ready"
                     return
-            self.phase(f"moving slot {self.slot} into the hot zone")
-            self._stage_moved = sample_stage
-            sample_stage.move_to_slot(self.slot)
+            if program is not NATURAL_COOLING:  # else the film stays where it cools
+                self.phase(f"moving slot {self.slot} into the hot zone")
+                self._stage_moved = sample_stage
+                sample_stage.move_to_slot(self.slot)
             self.check_stop()
             self._furnace_written = furnace
-            if program is not None:
+            if program:
                 furnace.load_program(program)
                 # on record before it runs: a kill from here on leaves a known "started"
                 self.emit_progress(program_started=True, dwell_done_s=0.0, cooling_reached=False)
                 furnace.run_program()
             watch = _Watch(self, furnace, clock, dwell_segment)
+            if program is NATURAL_COOLING:
+                watch.program_done_at = 0.0
             watch.run()
         except BaseException as exc:  # Ctrl-C included: the run summary says what ended it
             r["ended_by"] = _ended_by(exc)
@@ -267,9 +271,13 @@ class Anneal(StationProcedure):
             r["continued"] = "dwell already done and the film is cool: nothing to anneal"
             r.update(minutes_within_2c=0.0, dwell_total_min=self.dwell_done_min)
             return None, None
-        r["continued"] = "dwell already done: controlled cooling only"
-        furnace.check_ramp_rate(cool_rate, "cooling ramp")
-        return [Ramp(cool_rate, self.ambient_c), End()], None
+        # No program: a ramp-down starts from the PV the controller reads as it starts,
+        # which after a mended sensor can be the stale hot value (it heated, measured).
+        # The furnace has no cooling, so the safe setpoint cools as fast as any ramp.
+        r["continued"] = "dwell already done: natural cooling only, furnace in its safe state"
+        self._furnace_written = furnace
+        furnace.safe_state()
+        return NATURAL_COOLING, None
 
     def emit_progress(
         self, *, program_started: bool, dwell_done_s: float | None, cooling_reached: bool
