@@ -126,6 +126,7 @@ def films_reply(world) -> str:
                 "slot": s.index,
                 "label": s.label,
                 "heating_episodes": s.film.heating.count,
+                "temperature_c": s.film.temperature_c,
                 "anneal_equivalent_c": s.film.anneal_equivalent_c(),
                 "max_temperature_c": s.film.max_temperature_c,
             }
