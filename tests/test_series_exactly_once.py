@@ -144,14 +144,17 @@ def test_resume_uses_the_recorded_station_or_refuses_another(sim_station, tmp_pa
     SeriesRunner(p, out, sim_station, resume=True, allow_other_station=True).close()
 
 
-@pytest.mark.parametrize("damage", ["DELETE FROM series", "DROP TABLE steps"])
+@pytest.mark.parametrize("damage", ["DELETE FROM series", "DROP TABLE steps", "emptied"])
 def test_a_damaged_catalog_is_reported_as_damaged_not_a_changed_plan(sim_station, tmp_path, damage):
     p, out = plan(tmp_path), tmp_path / "series"
     SeriesRunner(p, out, sim_station).close()
-    db = sqlite3.connect(out / "catalog.sqlite")
-    db.execute(damage)
-    db.commit()
-    db.close()
+    if damage == "emptied":
+        (out / "catalog.sqlite").write_bytes(b"")
+    else:
+        db = sqlite3.connect(out / "catalog.sqlite")
+        db.execute(damage)
+        db.commit()
+        db.close()
     for allow in (False, True):
         with pytest.raises(SeriesError, match="is damaged") as info:
             SeriesRunner(p, out, sim_station, resume=True, allow_changed_plan=allow)

@@ -162,7 +162,7 @@ class Catalog:
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (the runner calls this at each step's end)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for a reader
 
     # ------------------------------------------------------------------ schema
     def _tables(self) -> set[str]:
@@ -186,7 +186,8 @@ class Catalog:
                         if statement.strip():
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            return  # an empty file: damage() says so
+                return
+            raise CatalogError(f"{self.path} is damaged: it holds no tables (emptied?)")
         self._upgrade_from_0(tables)
 
     def _upgrade_from_0(self, tables: set[str]) -> None:
@@ -197,9 +198,7 @@ class Catalog:
         """
         missing = {"series", "steps", "attempts", "events"} - tables
         if missing:
-            raise CatalogError(
-                f"{self.path}: damaged series catalog: tables {sorted(missing)} are missing"
-            )
+            raise CatalogError(f"{self.path} is damaged: tables {sorted(missing)} are missing")
         old = {
             name: [dict(r) for r in self.db.execute(f"SELECT * FROM {name}")]  # noqa: S608
             for name in ("series", "steps", "attempts", "events")
@@ -285,8 +284,8 @@ class Catalog:
                 )
 
     def adopt_plan(self, plan, first_new: int) -> None:
-        """A changed plan on resume: its digest and text, new parameters of steps that have
-        not run (no attempt), and its steps from ``first_new`` on added as pending."""
+        """A changed plan on resume: its digest and text, new parameters of steps not yet
+        done, and its steps from ``first_new`` on added as pending."""
         with self.atomic() as db:
             db.execute(
                 "UPDATE series SET plan_digest = ?, plan_text = ? WHERE id = 1",
@@ -296,8 +295,8 @@ class Catalog:
                 params = json.dumps(s.params, sort_keys=True)
                 if s.index < first_new:
                     db.execute(
-                        "UPDATE steps SET params = ? WHERE idx = ? AND attempts = 0",
-                        (params, s.index),
+                        "UPDATE steps SET params = ? WHERE idx = ? AND state != ?",
+                        (params, s.index, DONE),
                     )
                 else:
                     db.execute(
