@@ -411,16 +411,17 @@ class _Watch:
             now = self.clock.now()
             pv = furnace.temperature_c
             wsp = furnace.working_setpoint_c
-            row = {
-                "elapsed_s": round(now - self.t0, 3),
-                "temperature_c": pv,
-                "setpoint_c": furnace.setpoint_c,
-                "working_setpoint_c": wsp,
-                "output_percent": furnace.output_percent,
-                "segment": furnace.segment,
-                "program_status": furnace.program_status.name.lower(),
-            }
-            progress: ProgramProgress = furnace.program_progress()
+            setpoint, output = furnace.setpoint_c, furnace.output_percent
+            progress: ProgramProgress = furnace.program_progress()  # status, segment, dwell
+        row = {
+            "elapsed_s": round(now - self.t0, 3),
+            "temperature_c": pv,
+            "setpoint_c": setpoint,
+            "working_setpoint_c": wsp,
+            "output_percent": output,
+            "segment": progress.segment,
+            "program_status": progress.status.name.lower(),
+        }
         row["dwell_done_s"] = progress.dwell_done_s if progress.known else math.nan
         if progress.known:
             p.emit_progress(

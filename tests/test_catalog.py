@@ -157,3 +157,21 @@ def test_damage_is_named(tmp_path):
     c = Catalog(tmp_path / "catalog.sqlite", create=True)
     assert c.damage() == "its series row is missing"
     c.close()
+
+
+def test_an_attempt_that_attached_accounts_for_a_program_whose_starter_left_none(catalog):
+    a1 = catalog.start_step(0, "runs/a1.csv")
+    catalog.record_anneal_progress(
+        0, a1, program_started=True, dwell_done_s=None, cooling_reached=False
+    )
+    with catalog.atomic() as db:  # killed before its first row: started, no account
+        db.execute("UPDATE attempts SET progress_at = NULL")
+    assert catalog.anneal_history(0)["unknown_attempts"] == [a1]
+    catalog.interrupted(0, "runner died")
+    assert catalog.anneal_history(0)["last_program_attempt"] == a1
+    a2 = catalog.start_step(0, "runs/a2.csv")
+    catalog.record_anneal_progress(
+        0, a2, program_started=True, dwell_done_s=900.0, cooling_reached=False, program_attempt=a1
+    )
+    h = catalog.anneal_history(0)
+    assert h["unknown_attempts"] == [] and h["dwell_done_s"] == 900.0

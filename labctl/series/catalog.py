@@ -474,27 +474,28 @@ class Catalog:
         recorded (a catalog from before progress was recorded, or a kill in between).
         """
         attempts = self.attempts(idx)
+        started = [a for a in attempts if a["program_started"]]
         per_program: dict[int, float] = {}
         cooling = False
-        unknown: list[int] = []
-        started = False
-        for a in attempts:
-            if not a["program_started"]:
-                continue
-            started = True
+        for a in started:
             if a["progress_at"] is None:
-                unknown.append(a["attempt"])
                 continue
             program = a["program_attempt"] or a["attempt"]
             per_program[program] = max(per_program.get(program, 0.0), a["dwell_done_s"] or 0.0)
             cooling = cooling or bool(a["cooling_reached"])
+        # a program whose own attempt left no account, unless a later attempt attached to it
+        unknown = [
+            a["attempt"]
+            for a in started
+            if a["progress_at"] is None and a["attempt"] not in per_program
+        ]
         return {
-            "program_started": started,
+            "program_started": bool(started),
             "dwell_done_s": sum(per_program.values()),
             "cooling_reached": cooling,
             "unknown_attempts": unknown,
             "attempts": len(attempts),
-            "last_program_attempt": max(per_program, default=None),
+            "last_program_attempt": max((a["attempt"] for a in started), default=None),
         }
 
     # ------------------------------------------------------------------ log
