@@ -59,9 +59,19 @@ def test_failed_in_cooling_is_never_heated_again(sim_station, tmp_path):
     """The issue's 11 films: a sensor break during the controlled cooling, resume after
     the repair. Before: 'owed' the minutes the ±2 °C window missed, heated a second time."""
     p, out = plan(tmp_path), tmp_path / "series"
-    on_event, state = fault_in_segment(sim_station, 3)
+    inject, state = fault_in_segment(sim_station, 3)
+    copied = tmp_path / "copied-without-wal.sqlite"
+
+    def on_event(what, info):
+        inject(what, info)
+        if what == "step-end":  # the WAL is checkpointed: the main file alone has the step
+            copied.write_bytes((out / "catalog.sqlite").read_bytes())
+
     outcome = run(SeriesRunner(p, out, sim_station, on_event=on_event))
     assert state["injected"] and outcome.state == "stopped" and "sensor break" in outcome.message
+    with Catalog(copied) as catalog:
+        assert catalog.step(0)["state"] == "failed"
+        assert catalog.anneal_history(0)["cooling_reached"]
     with Catalog.in_directory(out) as catalog:
         history = catalog.anneal_history(0)
     assert history["cooling_reached"] and history["dwell_done_s"] == pytest.approx(300, abs=2)
@@ -189,3 +199,32 @@ def test_a_start_up_killed_before_the_catalog_leaves_a_resumable_directory(sim_s
     finally:
         runner.close()
     assert not (out / STARTUP_MARK).exists()
+
+
+def test_a_refused_anneal_touches_nothing_not_even_in_its_clean_up(
+    sim_station, tmp_path, monkeypatch
+):
+    """Another run owns the furnace (its program runs): the second anneal is refused before
+    it moves or writes anything, and its make_safe() does not reset the other's program."""
+    from labctl.drivers.eurotherm import ProgramStatus
+    from labctl.ownership import Busy
+    from labctl.procedures.anneal import Anneal, anneal_program
+    from labctl.runs import FAILED, run_procedure
+
+    furnace, holder = sim_station["furnace"], sim_station["stages"].sample
+    holder.move_to_slot(1)
+    furnace.load_program(anneal_program(250.0, 30.0, 20.0, 7.5, 25.0))
+    furnace.run_program()  # the first anneal's program
+    sim_station.clock.sleep(600.0)
+    before = holder.position_mm
+
+    def busy(station, roles=None, owner=None):
+        raise Busy("furnace (socket://127.0.0.1:5000) is in use by pid 4242 (labctl run anneal)")
+
+    monkeypatch.setattr("labctl.ownership.claim_station", busy)
+    outcome = run_procedure(
+        Anneal(slot=2, anneal_c=300.0), tmp_path / "second.csv", station=sim_station
+    )
+    assert outcome.status == FAILED and "pid 4242" in outcome.message
+    assert furnace.program_status == ProgramStatus.RUN  # not reset by the refused run
+    assert holder.position_mm == before  # the first film stays in the hot zone
