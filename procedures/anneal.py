@@ -189,6 +189,8 @@ class Anneal(StationProcedure):
                     _Watch(self, furnace, clock, None).record()  # the state found, on record
                     r["ended_by"] = "ready"
                     return
+            else:
+                self.check_programmer_idle(furnace)
             if program is not NATURAL_COOLING:  # else the film stays where it cools
                 self.phase(f"moving slot {self.slot} into the hot zone")
                 self._stage_moved = sample_stage
@@ -278,6 +280,18 @@ class Anneal(StationProcedure):
         self._furnace_written = furnace
         furnace.safe_state()
         return NATURAL_COOLING, None
+
+    def check_programmer_idle(self, furnace) -> None:
+        """A program this run did not start (the front panel, another client) is never
+        touched: refuse before moving or writing anything, so make_safe resets nothing."""
+        status = furnace.program_status
+        if status in (ProgramStatus.RUN, ProgramStatus.HOLD, ProgramStatus.HOLDBACK):
+            raise InstrumentError(
+                furnace.name,
+                f"program {furnace.program_number} is {status.name.lower()} on the controller, "
+                "not started by this run; refusing to anneal (nothing moved or written): "
+                "let it finish, or reset it at the controller",
+            )
 
     def emit_progress(
         self, *, program_started: bool, dwell_done_s: float | None, cooling_reached: bool

@@ -201,8 +201,9 @@ def test_a_start_up_killed_before_the_catalog_leaves_a_resumable_directory(sim_s
     assert not (out / STARTUP_MARK).exists()
 
 
+@pytest.mark.parametrize("owner", ["another run (lock)", "the front panel (no lock)"])
 def test_a_refused_anneal_touches_nothing_not_even_in_its_clean_up(
-    sim_station, tmp_path, monkeypatch
+    sim_station, tmp_path, monkeypatch, owner
 ):
     """Another run owns the furnace (its program runs): the second anneal is refused before
     it moves or writes anything, and its make_safe() does not reset the other's program."""
@@ -221,10 +222,15 @@ def test_a_refused_anneal_touches_nothing_not_even_in_its_clean_up(
     def busy(station, roles=None, owner=None):
         raise Busy("furnace (socket://127.0.0.1:5000) is in use by pid 4242 (labctl run anneal)")
 
-    monkeypatch.setattr("labctl.ownership.claim_station", busy)
+    if owner.endswith("(lock)"):
+        monkeypatch.setattr("labctl.ownership.claim_station", busy)
     outcome = run_procedure(
         Anneal(slot=2, anneal_c=300.0), tmp_path / "second.csv", station=sim_station
     )
-    assert outcome.status == FAILED and "pid 4242" in outcome.message
+    assert outcome.status == FAILED
+    if owner.endswith("(lock)"):
+        assert "pid 4242" in outcome.message
+    else:
+        assert "not started by this run" in outcome.message
     assert furnace.program_status == ProgramStatus.RUN  # not reset by the refused run
     assert holder.position_mm == before  # the first film stays in the hot zone
