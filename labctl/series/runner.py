@@ -52,6 +52,7 @@ from labctl.series.catalog import (
     CatalogError,
 )
 from labctl.series.plan import Plan, Step
+from labctl.series.states import SeriesState
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +333,7 @@ class SeriesRunner:
             stopped = stopped or f"the runner stopped: {type(exc).__name__}: {exc}"
             self._furnace_safe_if(stopped)
             with contextlib.suppress(Exception):
-                catalog.set_series_state("aborted", stopped)
+                catalog.set_series_state(SeriesState.ABORTED, stopped)
             raise
         self._furnace_safe_if(stopped)
         return self._finish(stopped)
@@ -344,11 +345,11 @@ class SeriesRunner:
         steps = self.catalog.steps()
         count = {s: sum(1 for r in steps if r["state"] == s) for s in (DONE, FAILED, SKIPPED)}
         if stopped:
-            state = "aborted" if self.stop.is_set() else "stopped"
+            state = SeriesState.ABORTED if self.stop.is_set() else SeriesState.STOPPED
             self.catalog.set_series_state(state, stopped)
             self.catalog.event("error", f"series {state}: {stopped}")
         else:
-            state = "done" if count[FAILED] == 0 else "done-with-failures"
+            state = SeriesState.DONE if count[FAILED] == 0 else SeriesState.DONE_WITH_FAILURES
             self.catalog.set_series_state(state)
             self.catalog.event("info", "series finished")
         return SeriesOutcome(state, stopped, count[DONE], count[FAILED], count[SKIPPED])

@@ -66,9 +66,9 @@ def run_series(
         logging.getLogger().removeHandler(handler)
         handler.close()
     display.print_end(outcome, paths)
-    if outcome.state == "aborted":
-        return 130
-    return 0 if outcome.state == "done" else 1
+    from labctl.series.states import SERIES_EXIT_CODES, SeriesState
+
+    return SERIES_EXIT_CODES.get(SeriesState(outcome.state), 1)
 
 
 def _plan_station(plan: Plan) -> str | None:

@@ -68,6 +68,15 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
 }
 
 
+#: ``labctl series run``'s exit code for how a series ended (2 is a refusal before anything ran).
+SERIES_EXIT_CODES: dict[SeriesState, int] = {
+    SeriesState.DONE: 0,
+    SeriesState.DONE_WITH_FAILURES: 1,
+    SeriesState.STOPPED: 1,
+    SeriesState.ABORTED: 130,
+}
+
+
 class ForbiddenTransition(LabctlError):
     """A state change the transition table does not allow (a bug, never bad input)."""
 
