@@ -90,7 +90,11 @@ def check_transition(kind: type[StrEnum], old: str, new: str, where: str) -> Str
     if new_state not in TRANSITIONS[kind][old_state]:
         raise ForbiddenTransition(
             f"{where}: {kind.__name__} {old_state.value!r} → {new_state.value!r} is not allowed"
-            + (" (done is final: a finished step never runs again)" if old_state == "done" else "")
+            + (
+                " (done is final: a finished step never runs again)"
+                if kind is StepState and old_state == StepState.DONE
+                else ""
+            )
         )
     return new_state
 
