@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_series_resume import data_rows, served_world, steps_of
+from served import served_world
+from test_series_resume import data_rows, steps_of
 
 from labctl.series.catalog import Catalog
 from labctl.servesim import RemoteFaultBoard
@@ -79,11 +80,8 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)  # the plan's station: the bundled in-process one
-    import test_series_resume
-
-    monkeypatch.setattr(test_series_resume, "SCALE", SCALE)
-    with served_world(tmp_path) as station:
-        yield plan, station, RemoteFaultBoard.from_station_file(station)
+    with served_world(tmp_path, SCALE) as served:
+        yield plan, served.station, RemoteFaultBoard.from_station_file(served.station)
 
 
 def test_failed_in_cooling_resumes_on_its_station_and_is_never_heated_again(world, tmp_path):
