@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.series.states import SeriesState, StepState
+
 #: results key → how to say what it holds (each a list in the run summary)
 RESULT_WARNINGS = {
     "overloads": lambda items: f"lock-in overloads in {len(items)} sweep(s)",
@@ -40,14 +42,16 @@ def series_warnings(series: dict[str, Any] | None, steps: list[dict[str, Any]]) 
     """The warnings of a finished series (its catalog's series row and steps)."""
     state = (series or {}).get("state")
     out: list[str] = []
-    failed = [s for s in steps if s.get("state") == "failed"]
-    skipped = [s for s in steps if s.get("state") == "skipped"]
-    if state == "done-with-failures" or failed:
+    failed = [s for s in steps if s.get("state") == StepState.FAILED]
+    skipped = [s for s in steps if s.get("state") == StepState.SKIPPED]
+    if state == SeriesState.DONE_WITH_FAILURES or failed:
         out.append(f"{len(failed)} failed step(s)")
     if skipped:
         films = sorted({str(s.get("sample_id")) for s in skipped})
         out.append(f"{len(skipped)} skipped step(s) ({', '.join(films)})")
-    flagged = [s for s in steps if s.get("state") == "done" and run_warnings(s.get("results"))]
+    flagged = [
+        s for s in steps if s.get("state") == StepState.DONE and run_warnings(s.get("results"))
+    ]
     if flagged:
         out.append("warnings in step(s) " + ", ".join(str(s.get("idx")) for s in flagged))
     return out

@@ -77,6 +77,7 @@ def list_series(directories) -> list[dict[str, Any]]:
     from labctl.gui.series_view import step_note
     from labctl.run_warnings import finished_text, series_warnings
     from labctl.series.catalog import Catalog
+    from labctl.series.states import SeriesState
 
     out = []
     seen = set()
@@ -93,7 +94,7 @@ def list_series(directories) -> list[dict[str, Any]]:
             log.warning("series in %s: %s", directory, exc)
             continue
         state = series.get("state", "?")
-        if state in ("done", "done-with-failures"):
+        if state in (SeriesState.DONE, SeriesState.DONE_WITH_FAILURES):
             state = finished_text(series_warnings(series, steps))
         out.append({
             "dir": str(directory),

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-FINISHED_STATES = ("done", "skipped", "failed")
+from labctl.series.states import StepState
+
+FINISHED_STATES = (StepState.DONE, StepState.SKIPPED, StepState.FAILED)
 
 
 @dataclass
@@ -83,7 +85,7 @@ def series_progress(
         if s.get("state") in FINISHED_STATES:
             work_done += est
         start, end = _time(s.get("started")), _time(s.get("ended"))
-        if s.get("state") == "done" and start and end:
+        if s.get("state") == StepState.DONE and start and end:
             est_done += est
             wall_done += max((end - start).total_seconds(), 0.0)
     learned = est_done > 0  # a step that ended within the same second: pace ≈ 0
@@ -94,7 +96,7 @@ def series_progress(
             pace = None if scale == float("inf") else 1.0 / scale
         except (TypeError, ValueError):
             pace = None  # "virtual"
-    running = next((i for i, s in enumerate(steps) if s.get("state") == "running"), None)
+    running = next((i for i, s in enumerate(steps) if s.get("state") == StepState.RUNNING), None)
     step_fraction = None
     spent_running = 0.0
     if running is not None:
