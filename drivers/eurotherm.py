@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
 
-import minimalmodbus
 import serial
 
 from labctl.clock import Clock, RealClock
 from labctl.errors import CommunicationError, InstrumentError, LabctlError, SafetyLimitError
+from labctl.modbus import MODBUS_EXCEPTIONS, ModbusLink  # noqa: F401  (MODBUS_EXCEPTIONS: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,6 @@ PROGRAM_BASE = 8192
 PROGRAM_STRIDE = 136
 SEGMENT_WORDS = 8
 MAX_WRITE_WORDS = 120  # 15 blocks of 8 words per function-16 request
-MODBUS_EXCEPTIONS = {
-    1: "illegal function",
-    2: "illegal data address: the controller has no such parameter",
-    3: "illegal data value: refused (outside limits, read-only, or not allowed now)",
-    4: "slave device failure",
-    6: "slave device busy",
-}
 MODELS = {0x2480: "2408", 0x2460: "2416"}
 RATE_UNIT_SECONDS = {0: 1.0, 1: 60.0, 2: 3600.0}
 RATE_UNIT_NAMES = {0: "second", 1: "minute", 2: "hour"}
@@ -89,6 +82,14 @@ THERMOCOUPLE_RANGE_C = (0.0, 1372.0)  # type K: what the furnace can measure (an
 MAX_RETRIES = 10
 MAX_RETRY_DELAY_S = 5.0
 HOLDBACK_TYPES = {"low": 1, "high": 2, "band": 3}
+
+
+def register_name(address: int) -> str:
+    """A register as messages name it: ``register 2 (target setpoint)``."""
+    if address >= PROGRAM_BASE:
+        p, k = divmod(address - PROGRAM_BASE, PROGRAM_STRIDE)
+        return f"register {address} (program {p}, segment {k // SEGMENT_WORDS}, word {k % 8})"
+    return f"register {address} ({REGISTER_NAMES.get(address, 'parameter')})"
 
 
 class ProgramStatus(IntEnum):
@@ -346,11 +347,15 @@ class Eurotherm2408:
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise CommunicationError(name, f"cannot open {port}: {exc}") from exc
         self.port = port
-        try:
-            self._mm = minimalmodbus.Instrument(port, self.modbus_address)
-        except (minimalmodbus.ModbusException, ValueError, TypeError) as exc:
-            raise CommunicationError(name, f"cannot use {port!r} for Modbus RTU: {exc}") from exc
-        self._mm.clear_buffers_before_each_transaction = True
+        self.link = ModbusLink(
+            name,
+            port,
+            self.modbus_address,
+            retries=self.retries,
+            quiet_s=self.retry_delay_s,
+            lock=self.lock,
+            describe=register_name,
+        )
         self.decimal_places = 0
         self.rate_units = 1
         self.rate_unit_s = 60.0
@@ -421,73 +426,21 @@ class Eurotherm2408:
                 )
 
     # ------------------------------------------------------------ transactions
-    def _transact(self, what: str, call: Callable, *args, **kwargs):
-        with self.lock:
-            last: Exception | None = None
-            for attempt in range(self.retries + 1):
-                try:
-                    return call(*args, **kwargs)
-                except minimalmodbus.SlaveReportedException as exc:
-                    code = _exception_code(exc)
-                    meaning = MODBUS_EXCEPTIONS.get(code, str(exc))
-                    raise InstrumentError(
-                        self.name, f"{what}: Modbus exception {code:02d} ({meaning})"
-                    ) from exc
-                except (
-                    minimalmodbus.MasterReportedException,
-                    serial.SerialException,
-                    OSError,
-                ) as exc:
-                    last = exc
-                    log.warning("%s: %s failed (attempt %d): %s", self.name, what, attempt + 1, exc)
-                    self._flush()
-                    if attempt < self.retries:
-                        self.clock.sleep(self.retry_delay_s)
-                except (TypeError, ValueError) as exc:  # minimalmodbus refused our arguments
-                    raise InstrumentError(self.name, f"{what}: {exc}") from exc
-            raise CommunicationError(
-                self.name,
-                f"{what}: no valid reply after {self.retries + 1} attempts "
-                f"(slave {self.modbus_address} on {getattr(self.port, 'port', self.port)}): {last}",
-            )
-
-    def _flush(self) -> None:
-        try:
-            self.port.reset_input_buffer()
-        except Exception:  # flushing is best effort
-            pass
-
     @staticmethod
     def _where(address: int) -> str:
-        if address >= PROGRAM_BASE:
-            p, k = divmod(address - PROGRAM_BASE, PROGRAM_STRIDE)
-            return f"register {address} (program {p}, segment {k // SEGMENT_WORDS}, word {k % 8})"
-        return f"register {address} ({REGISTER_NAMES.get(address, 'parameter')})"
+        return register_name(address)
 
     def _read_words(self, address: int, count: int) -> list[int]:
-        what = f"reading {self._where(address)}" + (f" ×{count}" if count > 1 else "")
-        return self._transact(what, self._mm.read_registers, address, count, functioncode=3)
+        return self.link.read_registers(address, count)
 
     def _read_word(self, address: int) -> int:
-        return self._read_words(address, 1)[0]
+        return self.link.read_register(address)
 
     def _write_word(self, address: int, word: int) -> None:
-        self._transact(
-            f"writing {word} to {self._where(address)}",
-            self._mm.write_register,
-            address,
-            word & 0xFFFF,
-            0,
-            functioncode=6,
-        )
+        self.link.write_register(address, word)
 
     def _write_words(self, address: int, words: Sequence[int]) -> None:
-        self._transact(
-            f"writing {len(words)} words at {self._where(address)}",
-            self._mm.write_registers,
-            address,
-            [w & 0xFFFF for w in words],
-        )
+        self.link.write_registers(address, words)
 
     # ------------------------------------------------------------ scaling
     def _decimals(self, kind: str) -> int:
@@ -1117,21 +1070,6 @@ class OverTemperatureWatch:
             log.exception("%s: returning to auto failed", self.furnace.name)
         if self.tripped is not None and exc is None:
             raise self.tripped
-
-
-def _exception_code(exc: Exception) -> int:
-    text = str(exc).lower()
-    for code, key in (
-        (1, "illegal function"),
-        (2, "illegal data address"),
-        (3, "illegal data value"),
-        (4, "device failure"),
-        (6, "busy"),
-        (7, "negative acknowledge"),
-    ):
-        if key in text:
-            return code
-    return 0
 
 
 def open_instrument(
