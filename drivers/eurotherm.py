@@ -37,7 +37,13 @@ from typing import Any
 import serial
 
 from labctl.clock import Clock, RealClock
-from labctl.errors import CommunicationError, InstrumentError, LabctlError, SafetyLimitError
+from labctl.errors import (
+    CommunicationError,
+    InstrumentError,
+    LabctlError,
+    SafeStateError,
+    SafetyLimitError,
+)
 from labctl.modbus import MODBUS_EXCEPTIONS, ModbusLink  # noqa: F401  (MODBUS_EXCEPTIONS: re-exported)
 
 log = logging.getLogger(__name__)
@@ -890,11 +896,11 @@ class Eurotherm2408:
         else:
             return pv
         try:
-            self.safe_state()
+            confirmed = self.safe_state()
         except InstrumentError as exc:
-            problem += f"; {exc}"
+            problem += f"; {_reason(exc)}"
         else:
-            problem += "; furnace put in its safe state"
+            problem += f"; furnace put in its {confirmed}"
         raise FurnaceInterlock(self.name, problem)
 
     def over_temperature_watch(self, poll_s: float = 1.0) -> OverTemperatureWatch:
@@ -932,11 +938,15 @@ class Eurotherm2408:
             "over-temperature watch (with furnace.over_temperature_watch(): ...)",
         )
 
-    def safe_state(self) -> None:
-        """Reset the program, setpoint to ``safe_setpoint_c``, auto mode.
+    def safe_state(self) -> str:
+        """Put the furnace safe and confirm it by reading it back; return what was read.
 
-        Best effort: every step is tried even if one fails; failures are
-        reported together afterwards.
+        Safe: program reset, target setpoint at ``safe_setpoint_c`` (reached at the
+        rate limit), auto mode (the PID, not a manual output). Every step is tried
+        even if one fails; then each is read back from the controller. Returns one
+        line, ``"safe state confirmed (read back): program reset, setpoint 25.0 °C,
+        auto"``; raises :class:`~labctl.errors.SafeStateError` saying exactly what is
+        not safe (or could not be read) otherwise.
         """
         failures: list[str] = []
         steps: list[tuple[str, Callable[[], None]]] = [
@@ -948,10 +958,35 @@ class Eurotherm2408:
             try:
                 step()
             except LabctlError as exc:
-                failures.append(f"{what}: {exc}")
-        if failures:
-            raise InstrumentError(self.name, "safe state incomplete: " + "; ".join(failures))
-        log.info("%s: safe state (setpoint %g °C, auto)", self.name, self.safe_setpoint_c)
+                failures.append(f"{what} failed ({_reason(exc)})")
+        try:
+            with self.lock:
+                state = self.program_status
+                setpoint = self.setpoint_c
+                manual = self.manual_mode
+                status = self.status
+        except LabctlError as exc:
+            raise SafeStateError(
+                self.name,
+                "safe state NOT confirmed: cannot read it back ("
+                + "; ".join([*failures, _reason(exc)])
+                + ")",
+            ) from exc
+        shown = f"{setpoint:.{max(self.decimal_places, 1)}f} °C"
+        unsafe = []
+        if state != ProgramStatus.RESET:
+            unsafe.append(f"program {state.name.lower()}, not reset")
+        if abs(setpoint - self.safe_setpoint_c) > 0.5 / 10**self.decimal_places:
+            unsafe.append(f"setpoint {shown}, not {self.safe_setpoint_c:g} °C")
+        if manual or StatusWord.MANUAL in status:
+            unsafe.append("manual mode (output not under the PID)")
+        if unsafe or failures:
+            raise SafeStateError(
+                self.name, "safe state NOT confirmed (read back): " + "; ".join(unsafe + failures)
+            )
+        message = f"safe state confirmed (read back): program reset, setpoint {shown}, auto"
+        log.info("%s: %s", self.name, message)
+        return message
 
     # ------------------------------------------------------------ misc
     def settings(self) -> dict:
@@ -1070,6 +1105,15 @@ class OverTemperatureWatch:
             log.exception("%s: returning to auto failed", self.furnace.name)
         if self.tripped is not None and exc is None:
             raise self.tripped
+
+
+def _reason(exc: LabctlError) -> str:
+    """An error's text without the instrument name in front (it is said once)."""
+    instrument = getattr(exc, "instrument", None)
+    text = str(exc)
+    return (
+        text[len(instrument) + 2 :] if instrument and text.startswith(f"{instrument}: ") else text
+    )
 
 
 def open_instrument(
