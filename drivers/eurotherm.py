@@ -164,6 +164,10 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
         over_temperature_margin_c: float = 25.0,
         retries: int = 2,
         retry_delay_s: float = 0.05,
+        baud_rate: int = 9600,
+        parity: str = "none",
+        stop_bits: int = 1,
+        byte_size: int = 8,
     ) -> None:
         self.name = name
         self.lock = threading.RLock()
@@ -213,8 +217,9 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
         if isinstance(port, str):
             from labctl.transport import open_serial
 
+            line = _serial_line(name, baud_rate, parity, stop_bits, byte_size)
             try:
-                port = open_serial(port)
+                port = open_serial(port, **line)
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise CommunicationError(name, f"cannot open {port}: {exc}") from exc
         self.port = port
@@ -325,6 +330,7 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
                 "firmware": f"0x{self.firmware:04X}",
                 "modbus_address": self.modbus_address,
                 "port": str(getattr(self.port, "port", self.port)),
+                "serial_line": _describe_line(self.port),
                 "decimal_places": self.decimal_places,
                 "setpoint_c": self.setpoint_c,
                 "setpoint_rate_c_per_min": self.setpoint_rate_c_per_min,
@@ -359,6 +365,35 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
 
     def __repr__(self) -> str:
         return f"<Eurotherm{self.model} {self.name!r} slave {self.modbus_address}>"
+
+
+#: Serial line settings a 2000-series controller can be set to (HA026230).
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200)
+PARITIES = ("none", "even", "odd")
+
+
+def _serial_line(name: str, baud_rate: Any, parity: Any, stop_bits: Any, byte_size: Any) -> dict:
+    """pyserial settings for the controller's line, refused unless a 2408 can use them."""
+    for key, value, allowed in (
+        ("baud_rate", baud_rate, BAUD_RATES),
+        ("parity", parity, PARITIES),
+        ("stop_bits", stop_bits, (1, 2)),
+        ("byte_size", byte_size, (8,)),
+    ):
+        if isinstance(value, bool) or value not in allowed:
+            raise InstrumentError(
+                name, f"option {key} = {value!r} must be one of {', '.join(map(str, allowed))}"
+            )
+    return {"baudrate": baud_rate, "parity": parity, "stopbits": stop_bits, "bytesize": byte_size}
+
+
+def _describe_line(port: Any) -> str:
+    """``9600 baud, 8N1`` as the port is set (``?`` where a port-like object cannot tell)."""
+    parity = str(getattr(port, "parity", "N") or "N")[:1]
+    return (
+        f"{getattr(port, 'baudrate', '?')} baud, {getattr(port, 'bytesize', 8)}"
+        f"{parity}{getattr(port, 'stopbits', 1)}"
+    )
 
 
 def open_instrument(

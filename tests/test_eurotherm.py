@@ -542,6 +542,32 @@ def test_minimalmodbus_over_tcp(served):
 
 
 @pytest.mark.tcp
+def test_serial_line_settings_are_the_options_and_factory_8n1_by_default(served, clock):
+    limits = {"max_setpoint_c": 400.0, "max_ramp_c_per_min": 20.0}
+    furnace = open_instrument(served.resource, name="furnace", clock=clock, **limits)
+    try:
+        assert furnace.settings()["serial_line"] == "9600 baud, 8N1"  # the 2408's factory line
+    finally:
+        furnace.close()
+    furnace = open_instrument(
+        served.resource,
+        name="furnace",
+        clock=clock,
+        baud_rate=4800,
+        parity="even",
+        stop_bits=2,
+        **limits,
+    )
+    try:
+        assert (furnace.port.baudrate, furnace.port.parity, furnace.port.stopbits) == (4800, "E", 2)
+        assert furnace.settings()["serial_line"] == "4800 baud, 8E2"
+    finally:
+        furnace.close()
+    with pytest.raises(InstrumentError, match="furnace: option baud_rate = 115200 must be one of"):
+        open_instrument(served.resource, name="furnace", clock=clock, baud_rate=115200, **limits)
+
+
+@pytest.mark.tcp
 def test_pymodbus_over_tcp(served):
     from pymodbus.client import ModbusSerialClient
     from pymodbus.framer import FramerType
