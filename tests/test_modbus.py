@@ -1,0 +1,93 @@
+"""The Modbus link (labctl/modbus.py): a late reply is never the answer to the next request.
+
+Against the simulated Eurotherm in process (``SimSerial``), register 2 (target
+setpoint) and register 35 (setpoint rate limit) hold different words, so a
+shifted reply shows as the other register's value.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+
+from labctl.errors import CommunicationError, InstrumentError
+from labctl.modbus import ModbusLink, drain_until_quiet
+from labctl.simulators.base import ProtocolHandler
+from labctl.simulators.eurotherm import Eurotherm2408Simulator
+from labctl.simulators.modbus_rtu import with_crc
+from labctl.transport import SimSerial
+
+SETPOINT_WORD = 1234  # 123.4 °C at one decimal place
+RATE_WORD = 200  # 20.0 °C/min
+
+
+class TrailingBytes(ProtocolHandler):
+    """Appends ``extra`` to the next reply only (bytes behind a reply, as from a late one)."""
+
+    kind = "serial"
+
+    def __init__(self, inner: ProtocolHandler) -> None:
+        super().__init__(inner.world, inner.name)
+        self.inner = inner
+        self.extra = b""
+
+    def handle(self, data: bytes, source: object = None) -> bytes:
+        reply, self.extra = self.inner.handle(data, source) + self.extra, b""
+        return reply
+
+
+@pytest.fixture
+def furnace_sim(quiet_world):
+    sim = Eurotherm2408Simulator(quiet_world, name="furnace")
+    port = SimSerial(sim, timeout=0.1)
+    link = ModbusLink("furnace", port, 1)
+    link.write_register(35, RATE_WORD)
+    link.write_register(2, SETPOINT_WORD)
+    return quiet_world, sim, port, link
+
+
+def test_late_replies_are_drained_not_taken_for_the_next_request(furnace_sim):
+    world, _sim, _port, link = furnace_sim
+    world.faults.inject("furnace", "late", delay_s=0.3)  # three read timeouts late
+    with pytest.raises(
+        CommunicationError, match=r"furnace: reading register 2: no valid reply after 3 attempts"
+    ):
+        link.read_register(2)
+    world.faults.clear("furnace", "late")
+    # the three late replies to register 2 are still on their way: none answers this
+    assert link.read_register(35) == RATE_WORD
+    assert link.read_register(2) == SETPOINT_WORD
+    assert link.discarded_bytes == 3 * 7  # three whole replies (7 bytes each) drained
+    assert link.out_of_step is None
+
+
+def test_a_reply_with_bytes_behind_it_is_refused_and_retried(quiet_world):
+    sim = TrailingBytes(Eurotherm2408Simulator(quiet_world, name="furnace"))
+    link = ModbusLink("furnace", SimSerial(sim, timeout=0.1), 1)
+    link.write_register(35, RATE_WORD)
+    sim.extra = b"\x01\x03\x02\x04\xd2"  # the start of another reply
+    assert link.read_register(35) == RATE_WORD
+    assert link.failed_attempts == 1 and link.discarded_bytes > 0
+
+
+def test_the_drain_is_wall_time_and_waits_for_silence(quiet_world):
+    sim = Eurotherm2408Simulator(quiet_world, name="furnace")
+    port = SimSerial(sim, timeout=0.1)
+    quiet_world.faults.inject("furnace", "late", delay_s=0.2)
+    port.write(with_crc(struct.pack(">BBHH", 1, 3, 2, 1)))  # read register 2: its reply comes late
+    start = time.monotonic()
+    discarded, quiet = drain_until_quiet(port, 0.1, limit_s=5.0, not_before=start + 0.25)
+    elapsed = time.monotonic() - start
+    assert quiet and discarded == 7  # the late reply arrived and was dropped
+    assert elapsed >= 0.2 + 0.1  # its delay, then the silence
+    assert drain_until_quiet(port, 0.05, limit_s=5.0) == (0, True)
+
+
+def test_modbus_exception_is_an_instrument_error_naming_the_register(furnace_sim):
+    _world, _sim, _port, link = furnace_sim
+    with pytest.raises(
+        InstrumentError, match=r"furnace: reading register 600: Modbus exception 02"
+    ):
+        link.read_register(600)
