@@ -52,12 +52,14 @@ def checked_option(name: str, key: str, value: Any, low: float, high: float, uni
 
 
 def manual_output_allowed(instrument, value) -> None:
+    """Validator of ``output_percent``: 0..100 %, and only while a watch runs."""
     if not (is_number(value) and 0.0 <= value <= 100.0):
         raise InstrumentError(instrument.name, f"output power {value!r} % is outside 0..100 %")
     instrument.require_watch(f"output power {value:g} %")
 
 
 def manual_mode_allowed(instrument, value) -> None:
+    """Validator of ``manual_mode``: a bool; manual only while a watch runs."""
     if not isinstance(value, bool):
         raise InstrumentError(instrument.name, f"manual_mode must be True or False, got {value!r}")
     if value:
