@@ -18,8 +18,12 @@ The rule, in :class:`ModbusLink`:
   else is sent it drains: reads and discards input until the line has been
   silent for at least ``quiet_s`` (the read timeout) **and** the reply horizon
   (``LATE_REPLY_TIMEOUTS`` read timeouts, 1 s on a 0.2 s link) has passed
-  since the last request went out; then it retries. A reply later than the
-  horizon is taken as lost. The horizon matters: silence for one timeout is
+  since the last request went out — or every reply still owed has arrived
+  (the link counts the bytes each unanswered request is owed: a read of
+  ``k`` registers 5 + 2k, a write 8); then it retries. A reply later than the
+  horizon is taken as lost. Waiting no longer than the owed replies matters
+  on a served world at a high speed-up, where every second of gap is
+  thousands of virtual seconds the next request must integrate first. The horizon matters: silence for one timeout is
   not enough when the instrument answers more than two timeouts late (a
   0.5 s pause on a 0.2 s link: drained, retried at 0.4 s, answered by the
   late reply at 0.5 s, and the retry's own reply answered the next request;
@@ -101,10 +105,15 @@ def bytes_waiting(port: Any) -> int:
 
 
 def drain_until_quiet(
-    port: Any, quiet_s: float, limit_s: float = DRAIN_LIMIT_S, not_before: float = 0.0
+    port: Any,
+    quiet_s: float,
+    limit_s: float = DRAIN_LIMIT_S,
+    not_before: float = 0.0,
+    owed_bytes: int | None = None,
 ) -> tuple[int, bool]:
     """Read and drop input until the line has been silent for ``quiet_s`` (wall time)
-    and ``time.monotonic()`` has reached ``not_before``.
+    and either ``time.monotonic()`` has reached ``not_before`` or ``owed_bytes`` (the
+    replies still due, when known) have arrived.
 
     Returns (bytes discarded, whether that happened within ``limit_s``).
     """
@@ -116,7 +125,9 @@ def drain_until_quiet(
         if waiting:
             discarded += len(port.read(waiting))
             last_heard = now
-        elif now - last_heard >= quiet_s and now >= not_before:
+        elif now - last_heard >= quiet_s and (
+            now >= not_before or (owed_bytes is not None and discarded >= owed_bytes)
+        ):
             return discarded, True
         if now - start >= limit_s:
             try:
@@ -157,6 +168,8 @@ class ModbusLink:
         self.reply_horizon_s = LATE_REPLY_TIMEOUTS * self.quiet_s
         self.drain_limit_s = max(drain_limit_s, 2 * self.reply_horizon_s)
         self._last_sent = 0.0  # time.monotonic() of the last request
+        #: Bytes of replies the slave still owes (None: unknown after a partial frame).
+        self._owed_bytes: int | None = 0
         self.lock = lock if lock is not None else threading.RLock()
         self.describe = describe or (lambda address: f"register {address}")
         #: Why the link is out of step (None when in step): the next call drains first.
@@ -178,7 +191,9 @@ class ModbusLink:
     # ------------------------------------------------------------ the registers
     def read_registers(self, address: int, count: int = 1) -> list[int]:
         what = f"reading {self.describe(address)}" + (f" ×{count}" if count > 1 else "")
-        return self.transact(what, self._mm.read_registers, address, count, functioncode=3)
+        return self.transact(
+            what, self._mm.read_registers, address, count, functioncode=3, reply_bytes=5 + 2 * count
+        )
 
     def read_register(self, address: int) -> int:
         return self.read_registers(address, 1)[0]
@@ -191,6 +206,7 @@ class ModbusLink:
             word & 0xFFFF,
             0,
             functioncode=6,
+            reply_bytes=8,
         )
 
     def write_registers(self, address: int, words: Sequence[int]) -> None:
@@ -199,11 +215,16 @@ class ModbusLink:
             self._mm.write_registers,
             address,
             [w & 0xFFFF for w in words],
+            reply_bytes=8,
         )
 
     # ------------------------------------------------------------ one transaction
-    def transact(self, what: str, call: Callable, *args, **kwargs):
-        """``call(*args, **kwargs)`` (a minimalmodbus request), kept in step and retried."""
+    def transact(self, what: str, call: Callable, *args, reply_bytes: int | None = None, **kwargs):
+        """``call(*args, **kwargs)`` (a minimalmodbus request), kept in step and retried.
+
+        ``reply_bytes``: the length of a normal reply (None if not known), so a
+        drain can end as soon as every reply still owed has arrived.
+        """
         with self.lock:
             failures: list[str] = []
             for attempt in range(self.retries + 1):
@@ -216,20 +237,26 @@ class ModbusLink:
                     if not quiet:
                         failures.append(f"the line never fell silent ({self.out_of_step})")
                         continue
+                self._owe(reply_bytes)
                 try:
                     self._last_sent = time.monotonic()
                     reply = call(*args, **kwargs)
                 except minimalmodbus.SlaveReportedException as exc:
+                    self._owe(reply_bytes, -1)
                     code = exception_code(exc)
                     meaning = MODBUS_EXCEPTIONS.get(code, str(exc))
                     raise InstrumentError(
                         self.name, f"{what}: Modbus exception {code:02d} ({meaning})"
                     ) from exc
                 except ATTEMPT_ERRORS as exc:
+                    if not isinstance(exc, minimalmodbus.NoResponseError):
+                        self._owed_bytes = None  # part of a frame was read: count unknown
                     self._failed(what, attempt, f"{type(exc).__name__}: {exc}", failures)
                     continue
                 except (TypeError, ValueError) as exc:  # minimalmodbus refused our arguments
+                    self._owe(reply_bytes, -1)  # nothing was sent
                     raise InstrumentError(self.name, f"{what}: {exc}") from exc
+                self._owe(reply_bytes, -1)  # a whole reply was read
                 extra = bytes_waiting(self.port)
                 if extra:
                     self._failed(
@@ -246,6 +273,13 @@ class ModbusLink:
                 f"{failures[-1] if failures else 'no attempt'}",
             )
 
+    def _owe(self, reply_bytes: int | None, replies: int = 1) -> None:
+        """Count ``replies`` more (or, negative, fewer) replies of ``reply_bytes`` owed."""
+        if self._owed_bytes is None or reply_bytes is None:
+            self._owed_bytes = None
+        else:
+            self._owed_bytes = max(self._owed_bytes + replies * reply_bytes, 0)
+
     def _failed(self, what: str, attempt: int, why: str, failures: list[str]) -> None:
         self.failed_attempts += 1
         self.out_of_step = f"{what} failed: {why}"
@@ -261,10 +295,13 @@ class ModbusLink:
             self.quiet_s,
             self.drain_limit_s,
             not_before=self._last_sent + self.reply_horizon_s,
+            owed_bytes=self._owed_bytes,
         )
         self.discarded_bytes += discarded
         if discarded:
             log.info("%s: discarded %d late bytes (%s)", self.name, discarded, self.out_of_step)
+        # silent: every owed reply came, or the rest is taken as lost (past the horizon)
+        self._owed_bytes = 0 if quiet else None
         if quiet:
             self.out_of_step = None
         return quiet
