@@ -30,6 +30,15 @@ The rule, in :class:`ModbusLink`:
   measured with the ``late`` fault, 1 wrong value in 75 reads). All of it in
   **wall time**, never the station's scaled clock: a late reply takes as
   long to arrive at 10 000× as at 1×, and 50 ms of virtual time is 5 µs.
+* If replies are still owed past the horizon (a controller or a served world
+  stalled for longer), or their count is unknown (a partial frame was read),
+  the link proves it is in step with a *marker*: a read with function 4,
+  which nothing else sends, so its reply cannot be mistaken for another. The
+  stream is in order, so when the marker's reply is the first thing read
+  nothing stale is left; a stale marker reply can only fail a later request
+  (minimalmodbus checks the function code), never answer it. Measured: a
+  served world catching up after idling stalled > 1 s under load, and the
+  late reply to register 6 reached the read of registers 8-9.
 * A reply must be the only thing on the line: bytes already waiting behind
   it mean it (or they) belong to an earlier request; the attempt is failed
   and the link drains.
@@ -157,6 +166,7 @@ class ModbusLink:
         drain_limit_s: float = DRAIN_LIMIT_S,
         lock: threading.RLock | None = None,
         describe: Callable[[int], str] | None = None,
+        marker_register: int = 1,
     ) -> None:
         self.name = name
         self.port = port
@@ -177,6 +187,9 @@ class ModbusLink:
         #: Counters for logs and tests: failed attempts, drains, bytes discarded.
         self.failed_attempts = 0
         self.drains = 0
+        self.markers = 0
+        #: The register the marker request reads (function 4); any readable one.
+        self.marker_register = marker_register
         self.discarded_bytes = 0
         try:
             self._mm = minimalmodbus.Instrument(port, slave_address)
@@ -235,7 +248,7 @@ class ModbusLink:
                         self._failed(what, attempt, f"{type(exc).__name__}: {exc}", failures)
                         continue
                     if not quiet:
-                        failures.append(f"the line never fell silent ({self.out_of_step})")
+                        failures.append(f"not back in step ({self.out_of_step})")
                         continue
                 self._owe(reply_bytes)
                 try:
@@ -287,21 +300,52 @@ class ModbusLink:
         log.warning("%s: %s failed (attempt %d): %s", self.name, what, attempt + 1, why)
 
     def resync(self) -> bool:
-        """Drain until the line has been silent for ``quiet_s`` and the last request's
-        reply horizon has passed (wall time); True if it was."""
+        """Bring the link back in step; True if it is (module docstring).
+
+        Drain until the line has been silent for ``quiet_s`` and either every owed
+        reply has arrived or the reply horizon has passed (wall time). If owed
+        replies are still missing, or their count is unknown, a reply may yet
+        come later than the horizon, so the link proves it is in step with a
+        *marker* request: a read with function 4, which nothing else uses, so its
+        reply (or exception reply) cannot be mistaken for any other. Replies come
+        in order: once the marker's reply is the first thing read, everything
+        stale has arrived before it (and was drained) or was never sent.
+        """
         self.drains += 1
+        owed = self._owed_bytes
         discarded, quiet = drain_until_quiet(
             self.port,
             self.quiet_s,
             self.drain_limit_s,
             not_before=self._last_sent + self.reply_horizon_s,
-            owed_bytes=self._owed_bytes,
+            owed_bytes=owed,
         )
         self.discarded_bytes += discarded
         if discarded:
             log.info("%s: discarded %d late bytes (%s)", self.name, discarded, self.out_of_step)
-        # silent: every owed reply came, or the rest is taken as lost (past the horizon)
-        self._owed_bytes = 0 if quiet else None
-        if quiet:
-            self.out_of_step = None
-        return quiet
+        if not quiet:
+            self._owed_bytes = None
+            return False
+        # every reply owed has come (nothing stale left in flight), or prove it with a marker
+        if not (owed is not None and discarded >= owed) and not self._marker_answered():
+            return False
+        self._owed_bytes = 0
+        self.out_of_step = None
+        return True
+
+    def _marker_answered(self) -> bool:
+        """Send the marker request (function 4); True if its reply is the first thing read."""
+        self.markers += 1
+        self._last_sent = time.monotonic()
+        try:
+            self._mm.read_registers(self.marker_register, 1, functioncode=4)
+        except minimalmodbus.SlaveReportedException:
+            pass  # an exception reply to function 4 is as unmistakable
+        except ATTEMPT_ERRORS as exc:
+            log.info("%s: marker request not answered in step: %s", self.name, exc)
+            self._owed_bytes = None  # stale replies may still come before the marker's
+            return False
+        if bytes_waiting(self.port):
+            self._owed_bytes = None
+            return False
+        return True

@@ -91,3 +91,41 @@ def test_modbus_exception_is_an_instrument_error_naming_the_register(furnace_sim
         InstrumentError, match=r"furnace: reading register 600: Modbus exception 02"
     ):
         link.read_register(600)
+
+
+@pytest.mark.tcp
+def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_world):
+    """A served controller stalled longer than the reply horizon (1 s on a 0.2 s link), as
+    a served world catching up after idling under load: the late reply to register 2
+    arrives while register 35 is being asked. The link proves it is back in step with a
+    function-4 marker first, so the read fails clearly instead of returning 1234.
+    (Without the marker it returned register 2's word.)"""
+    from labctl.transport import SimServer, open_serial
+
+    sim = Eurotherm2408Simulator(quiet_world, name="furnace")
+    with SimServer(sim) as server:
+        port = open_serial(server.resource)  # 0.2 s read timeout
+        try:
+            link = ModbusLink("furnace", port, 1, retries=0)
+            link.write_register(35, RATE_WORD)
+            link.write_register(2, SETPOINT_WORD)
+            quiet_world.faults.inject("furnace", "late", delay_s=1.1)
+            with pytest.raises(CommunicationError):
+                link.read_register(2)
+            try:
+                assert link.read_register(35) == RATE_WORD
+            except CommunicationError:
+                pass  # a clear failure is right; another register's value never is
+            assert link.markers > 0
+            quiet_world.faults.clear("furnace", "late")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # back in step once the late replies are in
+                try:
+                    assert link.read_register(35) == RATE_WORD
+                    assert link.read_register(2) == SETPOINT_WORD
+                    break
+                except CommunicationError:
+                    continue
+            assert link.out_of_step is None
+        finally:
+            port.close()
