@@ -236,7 +236,8 @@ def test_driver_protocol_setpoint_write(clock):
 
 
 def test_driver_retries_a_lost_reply(clock):
-    script = CONNECT + [(read_req(0, 1), b""), (read_req(0, 1), read_reply([2500]))]
+    marker = (read_req(0, 1, fn=4), read_reply([2500], fn=4))  # the link back in step
+    script = CONNECT + [(read_req(0, 1), b""), marker, (read_req(0, 1), read_reply([2500]))]
     furnace = Eurotherm2408(
         "furnace", ScriptedSerial(script), 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20
     )
@@ -246,7 +247,9 @@ def test_driver_retries_a_lost_reply(clock):
 def test_driver_garbled_reply_becomes_communication_error(clock):
     garbled = bytearray(read_reply([2500]))
     garbled[3] ^= 0x01
-    script = CONNECT + [(read_req(0, 1), bytes(garbled))] * 3
+    marker = (read_req(0, 1, fn=4), read_reply([2500], fn=4))  # the link back in step
+    script = CONNECT + [(read_req(0, 1), bytes(garbled)), marker] * 2
+    script += [(read_req(0, 1), bytes(garbled))]
     furnace = Eurotherm2408(
         "furnace", ScriptedSerial(script), 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20
     )
