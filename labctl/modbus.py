@@ -16,20 +16,20 @@ The rule, in :class:`ModbusLink`:
 * After any failed attempt (no reply, a short or garbled frame, a reply
   followed by unexpected bytes) the link is *out of step*. Before anything
   else is sent it drains: reads and discards input until the line has been
-  silent for at least ``quiet_s`` (the read timeout) **and** the reply horizon
-  (``LATE_REPLY_TIMEOUTS`` read timeouts, 1 s on a 0.2 s link) has passed
-  since the last request went out — or every reply still owed has arrived
-  (the link counts the bytes each unanswered request is owed: a read of
-  ``k`` registers 5 + 2k, a write 8); then it retries. A reply later than the
-  horizon is taken as lost. Waiting no longer than the owed replies matters
-  on a served world at a high speed-up, where every second of gap is
-  thousands of virtual seconds the next request must integrate first. The horizon matters: silence for one timeout is
-  not enough when the instrument answers more than two timeouts late (a
-  0.5 s pause on a 0.2 s link: drained, retried at 0.4 s, answered by the
-  late reply at 0.5 s, and the retry's own reply answered the next request;
-  measured with the ``late`` fault, 1 wrong value in 75 reads). All of it in
-  **wall time**, never the station's scaled clock: a late reply takes as
-  long to arrive at 10 000× as at 1×, and 50 ms of virtual time is 5 µs.
+  silent for at least ``quiet_s`` (the read timeout) **and** either every
+  reply still owed has arrived (the link counts the bytes each unanswered
+  request is owed: a read of ``k`` registers 5 + 2k, a write 8) or the reply
+  horizon (``LATE_REPLY_TIMEOUTS`` read timeouts, 1 s on a 0.2 s link) has
+  passed since the last request went out; then it retries. Silence for one
+  timeout alone is not enough when the instrument answers more than two
+  timeouts late (a 0.5 s pause on a 0.2 s link: drained, retried at 0.4 s,
+  answered by the late reply at 0.5 s, and the retry's own reply answered
+  the next request; measured with the ``late`` fault, 1 wrong value in 75
+  reads). Waiting no longer than the owed replies matters on a served world
+  at a high speed-up, where every second of gap is thousands of virtual
+  seconds the next request must integrate first. All of it in **wall
+  time**, never the station's scaled clock: a late reply takes as long to
+  arrive at 10 000× as at 1×, and 50 ms of virtual time is 5 µs there.
 * If replies are still owed past the horizon (a controller or a served world
   stalled for longer), or their count is unknown (a partial frame was read),
   the link proves it is in step with a *marker*: a read with function 4,
