@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from labctl.analysis.synthetic import NOISE_SOURCES, PULL_KEYS, world_pull_study
+from labctl.simulators.synthetic import NOISE_SOURCES, PULL_KEYS, world_pull_study
 
 STD_RANGE = (0.8, 1.25)
 MAX_MEAN = 0.5

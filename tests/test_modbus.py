@@ -17,7 +17,7 @@ from labctl.modbus import ModbusLink, drain_until_quiet
 from labctl.simulators.base import ProtocolHandler
 from labctl.simulators.eurotherm import Eurotherm2408Simulator
 from labctl.simulators.modbus_rtu import with_crc
-from labctl.transport import SimSerial
+from labctl.simulators.transport import SimSerial
 
 SETPOINT_WORD = 1234  # 123.4 °C at one decimal place
 RATE_WORD = 200  # 20.0 °C/min
@@ -100,7 +100,8 @@ def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_worl
     arrives while register 35 is being asked. The link proves it is back in step with a
     function-4 marker first, so the read fails clearly instead of returning 1234.
     (Without the marker it returned register 2's word.)"""
-    from labctl.transport import SimServer, open_serial
+    from labctl.simulators.transport import SimServer
+    from labctl.transport import open_serial
 
     sim = Eurotherm2408Simulator(quiet_world, name="furnace")
     with SimServer(sim) as server:

@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymeasure.experiment import Results
-from sim_furnace import annealed_station
+from sim_furnace import anneal_film, annealed_station
 
 from labctl.cli import main
 from labctl.errors import LabctlError
-from labctl.procedures.annealing import anneal_film
 from labctl.procedures.tds import TDS, parse_target, target_shortfall
 from labctl.runs import FAILED, FINISHED, run_procedure
 from labctl.station import Station
@@ -223,50 +222,10 @@ def _labctl(*args, timeout=60):
     )
 
 
-def _python(code: str, timeout=60):
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _has_run_command() -> bool:
-    from labctl.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return "run" in sub.choices
-
-
 @pytest.fixture
-def served_station(tmp_path):
+def served_station(serve):
     """``labctl sim serve`` in its own process, 5000× faster than real time."""
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "st.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--time-scale", "5000"]
-        + ["--write-station", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and line.strip() != "ready":
-            line = proc.stdout.readline()
-            if not line:
-                break
-        if line.strip() != "ready":
-            pytest.fail(f"sim serve did not get ready: {proc.stderr.read()}")
-        yield out
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    return serve(5000).station
 
 
 @pytest.mark.slow
@@ -278,46 +237,16 @@ def test_lab_workflow_across_processes_recovers_table2(served_station, tmp_path)
     st, runs = str(served_station), tmp_path / "runs"
     tds_options = ["--step-ps", "0.1", "--min-sweeps", "2", "--max-sweeps", "2"]
     tds_options += ["--target", "tau_fs_err=2"]
-    if _has_run_command():
-        done = _labctl(
-            "run", "anneal", "--station", st, "--slot", "1", "--anneal-c", "300",
-            "--out", str(runs), "--quiet",
-        )  # fmt: skip
-    else:  # before `labctl run`: the recipe through the drivers, in its own process
-        done = _python(
-            "from labctl.station import Station\n"
-            "from labctl.procedures.annealing import anneal_film\n"
-            f"with Station.from_file({st!r}) as s:\n"
-            "    anneal_film(s['furnace'], s['stages'].sample, s.clock, 1, 300.0)\n"
-        )
+    done = _labctl(
+        "run", "anneal", "--station", st, "--slot", "1", "--anneal-c", "300",
+        "--out", str(runs), "--quiet",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    if _has_run_command():
-        done = _labctl(
-            "run",
-            "tds",
-            "--station",
-            st,
-            "--slot",
-            "1",
-            *tds_options,
-            "--out",
-            str(runs),
-            "--quiet",
-        )
-        assert done.returncode == 0, done.stderr
-        run_file = next(runs.glob("tds_*.csv"))
-    else:
-        run_file = runs / "tds.csv"
-        runs.mkdir()
-        done = _python(
-            "from labctl.procedures.tds import TDS\n"
-            "from labctl.runs import run_procedure\n"
-            f"out = run_procedure(TDS(station_file={st!r}, slot=1, step_ps=0.1, min_sweeps=2,"
-            f" max_sweeps=2, target='tau_fs_err=2'), {str(run_file)!r})\n"
-            "print(TDS.summary_line(out.results))\n"
-            "raise SystemExit(0 if out.ok else out.message)\n"
-        )
-        assert done.returncode == 0, done.stderr
+    done = _labctl(
+        "run", "tds", "--station", st, "--slot", "1", *tds_options, "--out", str(runs), "--quiet"
+    )
+    assert done.returncode == 0, done.stderr
+    run_file = next(runs.glob("tds_*.csv"))
     assert "TDS: τ " in done.stdout
     done = _labctl("analyze", "tds", str(run_file), "--json")
     assert done.returncode == 0, done.stderr

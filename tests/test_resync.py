@@ -25,7 +25,7 @@ from labctl.clock import RealClock
 from labctl.errors import CommunicationError, InstrumentError
 from labctl.locking import SerializedIO
 from labctl.simulators.base import ProtocolHandler
-from labctl.transport import SimAdapter
+from labctl.simulators.transport import SimAdapter
 
 TIMEOUT_MS = 300  # every read in this file is bounded by this (resync discards: 0.1 s)
 
@@ -353,7 +353,7 @@ def test_late_furnace_replies_in_process_never_shift(quiet_world):
     """
     from labctl.drivers import eurotherm
     from labctl.simulators.eurotherm import Eurotherm2408Simulator
-    from labctl.transport import SimSerial
+    from labctl.simulators.transport import SimSerial
 
     link = LateReplies(Eurotherm2408Simulator(quiet_world, name="furnace"))
     furnace = eurotherm.open_instrument(
@@ -400,7 +400,8 @@ def test_random_late_replies_never_give_another_registers_value(world, transport
 
     from labctl.drivers import eurotherm
     from labctl.simulators.eurotherm import Eurotherm2408Simulator
-    from labctl.transport import SimSerial, SimServer, open_serial
+    from labctl.simulators.transport import SimSerial, SimServer
+    from labctl.transport import open_serial
 
     sim = Eurotherm2408Simulator(world, name="furnace")
     server = SimServer(sim).start() if transport == "tcp" else None

@@ -5,6 +5,10 @@ domain (physics convention, see :mod:`labctl.analysis.tds`) on a zero-padded gri
 then truncated to the scan window, so causality and truncation behave as in a real
 scan. Table 2 of Chen et al. (Small 2023) is in :data:`TABLE2`; the paper gives no
 film thickness, so :data:`FILM_THICKNESS_M` (100 nm, see docs/physics.md) is an assumption.
+
+It sits beside the simulators, not in :mod:`labctl.analysis`: its pull study
+runs the simulated world, and the analysis is pure (it imports no simulator,
+driver, procedure or front end; the layers contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labctl import paper
-
-from .constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
-from .models import drude_smith
+from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
+from labctl.analysis.models import drude_smith
 
 FILM_THICKNESS_M = 100e-9
 
@@ -124,7 +127,7 @@ def synthetic_tds(
 
 def write_tds_csv(path, data: SyntheticTDS) -> None:
     """Write a single-sweep scan in the ``time_ps,E_ref,dE`` format of ``labctl analyze tds``."""
-    from .io import write_tds_csv as write
+    from labctl.analysis.io import write_tds_csv as write
 
     write(path, data.time_ps, data.e_ref, data.delta_e)
 
@@ -169,13 +172,12 @@ def world_pull_study(
     """
     import copy
 
+    from labctl.analysis.fitting import fit_spectrum
+    from labctl.analysis.tds import photoconductivity
     from labctl.clock import VirtualClock
     from labctl.simulators.physics.params import default_params
     from labctl.simulators.physics.scan import anneal_nominal, simulate_sweeps
     from labctl.simulators.world import World
-
-    from .fitting import fit_spectrum
-    from .tds import photoconductivity
 
     params = default_params()
     if only is not None:
