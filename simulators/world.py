@@ -152,6 +152,8 @@ CONFIG_OPTIONS = {
     "substrate_index": "THz refractive index of the substrate (default 1.95)",
     "slot_pitch_mm": "slot spacing on the holder (default 40)",
     "film_variation": "films of one batch differ in thickness and yield (default false)",
+    "noise_floor_v_per_rthz": "detector noise floor of both lock-ins, V/√Hz (default: the "
+    "per-channel floors; a real table's is 1.8e-5)",
 }
 
 
@@ -264,6 +266,8 @@ class World:
                         p.table["substrate_thickness_mm"] = _positive(value, key)
                     elif key == "substrate_index":
                         p.table["substrate_index"] = _positive(value, key)
+                    elif key == "noise_floor_v_per_rthz":
+                        p.table["noise_floor_v_per_rthz"] = float(value)
                     elif key == "film_variation":
                         if not isinstance(value, bool):
                             raise ValueError(f"film_variation must be true or false, got {value!r}")

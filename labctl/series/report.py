@@ -40,6 +40,8 @@ COLUMNS = (
     "mobility_cm2_Vs_err",
     "chi2_red",
     "tds_sweeps",
+    "optp_overloaded_points",
+    "tds_overloaded_points",
 )
 
 #: Where each summary column comes from: (step kind, key paths into its run results).
@@ -62,6 +64,9 @@ SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "mobility_cm2_Vs_err": ("tds", ("fit.mobility_cm2_Vs_err",)),
     "chi2_red": ("tds", ("fit.chi2_red",)),
     "tds_sweeps": ("tds", ("sweeps",)),
+    # points that stayed overloaded after re-ranging (procedures/ranging.py): flagged rows
+    "optp_overloaded_points": ("optp", ("overloaded_points",)),
+    "tds_overloaded_points": ("tds", ("overloaded_points",)),
 }
 
 
@@ -141,6 +146,12 @@ def _finite(row: dict) -> dict:
     }
 
 
+def _overload_mark(row: dict) -> str:
+    """`` (N overloaded!)`` after the τ cell when the OPTP or TDS run kept overloaded points."""
+    count = (row.get("optp_overloaded_points") or 0) + (row.get("tds_overloaded_points") or 0)
+    return f" ({count} overloaded!)" if count else ""
+
+
 def print_summary(directory: str | Path, console=None) -> None:
     """The summary table on the terminal, the paper's Table 2 below each row where it has one."""
     from rich.console import Console
@@ -177,7 +188,7 @@ def print_summary(directory: str | Path, console=None) -> None:
             pm(r["hh_peak_nm"], None),
             pm(r["optical_gap_ev"], None, fmt=".2f"),
             pm(r["optp_peak_per_nabs"], None, fmt=".3g"),
-            pm(r["tau_fs"], r["tau_fs_err"]),
+            pm(r["tau_fs"], r["tau_fs_err"]) + _overload_mark(r),
             pm(r["c"], r["c_err"], fmt=".3f"),
             pm(r["N_m3"], r["N_m3_err"], 1e21, ".2f"),
             pm(r["mobility_cm2_Vs"], r["mobility_cm2_Vs_err"], fmt=".0f"),

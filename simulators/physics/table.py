@@ -18,7 +18,8 @@ unless the world's noise is "realistic".
 
 ΔE at sampling delay t_s and pump delay t_p is quasi-static: the film's
 Δσ(ω) at the TDS delay scaled by the OPTP transient g(t_p) (and g(t_p + echo
-delay) for the echo).
+delay) for the echo). With ``intrapulse_response`` (off by default) the response
+changes within the pulse instead (:mod:`~labctl.simulators.physics.intrapulse`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ import math
 
 import numpy as np
 
+from labctl.simulators.physics.intrapulse import intrapulse_delta_e
 from labctl.simulators.physics.thz import THzPulse
+
+
+def channel_floor_v_per_rthz(table_params: dict, channel: str) -> float:
+    """The additive white floor of lock-in ``channel`` (V/√Hz): the common detector floor
+    ``noise_floor_v_per_rthz`` when set, else the channel's own (params ≤ 1.2)."""
+    common = table_params.get("noise_floor_v_per_rthz")
+    if common is not None:
+        return float(common)
+    return float(table_params[f"noise_{channel}_floor_v_per_rthz"])
 
 
 class OpticalTable:
@@ -64,7 +75,12 @@ class OpticalTable:
         else:
             e_ref = pulse.field_from(phase, self._sample_spec)
             de = 0.0
-            if pumpable:
+            if pumpable and self.p.get("intrapulse_response", False):
+                de = intrapulse_delta_e(
+                    pulse, self._sample_spec, w.photoresponse(item), w.photo.transient_many,
+                    item.thickness_nm, ts, tp,
+                )  # fmt: skip
+            elif pumpable:
                 dspec = self._pumped_spec_change(item, tp)
                 if dspec is not None:
                     de = pulse.field_from(phase, dspec)
@@ -114,19 +130,16 @@ class OpticalTable:
         raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
 
     def lockin_noise_v_per_rthz(self, channel: str) -> float:
+        """White input noise density of lock-in ``channel``: the detector's floor, the
+        same for both (one detector), plus the channel's part ∝ |E(t)|."""
         _, _, mag = self._fields()
         p = self.p
-        if channel == "ref":
-            return (
-                float(p["noise_ref_floor_v_per_rthz"])
-                + float(p["noise_ref_relative_per_rthz"]) * mag
-            )
-        if channel == "pump":
-            return (
-                float(p["noise_pump_floor_v_per_rthz"])
-                + float(p["noise_pump_relative_per_rthz"]) * mag
-            )
-        raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
+        if channel not in ("ref", "pump"):
+            raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
+        return (
+            channel_floor_v_per_rthz(p, channel)
+            + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
+        )
 
     def lockin_reference_hz(self, channel: str) -> float:
         if channel == "ref":
