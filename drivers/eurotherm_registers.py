@@ -39,6 +39,7 @@ REGISTER_NAMES: dict[int, str] = {
     9: "derivative time",
     22: "program number",
     23: "program status",
+    29: "current segment type",
     35: "setpoint rate limit",
     36: "segment time remaining",
     56: "segment number",
