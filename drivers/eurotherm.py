@@ -38,7 +38,13 @@ import minimalmodbus
 import serial
 
 from labctl.clock import Clock, RealClock
-from labctl.errors import CommunicationError, InstrumentError, LabctlError, SafetyLimitError
+from labctl.errors import (
+    CommunicationError,
+    InstrumentError,
+    InterlockError,
+    LabctlError,
+    SafetyLimitError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +126,7 @@ class StatusWord(IntFlag):
     REMOTE_SENSOR_BREAK = 1 << 13
 
 
-class FurnaceInterlock(InstrumentError):
+class FurnaceInterlock(InterlockError):
     """An interlock tripped: sensor break, over-temperature or PV far from the setpoint."""
 
 

@@ -39,3 +39,21 @@ class DataFileError(AnalysisError):
     def __init__(self, path: object, message: str):
         self.path = str(path)
         super().__init__(f"{self.path}: {message}")
+
+
+class Aborted(LabctlError):
+    """The user stopped the run (Abort, Ctrl-C, SIGTERM, Stop); what was recorded is kept."""
+
+
+class InterlockError(InstrumentError):
+    """An interlock tripped (deviation, sensor break, over-temperature, lost instrument):
+    the run stops and the instrument is put in its safe state."""
+
+
+class SafeStateError(InstrumentError):
+    """An instrument's safe state could not be set or was not confirmed by reading it back."""
+
+
+class InvalidInputError(LabctlError):
+    """A parameter, option or plan value is refused before anything moves (NaN, out of range,
+    an internal parameter, a cross-field rule)."""

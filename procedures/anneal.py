@@ -30,9 +30,9 @@ from typing import Any
 from pymeasure.experiment import BooleanParameter, FloatParameter
 
 from labctl.drivers.eurotherm import Dwell, End, FurnaceInterlock, ProgramStatus, Ramp, Segment
-from labctl.errors import InstrumentError, LabctlError
+from labctl.errors import Aborted, InstrumentError, LabctlError, SafeStateError
 
-from .base import StationProcedure
+from .base import SAFE_NOT_READ_BACK, StationProcedure
 
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0
@@ -231,10 +231,13 @@ class Anneal(StationProcedure):
         """Program reset and setpoint safe (only if this run wrote to the furnace); stage stopped."""
         problems: list[str] = []
         furnace = self._furnace_written
-        if furnace is not None:
+        if furnace is None:
+            self.safe_state_report = "furnace not written by this run (left as it was)"
+        else:
             for attempt in range(SAFE_STATE_ATTEMPTS):
                 try:
-                    furnace.safe_state()
+                    # the driver's safe_state() reads back and says so (None: not read back)
+                    self.safe_state_report = furnace.safe_state() or SAFE_NOT_READ_BACK
                     break
                 except LabctlError as exc:
                     if attempt == SAFE_STATE_ATTEMPTS - 1:
@@ -248,7 +251,7 @@ class Anneal(StationProcedure):
             except LabctlError as exc:
                 problems.append(str(exc))
         if problems:
-            raise InstrumentError("anneal", "; ".join(problems))
+            raise SafeStateError("anneal", "; ".join(problems))
 
     # ------------------------------------------------------------------ results
     @classmethod
@@ -408,8 +411,6 @@ def dwell_done_min(run_file, params: dict) -> float:
 
 
 def _ended_by(exc: BaseException) -> str:
-    from .base import Aborted
-
     if isinstance(exc, Aborted | KeyboardInterrupt):
         return "aborted"
     if isinstance(exc, FurnaceInterlock):

@@ -20,7 +20,10 @@ from typing import Any, ClassVar
 
 from pymeasure.experiment import IntegerParameter, Metadata, Parameter, Procedure
 
-from labctl.errors import LabctlError, StationError
+from labctl.errors import Aborted, StationError
+
+#: What a run reports when its safe state was set but nothing read it back.
+SAFE_NOT_READ_BACK = "safe state set (not read back)"
 
 
 class StationProcedure(Procedure):
@@ -46,6 +49,9 @@ class StationProcedure(Procedure):
         self._owns_station = False
         #: What the run concluded; written beside the data file by the run engine.
         self.run_results: dict[str, Any] = {}
+        #: What ``make_safe`` confirmed: "safe state confirmed (read back): …" or
+        #: :data:`SAFE_NOT_READ_BACK`; the run engine puts it in the outcome and RUN.json.
+        self.safe_state_report = ""
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ station
@@ -132,5 +138,4 @@ class StationProcedure(Procedure):
         return json.dumps(self.station.settings(), default=str, separators=(",", ":"))
 
 
-class Aborted(LabctlError):
-    """The user stopped the run; what was recorded is kept."""
+__all__ = ["Aborted", "StationProcedure"]  # Aborted lives in labctl.errors; re-exported here

@@ -9,9 +9,13 @@ Parameters (``anneal_c`` → ``--anneal-c``, with units, range and default in
 point is on disk as it is measured (``DIR/KIND_SAMPLE_DATE.csv``, pymeasure
 Results format, and its ``.json`` run summary beside it). A progress bar and
 the phase go to stderr; the one-line result and the data file to stdout.
-Ctrl-C aborts: the instruments are put in their safe state and the data kept.
+Ctrl-C or SIGTERM stops the run within a second: the instruments are put in
+their safe state (a second Ctrl-C does not interrupt it) and the data and
+summary kept. The last line says whether the safe state was confirmed by
+reading it back.
 
-Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted, 2 bad options.
+Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted (Ctrl-C),
+143 stopped by SIGTERM, 2 bad options.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any
     parser = argparse.ArgumentParser(
         prog=f"labctl run {kind}",
         description=doc[0] if doc else None,
-        epilog="Exit codes: 0 finished, 1 failed, 130 aborted, 2 bad options.",
+        epilog="Exit codes: 0 finished, 1 failed, 130 aborted (Ctrl-C), 143 SIGTERM, 2 bad options.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="directory of the run file")
     parser.add_argument(
@@ -174,6 +178,9 @@ def _quiet_logs():
 
 
 def _run(args: argparse.Namespace) -> int:
+    import threading
+
+    from labctl.cli.stopping import StopOnSignals
     from labctl.errors import LabctlError
     from labctl.procedures import procedure_class
     from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
@@ -196,22 +203,29 @@ def _run(args: argparse.Namespace) -> int:
     station_name = values.get("station_file") or params["station_file"].default
     values["station_file"] = station_name
     procedure = cls(**values)
-    station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
-    try:
-        path = new_run_file(out, kind, values.get("sample_id") or "")
-        with _Display(kind, quiet=ns.quiet) as display:
-            outcome = run_procedure(procedure, path, station=station, on_emit=display.on_emit)
-    finally:
-        station.close()
+    stop = threading.Event()
+    with StopOnSignals(stop, f"labctl run {kind}") as signals:
+        station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
+        try:
+            path = new_run_file(out, kind, values.get("sample_id") or "")
+            with _Display(kind, quiet=ns.quiet) as display:
+                outcome = run_procedure(
+                    procedure, path, station=station, stop=stop, on_emit=display.on_emit
+                )
+        finally:
+            station.close()
     rows = f"{outcome.points} rows"
+    where = f"({rows}; summary {summary_path(outcome.data_file)})"
     if outcome.status == FINISHED:
         print(cls.summary_line(outcome.results))
-        print(f"data: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
+        print(f"data: {outcome.data_file} {where}")
+        print(outcome.safe_state)
         return 0
     word = "aborted" if outcome.status == ABORTED else "failed"
     print(f"labctl run {kind}: {word}: {outcome.message}", file=sys.stderr)
-    print(f"data kept: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
-    return 130 if outcome.status == ABORTED else 1
+    print(f"data kept: {outcome.data_file} {where}")
+    print(outcome.safe_state)
+    return signals.exit_code() if outcome.status == ABORTED else 1
 
 
 class _Display:
