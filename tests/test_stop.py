@@ -262,3 +262,60 @@ def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(t
 
 def test_instrument_fault_is_not_a_safe_state_error():
     assert issubclass(SafeStateError, InstrumentError)
+
+
+# ---------------------------------------------------------------- the series runner
+SERIES = """\
+name: retries
+sample: R
+slots: [1]
+temperatures_c: [250]
+anneal: {record_interval_s: 300}
+measurements:
+  - absorption: {averages: 1}
+retries: 2
+on_failure: stop
+"""
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        # the word "interlock" in a comms fault's text must not stop the retries…
+        (CommunicationError("spectrometer", "no reply after the interlock check"), 3),
+        # …and an interlock whose text never says so must
+        (InterlockError("spectrometer", "lamp shutter open with the lid up"), 1),
+    ],
+)
+def test_the_series_retries_from_the_ending_type_never_the_message(
+    sim_station, tmp_path, monkeypatch, error, attempts
+):
+    import labctl.procedures as procedures
+    from labctl.series.plan import load_plan
+    from labctl.series.runner import SeriesRunner
+
+    real = procedures.procedure_class
+    tries = []
+
+    class Faulty(LongWaits):
+        KIND = "absorption"
+
+        def __init__(self, station=None, **kwargs):
+            super().__init__(station)
+
+        def execute(self):
+            tries.append(1)
+            raise error
+
+    plan_path = tmp_path / "p.yaml"
+    plan_path.write_text(SERIES)
+    plan = load_plan(plan_path)
+    monkeypatch.setattr(
+        procedures, "procedure_class", lambda kind: Faulty if kind == "absorption" else real(kind)
+    )
+    runner = SeriesRunner(plan, tmp_path / "s", sim_station)
+    outcome = runner.run()
+    runner.catalog.close()
+    assert len(tries) == attempts
+    assert outcome.state == "stopped"
+    assert outcome.safe_state.startswith("furnace safe state")

@@ -108,7 +108,7 @@ def check(args: argparse.Namespace) -> int:
 
 @_refused
 def run(args: argparse.Namespace) -> int:
-    from labctl.series.session import run_series
+    from labctl.cli.series_session import run_series
 
     return run_series(
         _plan(args.plan),

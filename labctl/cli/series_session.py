@@ -1,9 +1,14 @@
-"""A series from the command line: station, log file, live display, report at the end."""
+"""A series from the command line: station, log file, live display, signals, report at the end.
+
+Ctrl-C and SIGTERM take the one stop path of :mod:`labctl.cli.stopping`: the
+running step stops within a second, the furnace is put in its safe state and
+read back, the catalog, data and report are kept; exit 130 (SIGINT) or 143
+(SIGTERM). The last line says whether the safe state was confirmed.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
@@ -23,7 +28,9 @@ def run_series(
     allow_changed_plan: bool = False,
     quiet: bool = False,
 ) -> int:
-    """Run ``plan`` into ``out_dir``; exit code 0 done, 1 stopped by a fault, 130 aborted."""
+    """Run ``plan`` into ``out_dir``; exit 0 done, 1 stopped by a fault, 130/143 stopped by
+    SIGINT/SIGTERM (130 also for a stop by other means)."""
+    from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
     from labctl.series.runner import SeriesRunner
     from labctl.station import Station
@@ -46,16 +53,10 @@ def run_series(
                 on_event=display.on_event,
             )
             display.catalog = runner.catalog
-            previous = _stop_on_sigterm(stop)
             try:
-                with display:
+                with StopOnSignals(stop, "labctl series run") as signals, display:
                     outcome = runner.run()
-            except KeyboardInterrupt:
-                stop.set()
-                raise
             finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
                 runner.catalog.close()
         paths = write_report(out_dir)
     finally:
@@ -63,7 +64,7 @@ def run_series(
         handler.close()
     display.print_end(outcome, paths)
     if outcome.state == "aborted":
-        return 130
+        return signals.exit_code()
     return 0 if outcome.state == "done" else 1
 
 
@@ -91,13 +92,6 @@ def _log_to(path: Path) -> logging.Handler:
     for noisy in ("pymeasure",):  # parameter and connection chatter stays out of the log
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
-
-
-def _stop_on_sigterm(stop: threading.Event):
-    """SIGTERM (a polite kill, systemd) stops between points like Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
 
 def _wall(seconds: float) -> str:
@@ -199,3 +193,5 @@ class SeriesDisplay:
             + (f" — {outcome.message}" if outcome.message else "")
         )
         out.print(f"report: {paths['html']}", soft_wrap=True)
+        if outcome.safe_state:
+            out.print(outcome.safe_state, soft_wrap=True, markup=False)
