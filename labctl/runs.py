@@ -266,20 +266,16 @@ def run_procedure(
 
 
 def check_parameters(procedure: Procedure) -> None:
-    """Every Parameter value within its limits, else a LabctlError naming it (nothing written)."""
-    import copy
+    """Every Parameter value finite, typed, within its limits and every cross-field rule
+    holding (:func:`labctl.procedures.validate`), else InvalidInputError (nothing written)."""
+    from labctl.procedures import validate
 
-    for name, parameter in procedure._parameters.items():
-        value = getattr(procedure, name, None)
-        if value is None:
-            continue
-        check = copy.deepcopy(parameter)
-        try:
-            check.value = value
-        except (ValueError, TypeError) as exc:
-            raise LabctlError(
-                f"{type(procedure).__name__}: parameter {name} = {value!r} refused: {exc}"
-            ) from None
+    values = {  # what differs from the defaults was given
+        name: getattr(procedure, name, None)
+        for name, parameter in procedure._parameters.items()
+        if getattr(procedure, name, None) not in (None, parameter.default)
+    }
+    validate(type(procedure), values, internal=True)
 
 
 def _safe_state_report(procedure: Procedure) -> str:

@@ -20,6 +20,7 @@ from labctl.analysis import uvvis
 from labctl.errors import AnalysisError, LabctlError
 
 from .base import StationProcedure
+from .checking import Rule
 
 
 class Absorption(StationProcedure):
@@ -38,6 +39,14 @@ class Absorption(StationProcedure):
     )
     wavelength_max_nm = FloatParameter(
         "Longest wavelength recorded", units="nm", minimum=0, maximum=3000, default=850
+    )
+
+    RULES = (
+        Rule(
+            ("wavelength_min_nm", "wavelength_max_nm"),
+            lambda v: v["wavelength_min_nm"] < v["wavelength_max_nm"],
+            "the wavelength range must have its minimum below its maximum",
+        ),  # fmt: skip
     )
 
     DATA_COLUMNS = [

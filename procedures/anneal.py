@@ -33,11 +33,13 @@ from labctl.drivers.eurotherm import Dwell, End, FurnaceInterlock, ProgramStatus
 from labctl.errors import Aborted, InstrumentError, LabctlError, SafeStateError
 
 from .base import SAFE_NOT_READ_BACK, StationProcedure
+from .checking import Rule
 
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0
 WITHIN_C = 2.0  # "minutes within ±2 °C of T" in the results
 NATURAL_COOLING_LIMIT_S = 24 * 3600.0  # the furnace cannot cool faster than it does
+NATURAL_COOLING_MIN = 30.0  # below the ready temperature after the programmed cooling (estimate)
 SAFE_STATE_ATTEMPTS = 3  # a link that dropped frames gets two more chances, ...
 SAFE_STATE_RETRY_S = 5.0  # ... this far apart (station clock)
 
@@ -96,6 +98,12 @@ class Anneal(StationProcedure):
     )
     dwell_done_min = FloatParameter(
         "Dwell already done (continuation)", units="min", minimum=0, maximum=1440, default=0
+    )
+
+    #: Set only by the series runner's continuation of an interrupted anneal.
+    INTERNAL_PARAMETERS = ("continue_program", "dwell_done_min")
+    RULES = (
+        Rule(("slot",), lambda v: v["slot"] >= 1, "slot 0 is the blank reference, not a film"),
     )
 
     DATA_COLUMNS = [
@@ -252,6 +260,15 @@ class Anneal(StationProcedure):
                 problems.append(str(exc))
         if problems:
             raise SafeStateError("anneal", "; ".join(problems))
+
+    # ------------------------------------------------------------------ estimate
+    @classmethod
+    def estimated_duration_s(cls, values: dict) -> float:
+        """Heating ramp + dwell + controlled cooling + ~30 min natural cooling, at real time."""
+        v = {name: p.default for name, p in vars(cls).items() if hasattr(p, "default")}
+        v.update({k: x for k, x in values.items() if x is not None})
+        heat_min = max(v["anneal_c"] - v["ambient_c"], 0.0) / max(v["ramp_c_per_min"], 1e-3)
+        return 60.0 * (heat_min + v["dwell_min"] + v["cool_min"] + NATURAL_COOLING_MIN)
 
     # ------------------------------------------------------------------ results
     @classmethod

@@ -32,6 +32,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
 
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter, find_optp_peak
+from labctl.procedures.checking import Rule
 
 #: Fitted quantities a target may name (as ``NAME_err``), from ``FitResult.to_dict()``.
 TARGET_PARAMETERS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
@@ -113,6 +114,25 @@ class TDS(AlignedProcedure):
     max_sweeps = IntegerParameter("Maximum sweeps", minimum=1, maximum=10000, default=10)
     min_sweeps = IntegerParameter("Minimum sweeps", minimum=1, maximum=10000, default=3)
     effective_mass = FloatParameter("Effective mass", units="m_e", minimum=0.01, default=0.13)
+
+    RULES = (
+        Rule(
+            ("t_start_ps", "t_stop_ps"),
+            lambda v: v["t_start_ps"] < v["t_stop_ps"],
+            "the gate stop must be after the gate start",
+        ),  # fmt: skip
+        Rule(
+            ("min_sweeps", "max_sweeps"),
+            lambda v: v["min_sweeps"] <= v["max_sweeps"],
+            "min_sweeps must not exceed max_sweeps",
+            when_all_given=True,
+        ),  # fmt: skip
+        Rule(
+            ("target",),
+            lambda v: parse_target(v["target"]) is not None,
+            "a precision target like tau_fs_err=3",
+        ),  # fmt: skip
+    )
 
     def execute(self) -> None:
         from labctl.livefit import LiveTDSFit

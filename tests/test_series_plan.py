@@ -56,7 +56,37 @@ def line_of(text, needle):
     [
         ("retries: 1", "retires: 1", "retires", "unknown key (did you mean 'retries'?)"),
         ("[250, 350]", "[250, 500]", "temperatures_c.1", "must lie in 30…400, got 500"),
-        ("dwell_min: 30", "dwell_min: -30", "anneal.dwell_min", "must be a number in 0…1440"),
+        (
+            "dwell_min: 30",
+            "dwell_min: -30",
+            "anneal.dwell_min",
+            "must be a finite number in 0…1440",
+        ),
+        # issue 15 item 3: NaN/inf switch nothing off, internal knobs are not the plan's
+        (
+            "{max_deviation_c: 15}",
+            "{max_deviation_c: .nan}",
+            "interlocks.max_deviation_c",
+            "must be a finite number in 0.1…500 degC, got nan",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  record_interval_s: .nan",
+            "anneal.record_interval_s",
+            "must be a finite number",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  continue_program: true",
+            "anneal.continue_program",
+            "not a parameter of anneal",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  dwell_done_min: 10",
+            "anneal.dwell_done_min",
+            "not a parameter of anneal",
+        ),  # fmt: skip
         ("dwell_min: 30", "dwell_min: half an hour", "anneal.dwell_min", "got 'half an hour'"),
         ("dwell_min: 30", 'dwell_min: "30"', "anneal.dwell_min", "got '30'"),
         ("[250, 350]", "[]", "temperatures_c", "must be a non-empty list"),
@@ -169,3 +199,11 @@ def test_bundled_demo_plan_is_valid():
     assert len({s.slot for s in anneals}) == 7
     kinds = [s.kind for s in plan.steps if s.temperature_c == 300]
     assert kinds == ["anneal", "absorption", "optp", "tds"]
+
+
+def test_two_films_at_one_temperature_get_two_sample_ids(tmp_path):
+    """Duplicate temperatures gave two films one sample id (one summary row, film 2
+    normalised with film 1's absorbance): each film now has its own."""
+    plan = load_plan(write(tmp_path, GOOD.replace("[250, 350]", "[250, 250]")))
+    ids = {s.slot: s.sample_id for s in plan.steps}
+    assert ids == {1: "NPL-250C", 2: "NPL-250C-2"}

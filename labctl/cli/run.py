@@ -21,7 +21,6 @@ Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted (Ctrl-C),
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 from contextlib import contextmanager
@@ -51,16 +50,14 @@ def option_name(parameter_name: str) -> str:
 
 
 def procedure_parameters(cls) -> dict[str, Any]:
-    """The pymeasure Parameters of a Procedure class, base class first, in definition order."""
-    from pymeasure.experiment import Parameter
+    """The Parameters a user may set (:func:`labctl.procedures.parameters`), base class first."""
+    from labctl.procedures import parameters
 
-    out: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, Parameter):
-                out.pop(name, None)
-                out[name] = value
-    return out
+    return parameters(cls)
+
+
+#: Beyond this speed-up a float clock cannot resolve a record interval (1e300 hung).
+MAX_TIME_SCALE = 1e7
 
 
 def time_scale_arg(text: str) -> str | float:
@@ -71,8 +68,10 @@ def time_scale_arg(text: str) -> str | float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"'virtual', 'real' or a positive factor, not {text!r}")
+    if not (0 < value <= MAX_TIME_SCALE):
+        raise argparse.ArgumentTypeError(
+            f"'virtual', 'real' or a speed-up factor in (0, {MAX_TIME_SCALE:g}], not {text!r}"
+        )
     return value
 
 
@@ -135,9 +134,13 @@ def build_parser(kind: str, cls) -> tuple[argparse.ArgumentParser, dict[str, Any
     return parser, params
 
 
-def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> dict[str, Any]:
-    """The options given, checked against their Parameter (range, choices); errors exit 2."""
+def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace, cls=None) -> dict:
+    """The options given, checked by :func:`labctl.procedures.validate` (finite, in range,
+    cross-field rules); a refused one exits 2 naming its option."""
     from pymeasure.experiment import ListParameter
+
+    from labctl.procedures import validate
+    from labctl.procedures.checking import ParameterError
 
     values: dict[str, Any] = {}
     for name, param in params.items():
@@ -146,13 +149,13 @@ def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> 
             continue
         if isinstance(param, ListParameter):
             given = {str(c): c for c in param.choices}[given]
-        check = copy.deepcopy(param)
-        try:
-            check.value = given
-        except (ValueError, TypeError) as exc:
-            parser.error(f"{option_name(name)} {given}: {exc}")
-        values[name] = check.value
-    return values
+        values[name] = given
+    try:
+        return validate(cls, values) if cls is not None else values
+    except ParameterError as exc:
+        given = values.get(exc.name, "")
+        parser.error(f"{option_name(exc.name)} {given}: {exc.problem}")
+    raise AssertionError("unreachable")  # parser.error exits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     parser, params = build_parser(kind, cls)
     try:
         ns = parser.parse_args(args.options)
-        values = parameter_values(parser, params, ns)
+        values = parameter_values(parser, params, ns, cls)
     except SystemExit as exc:  # --help (0) or a bad option (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     out = Path(ns.out)
