@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "labctl.cli.demo",
     "labctl.cli.run",
     "labctl.cli.series",
+    "labctl.cli.station",
 )
 
 
