@@ -42,6 +42,7 @@ from labctl.errors import (
     InterlockError,
     InvalidInputError,
     LabctlError,
+    describe_os_error,
 )
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,14 @@ def run_procedure(
         error=error,
         safe_state=safe_state,
     )
-    write_summary(outcome, procedure)
+    try:
+        write_summary(outcome, procedure)
+    except OSError as exc:  # disk full: the outcome still says how the run ended
+        note = f"run summary not written: {describe_os_error(exc)}"
+        log.error("%s: %s", data_file, note)
+        outcome.message = f"{outcome.message}; {note}" if outcome.message else note
+        if outcome.status == FINISHED:
+            outcome.status, outcome.ending = FAILED, Ending.FAILED
     return outcome
 
 
@@ -286,13 +294,15 @@ def _safe_state_report(procedure: Procedure) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, LabctlError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return describe_os_error(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _failure(procedure, exc: Exception, stop: threading.Event) -> tuple[str, str]:
     if isinstance(exc, Aborted):
         return ABORTED, str(exc)
-    if not isinstance(exc, LabctlError):
+    if not isinstance(exc, LabctlError | OSError):
         log.error("%s failed", type(procedure).__name__, exc_info=exc)
     return FAILED, _describe(exc)
 

@@ -319,3 +319,42 @@ def test_the_series_retries_from_the_ending_type_never_the_message(
     assert len(tries) == attempts
     assert outcome.state == "stopped"
     assert outcome.safe_state.startswith("furnace safe state")
+
+
+# ---------------------------------------------------------------- one clear line
+def test_disk_full_is_called_disk_full_in_one_line_and_the_catalog_is_not_left_running(
+    sim_station, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import labctl.runs as runs
+    from labctl.cli import main
+    from labctl.series.catalog import Catalog
+    from labctl.series.plan import load_plan
+    from labctl.series.runner import SeriesRunner
+
+    real_write = runs._Recorder._write
+
+    def write(self, record):
+        if self.points >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", self.results.data_filename)
+        real_write(self, record)
+
+    monkeypatch.setattr(runs._Recorder, "_write", write)
+    rc = main(
+        ["run", "absorption", "--time-scale", "virtual", "--quiet", "--out", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and len(err[0]) <= 200, err
+    assert "disk full" in err[0] and "unexpected" not in err[0]
+
+    plan_path = tmp_path / "p.yaml"
+    plan_path.write_text(SERIES.replace("retries: 2", "retries: 0"))
+    runner = SeriesRunner(load_plan(plan_path), tmp_path / "s", sim_station)
+    outcome = runner.run()
+    runner.catalog.close()
+    assert outcome.state == "stopped" and "disk full" in outcome.message
+    with Catalog.in_directory(tmp_path / "s") as catalog:
+        states = [s["state"] for s in catalog.steps()]
+    assert "running" not in states and states[0] == "failed", states

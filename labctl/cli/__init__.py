@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labctl.errors import LabctlError, StationError
+    from labctl.errors import LabctlError, StationError, brief, describe_os_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except LabctlError as exc:
-        print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
+        text = f"labctl {args.command}: error: {exc}"
+        print(text if args.verbose else brief(text), file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, read-only directory, a vanished mount: say which
+        if args.verbose:
+            raise
+        print(brief(f"labctl {args.command}: error: {describe_os_error(exc)}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"labctl {args.command}: interrupted", file=sys.stderr)
@@ -70,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"labctl {args.command}: unexpected {type(exc).__name__}: {exc} "
-            "(run with -v for the traceback)",
+            brief(f"labctl {args.command}: unexpected {type(exc).__name__}: {exc}", 170)
+            + " (run with -v for the traceback)",
             file=sys.stderr,
         )
         return 1

@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     import threading
 
     from labctl.cli.stopping import StopOnSignals
-    from labctl.errors import LabctlError
+    from labctl.errors import LabctlError, brief
     from labctl.procedures import procedure_class
     from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
     from labctl.station import Station
@@ -225,9 +225,9 @@ def _run(args: argparse.Namespace) -> int:
         print(outcome.safe_state)
         return 0
     word = "aborted" if outcome.status == ABORTED else "failed"
-    print(f"labctl run {kind}: {word}: {outcome.message}", file=sys.stderr)
+    print(brief(f"labctl run {kind}: {word}: {outcome.message}"), file=sys.stderr)
     print(f"data kept: {outcome.data_file} {where}")
-    print(outcome.safe_state)
+    print(brief(outcome.safe_state))
     return signals.exit_code() if outcome.status == ABORTED else 1
 
 
