@@ -35,8 +35,9 @@ def register(sub) -> None:
     r.add_argument("--quiet", action="store_true", help="no live display")
     r.set_defaults(func=run)
 
-    c = ssub.add_parser("check", help="validate a plan and print its schedule")
+    c = ssub.add_parser("check", help="validate a plan against its station and print its schedule")
     c.add_argument("plan", metavar="PLAN.yaml")
+    c.add_argument("--station", default=None, help="station file or name (default: the plan's)")
     c.set_defaults(func=check)
 
     s = ssub.add_parser("status", help="each step's state in a series directory")
@@ -89,8 +90,14 @@ def check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labctl.series.estimate import step_duration_s
+    from labctl.series.station_fit import station_problems
 
     plan = _plan(args.plan)
+    problems = station_problems(plan, args.station)
+    if problems:
+        for problem in problems:
+            print(f"labctl series: error: {problem}", file=sys.stderr)
+        return 2
     table = Table(title=f"{plan.name}: {len(plan.steps)} steps")
     for col in ("#", "step", "T (°C)", "slot", "sample", "≈ min"):
         table.add_column(col, justify="right" if col in ("#", "slot", "≈ min") else "left")
