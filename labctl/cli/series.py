@@ -116,9 +116,16 @@ def check(args: argparse.Namespace) -> int:
 @_refused
 def run(args: argparse.Namespace) -> int:
     from labctl.cli.series_session import run_series
+    from labctl.series.station_fit import station_problems
 
+    plan = _plan(args.plan)
+    problems = station_problems(plan, args.station)  # what `series check` refuses, refused
+    if problems:
+        for problem in problems:
+            print(f"labctl series: error: {problem}", file=sys.stderr)
+        return 2
     return run_series(
-        _plan(args.plan),
+        plan,
         args.out,
         station=args.station,
         time_scale=args.time_scale,

@@ -33,6 +33,7 @@ def run_series(
     from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
     from labctl.series.runner import SeriesRunner
+    from labctl.series.station_fit import plan_station_name
     from labctl.station import Station
 
     out_dir = Path(out_dir)
@@ -41,7 +42,7 @@ def run_series(
     stop = threading.Event()
     kwargs = {} if time_scale is None else {"time_scale": time_scale}
     try:
-        with Station.from_file(station or _plan_station(plan), **kwargs) as st:
+        with Station.from_file(plan_station_name(plan, station), **kwargs) as st:
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
             runner = SeriesRunner(
                 plan,
@@ -66,16 +67,6 @@ def run_series(
     if outcome.state == "aborted":
         return signals.exit_code()
     return 0 if outcome.state == "done" else 1
-
-
-def _plan_station(plan: Plan) -> str | None:
-    """The plan's ``station``: a file beside the plan, a path, or a bundled station name."""
-    if plan.station is None:
-        return None
-    beside = Path(plan.path).parent / plan.station
-    if not Path(plan.station).is_absolute() and not Path(plan.station).exists() and beside.exists():
-        return str(beside)
-    return plan.station
 
 
 def _log_to(path: Path) -> logging.Handler:
