@@ -232,8 +232,14 @@ def _rows(path):
     return sum(1 for ln in path.read_text().splitlines() if ln and ln[0].isdigit())
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(tmp_path, sig, code):
+@pytest.mark.parametrize(
+    ("sig", "code", "times"),
+    [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1), (signal.SIGINT, 130, 2)],
+    ids=["sigterm", "ctrl-c", "ctrl-c-twice"],
+)
+def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(
+    tmp_path, sig, code, times
+):
     """Real time, an hour between rows: the signal ends the wait, the furnace is made safe."""
     cmd = [
         sys.executable, "-m", "labctl.cli", "run", "anneal", "--time-scale", "real",
@@ -244,7 +250,8 @@ def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(t
     try:
         _wait_for(lambda: bool(_data_files(tmp_path)) and _rows(_data_files(tmp_path)[0]) >= 1,
                   proc)  # fmt: skip
-        proc.send_signal(sig)
+        for _ in range(times):  # a second Ctrl-C must not interrupt the safe state
+            proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)  # an hour's wait would outlast this
     finally:
         if proc.poll() is None:

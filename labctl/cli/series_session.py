@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from labctl.errors import brief
 from labctl.series.plan import Plan
 
 LOG_NAME = "series.log"
@@ -161,7 +162,8 @@ class SeriesDisplay:
             self.log.info("%s: %s %s", step.label, outcome.status, outcome.message)
             self._advance_series()
             if not outcome.ok:
-                self.console.print(f"[red]{step.label}: {outcome.status}: {outcome.message}")
+                line = brief(f"{step.label}: {outcome.status}: {outcome.message}")
+                self.console.print(line, style="red", markup=False)
 
     def _advance_series(self) -> None:
         if self.catalog is None:
