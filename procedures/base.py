@@ -109,6 +109,15 @@ class StationProcedure(Procedure):
         """Say what a long phase is doing (``labctl run``'s status line, a GUI's status bar)."""
         self.emit("phase", text)
 
+    def get_estimates(self):
+        """pymeasure's estimator hook: the run's duration at real time
+        (:func:`labctl.procedures.estimate`, which ``series check`` and the ETA use too)."""
+        from labctl.procedures import estimate
+
+        values = {name: getattr(self, name, None) for name in self._parameters}
+        seconds = estimate(type(self), {k: v for k, v in values.items() if v is not None})
+        return [("Duration at real time", f"{seconds / 60:.0f} min")]
+
     @classmethod
     def summary_line(cls, run_results: dict) -> str:
         """One line of what a run concluded, for ``labctl run`` (override for a better one)."""
