@@ -73,6 +73,10 @@ class InterlockError(InstrumentError):
     the run stops and the instrument is put in its safe state."""
 
 
+class FurnaceInterlock(InterlockError):
+    """A furnace interlock tripped: sensor break, over-temperature or PV far from the setpoint."""
+
+
 class SafeStateError(InstrumentError):
     """An instrument's safe state could not be set or was not confirmed by reading it back."""
 
