@@ -42,6 +42,7 @@ from labctl.errors import (
     InterlockError,
     InvalidInputError,
     LabctlError,
+    SafetyLimitError,
     describe_os_error,
 )
 
@@ -90,6 +91,7 @@ _ENDINGS: tuple[tuple[Any, Ending], ...] = (
     ((Aborted, KeyboardInterrupt), Ending.ABORTED),
     (InterlockError, Ending.INTERLOCK),
     (InvalidInputError, Ending.INVALID_INPUT),
+    (SafetyLimitError, Ending.INVALID_INPUT),  # refused before anything was written
     (InstrumentError, Ending.INSTRUMENT_FAULT),
 )
 

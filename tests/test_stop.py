@@ -33,6 +33,7 @@ from labctl.errors import (
     InterlockError,
     InvalidInputError,
     SafeStateError,
+    SafetyLimitError,
 )
 from labctl.procedures.base import StationProcedure
 from labctl.runs import ABORTED, Ending, new_run_file, run_procedure, summary_path
@@ -131,6 +132,7 @@ def test_a_wait_of_nan_or_infinity_is_refused(seconds):
         ),  # fmt: skip
         (SafeStateError("furnace", "setpoint reads 300 °C"), Ending.INSTRUMENT_FAULT),
         (InvalidInputError("record_interval_s = nan"), Ending.INVALID_INPUT),
+        (SafetyLimitError("furnace", "450 °C exceeds max_setpoint_c"), Ending.INVALID_INPUT),
         (KeyError("missing"), Ending.FAILED),
     ],
 )

@@ -42,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labctl.errors import LabctlError, StationError, brief, describe_os_error
+    from labctl.errors import (
+        InstrumentError,
+        LabctlError,
+        StationError,
+        brief,
+        describe_os_error,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except LabctlError as exc:
         text = f"labctl {args.command}: error: {exc}"
-        print(text if args.verbose else brief(text), file=sys.stderr)
+        # an instrument's fault chain is cut to ~200 characters (-v: whole); a message about
+        # a file (path, line, key, hint) is written for the operator and printed whole
+        short = isinstance(exc, InstrumentError) and not args.verbose
+        print(brief(text) if short else brief(text, 10_000), file=sys.stderr)
         return 1
     except OSError as exc:  # disk full, read-only directory, a vanished mount: say which
         if args.verbose:
