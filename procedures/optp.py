@@ -105,7 +105,7 @@ class OPTP(AlignedProcedure):
         Rule(
             ("start_ps", "stop_ps"),
             lambda v: v["start_ps"] < v["stop_ps"],
-            "the pump delay scan must start before it stops",
+            "the pump delay scan needs stop > start",
         ),  # fmt: skip
     )
 

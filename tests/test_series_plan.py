@@ -212,7 +212,7 @@ def test_two_films_at_one_temperature_get_two_sample_ids(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "key", "problem"),
     [
-        ("slots: [1, 2]", "slots: [1, 12]", "slots.1", "slot 12 is not on station 'sim'"),
+        ("slots: [1, 2]", "slots: [1, 12]", "slots", "slot 12 does not exist on station 'sim'"),
         (
             "ramp_c_per_min: 10",
             "ramp_c_per_min: 30",

@@ -63,15 +63,17 @@ def station_problems(plan: Plan, station: str | None = None) -> list[str]:
     axes = (stages.options.get("axes") or {}) if stages is not None else {}
     n_slots = (axes.get("sample") or {}).get("n_slots")
     if n_slots is not None:
-        for i, slot in enumerate(dict.fromkeys(s.slot for s in plan.steps)):
-            if not 1 <= slot < n_slots:
-                problems.append(
-                    line(
-                        ("slots", i),
-                        f"slot {slot} is not on station {spec.name!r}'s holder "
-                        f"(film slots 1..{n_slots - 1}; slot 0 is the blank)",
-                    )  # fmt: skip
-                )
+        bad = [
+            slot for slot in dict.fromkeys(s.slot for s in plan.steps) if not 1 <= slot < n_slots
+        ]
+        if bad:
+            problems.append(
+                line(
+                    ("slots",),
+                    f"slot {bad[0]} does not exist on station {spec.name!r} (its "
+                    f"holder has film slots 1..{n_slots - 1}; slot 0 is the blank)",
+                )  # fmt: skip
+            )
     furnace = spec.instruments.get("furnace")
     if furnace is not None:
         problems += _furnace_problems(plan, furnace.options, spec.name, line)
