@@ -277,15 +277,16 @@ def run_procedure(
 
 def check_parameters(procedure: Procedure) -> None:
     """Every Parameter value finite, typed, within its limits and every cross-field rule
-    holding (:func:`labctl.procedures.validate`), else InvalidInputError (nothing written)."""
-    from labctl.procedures import validate
+    holding (:func:`labctl.checking.check_values`, what :func:`labctl.procedures.validate`
+    runs), else InvalidInputError (nothing written)."""
+    from labctl.checking import check_values
 
     values = {  # what differs from the defaults was given
         name: getattr(procedure, name, None)
         for name, parameter in procedure._parameters.items()
         if getattr(procedure, name, None) not in (None, parameter.default)
     }
-    validate(type(procedure), values, internal=True)
+    check_values(type(procedure), values, internal=True)
 
 
 def _safe_state_report(procedure: Procedure) -> str:

@@ -9,7 +9,7 @@ plans, the series runner, the GUI's inputs) — so a plan that passes
 
 * :func:`parameters` — the Parameters a user may set;
 * :func:`validate` — values checked (finite, typed, in range, cross-field rules,
-  no internal parameter), see :mod:`labctl.procedures.checking`;
+  no internal parameter), see :mod:`labctl.checking`;
 * :func:`estimate` — how long a run takes at real time (pymeasure's idiom is
   ``Procedure.get_estimates``; ours is the class's ``estimated_duration_s``).
 """
@@ -49,17 +49,17 @@ def _class_of(kind_or_class):
 
 def parameters(kind) -> dict[str, Any]:
     """The pymeasure Parameters of ``kind`` a user may set (internal ones left out), in order."""
-    from labctl.procedures.checking import public_parameters
+    from labctl.checking import public_parameters
 
     return public_parameters(_class_of(kind))
 
 
 def validate(kind, values: dict[str, Any], *, internal: bool = False) -> dict[str, Any]:
-    """``values`` checked and converted, or :class:`~labctl.procedures.checking.ParameterError`.
+    """``values`` checked and converted, or :class:`~labctl.checking.ParameterError`.
 
     ``internal=True`` is for the run engine alone (an anneal's continuation).
     """
-    from labctl.procedures.checking import check_values
+    from labctl.checking import check_values
 
     return check_values(_class_of(kind), values, internal=internal)
 

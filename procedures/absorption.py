@@ -17,10 +17,10 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from labctl.analysis import uvvis
+from labctl.checking import Rule
 from labctl.errors import AnalysisError, LabctlError
 
 from .base import StationProcedure
-from .checking import Rule
 
 
 class Absorption(StationProcedure):

@@ -29,11 +29,11 @@ from typing import Any
 
 from pymeasure.experiment import BooleanParameter, FloatParameter
 
+from labctl.checking import Rule
 from labctl.drivers.eurotherm import Dwell, End, FurnaceInterlock, ProgramStatus, Ramp, Segment
 from labctl.errors import Aborted, InstrumentError, LabctlError, SafeStateError
 
 from .base import SAFE_NOT_READ_BACK, StationProcedure
-from .checking import Rule
 
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0

@@ -40,3 +40,35 @@ def sim_station():
     station = Station.from_file("sim", time_scale="virtual")
     yield station
     station.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_user_notifications(tmp_path_factory):
+    """The tests' series never tell the developer's own targets (their notify.yaml) nor pop
+    up on their desktop: a config directory of the session's own, subprocesses included."""
+    config = tmp_path_factory.mktemp("labctl-config")
+    (config / "notify.yaml").write_text("desktop: false\n")
+    os.environ["LABCTL_CONFIG"] = str(config)
+    os.environ.pop("LABCTL_WATCH_TOKEN", None)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start ``labctl sim serve`` (returns once ``ready``); stopped at teardown, bounded.
+
+    ``serve(time_scale=100, *extra)`` returns a :class:`served.Served` (``.station`` the
+    written station file, ``.resources``, ``.proc``, ``.stderr_text()``). See tests/served.py.
+    """
+    from served import start_served
+
+    started = []
+
+    def start(time_scale=100, *extra, **options):
+        where = tmp_path / f"served-{len(started)}"
+        where.mkdir()
+        started.append(start_served(where, time_scale, *extra, **options))
+        return started[-1]
+
+    yield start
+    for served in started:
+        served.stop()

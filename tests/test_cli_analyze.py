@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from labctl.analysis import optp, synthetic
+from labctl.analysis import optp
 from labctl.analysis.constants import HC_EV_NM
 from labctl.cli import main
+from labctl.simulators import synthetic
 
 TDS_ARGS = ["--thickness-nm", "100", "--substrate-index", "1.95"]
 

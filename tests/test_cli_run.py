@@ -216,7 +216,7 @@ def test_a_bug_in_a_procedure_is_one_line_and_keeps_the_rows(tmp_path, capsys, t
         ("tds", ["--effective-mass", "nan"], "--effective-mass nan: must be a finite number"),
         ("tds", ["--target", "tau_err=3"], "expected NAME_err=VALUE"),
         ("optp", ["--spot-diameter-mm", "0"], "--spot-diameter-mm 0.0: must be a finite number"),
-        ("optp", ["--start-ps", "5", "--stop-ps", "1"], "must start before it stops"),
+        ("optp", ["--start-ps", "5", "--stop-ps", "1"], "needs stop > start"),
     ],
 )
 def test_measurements_refuse_nan_and_crossed_limits(tmp_path, capsys, kind, argv, message):

@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from labctl.analysis import synthetic
 from labctl.livefit import LiveTDSFit
+from labctl.simulators import synthetic
 
 TRUTH = synthetic.TABLE2[300]
 

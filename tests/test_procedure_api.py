@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from labctl.checking import ParameterError
 from labctl.procedures import estimate, parameters, procedure_class, validate
-from labctl.procedures.checking import ParameterError
 
 
 def test_internal_parameters_are_not_offered_and_not_accepted():

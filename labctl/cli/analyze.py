@@ -242,6 +242,7 @@ def _parse_window(text):
 
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.fitting import fit_spectrum
+    from labctl.analysis.io import overload_warning
     from labctl.analysis.tds import (
         check_pad_factor,
         make_window,
@@ -296,6 +297,8 @@ def run_tds(args: argparse.Namespace) -> int:
         raise AnalysisError(f"{args.file}: {exc}") from None
     result = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
     result["warnings"] = list(data.notes) + result["warnings"] + test.warnings
+    if overloaded := overload_warning(args.file):
+        result["warnings"].append(overloaded)
     result |= test.to_dict() | {
         "file": str(args.file),
         "thickness_nm": args.thickness_nm,
@@ -544,7 +547,7 @@ def _optp_guards(path, t, y) -> list[str]:
 
 def run_optp(args: argparse.Namespace) -> int:
     from labctl.analysis import optp
-    from labctl.analysis.io import load_optp_csv
+    from labctl.analysis.io import load_optp_csv, overload_warning
     from labctl.errors import AnalysisError
 
     _check_optp_options(args)
@@ -564,6 +567,8 @@ def run_optp(args: argparse.Namespace) -> int:
         "peak_minus_dE_over_E_err": peak.value_err,
         "warnings": guard_warnings,
     }
+    if overloaded := overload_warning(args.file):
+        result["warnings"].append(overloaded)
     n_abs = None
     if fluence is not None:
         result["fluence_uJcm2"] = fluence * 1e2  # 1 J/m² = 100 µJ/cm²

@@ -139,8 +139,8 @@ def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace, cls
     cross-field rules); a refused one exits 2 naming its option."""
     from pymeasure.experiment import ListParameter
 
+    from labctl.checking import ParameterError
     from labctl.procedures import validate
-    from labctl.procedures.checking import ParameterError
 
     values: dict[str, Any] = {}
     for name, param in params.items():

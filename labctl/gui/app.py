@@ -49,9 +49,15 @@ def run_gui(
             time_scale=None if scale == "station" else str(scale),
         )
         window.show()
-        # a signal before the event loop ran found nothing to quit: quit once it runs
-        QtCore.QTimer.singleShot(0, lambda: app.quit() if signals else None)
-        log.info("labctl gui: station %s, time scale %s, data in %s", station, scale, data_dir)
+
+        def in_the_event_loop() -> None:
+            # logged from inside the event loop: from then on SIGTERM/Ctrl-C quit it; a
+            # signal before it ran found nothing to quit, so quit now
+            log.info("labctl gui: station %s, time scale %s, data in %s", station, scale, data_dir)
+            if signals:
+                app.quit()
+
+        QtCore.QTimer.singleShot(0, in_the_event_loop)
         code = app.exec()
         window.shutdown()  # returns once a running measurement's safe state is done
         return 128 + signals[0] if signals else int(code)

@@ -45,8 +45,8 @@ class ParameterInputs(InputsWidget):
     def values(self) -> dict:
         """The entered values by parameter name, checked by :func:`labctl.procedures.validate`
         (finite, in range, cross-field rules); ValueError names a refused one."""
+        from labctl.checking import ParameterError
         from labctl.procedures import validate
-        from labctl.procedures.checking import ParameterError
 
         out = {}
         for name in self._inputs:

@@ -272,8 +272,8 @@ def _measurements(where: _Where, value) -> list[tuple[str, dict]]:
 def _check_procedure_parameters(where: _Where, kind: str, params: dict, key_of) -> dict:
     """The parameters checked by :func:`labctl.procedures.validate` (finite, in range, rules,
     no internal parameter), the refusal naming file, line and key."""
+    from labctl.checking import ParameterError
     from labctl.procedures import parameters, validate
-    from labctl.procedures.checking import ParameterError
 
     known = parameters(kind)
     for name in params:

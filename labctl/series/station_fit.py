@@ -118,7 +118,7 @@ def _furnace_problems(plan: Plan, options: dict, station_name: str, line) -> lis
 
 
 def _anneal_defaults() -> dict:
+    from labctl.checking import all_parameters
     from labctl.procedures.anneal import Anneal
-    from labctl.procedures.checking import all_parameters
 
     return {name: p.default for name, p in all_parameters(Anneal).items()}

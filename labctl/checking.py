@@ -1,4 +1,5 @@
-"""Parameter checks of every procedure, in one place the CLI, plans, the runner and the GUI share.
+"""Parameter checks of every procedure, in one place the CLI, plans, the runner and the GUI share
+(core: the run engine checks with it too; :mod:`labctl.procedures` exposes it as ``validate``).
 
 Rule: a value reaches a procedure only if it is finite, of its Parameter's
 type and within its limits, every cross-field rule of the procedure holds
@@ -150,6 +151,8 @@ def check_values(cls, values: Mapping[str, Any], *, internal: bool = False) -> d
     for rule in getattr(cls, "RULES", ()):
         if rule.when_all_given and not all(n in out for n in rule.names):
             continue
+        if any(full.get(n) is None for n in rule.names):
+            continue  # an optional value left unset is chosen by the procedure itself
         try:
             ok = rule.holds(full)
         except LabctlError as exc:
