@@ -27,13 +27,14 @@ def run_series(
     time_scale: str | None = None,
     resume: bool = False,
     allow_changed_plan: bool = False,
+    allow_other_station: bool = False,
     quiet: bool = False,
 ) -> int:
     """Run ``plan`` into ``out_dir``; exit 0 done, 1 stopped by a fault, 130/143 stopped by
     SIGINT/SIGTERM (130 also for a stop by other means)."""
     from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
-    from labctl.series.runner import SeriesRunner
+    from labctl.series.runner import SeriesRunner, recorded_station
     from labctl.series.station_fit import plan_station_name
     from labctl.station import Station
 
@@ -42,6 +43,8 @@ def run_series(
     handler = _log_to(out_dir / LOG_NAME)
     stop = threading.Event()
     kwargs = {} if time_scale is None else {"time_scale": time_scale}
+    if resume and station is None:  # the station the series started on
+        station = recorded_station(out_dir)
     try:
         with Station.from_file(plan_station_name(plan, station), **kwargs) as st:
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
@@ -51,6 +54,7 @@ def run_series(
                 st,
                 resume=resume,
                 allow_changed_plan=allow_changed_plan,
+                allow_other_station=allow_other_station,
                 stop=stop,
                 on_event=display.on_event,
             )
@@ -59,15 +63,18 @@ def run_series(
                 with StopOnSignals(stop, "labctl series run") as signals, display:
                     outcome = runner.run()
             finally:
-                runner.catalog.close()
+                runner.close()
         paths = write_report(out_dir)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     display.print_end(outcome, paths)
-    if outcome.state == "aborted":
-        return signals.exit_code()
-    return 0 if outcome.state == "done" else 1
+    from labctl.series.states import SERIES_EXIT_CODES, SeriesState
+
+    state = SeriesState(outcome.state)
+    if state == SeriesState.ABORTED:
+        return signals.exit_code(SERIES_EXIT_CODES[state])  # 143 after SIGTERM
+    return SERIES_EXIT_CODES.get(state, 1)
 
 
 def _log_to(path: Path) -> logging.Handler:
