@@ -48,6 +48,15 @@ class SafetyLimitError(InstrumentError):
     """A request would take an instrument outside its configured safety limits."""
 
 
+class SafeStateError(InstrumentError):
+    """An instrument's safe state could not be confirmed by reading it back.
+
+    The message says exactly what is not safe (``program run, not reset``,
+    ``setpoint 250.0 °C, not 25.0 °C``, ``manual mode``) or what could not be
+    read; a run summary or a series stop reports it as it stands.
+    """
+
+
 class CommunicationError(InstrumentError):
     """The link to an instrument failed: timeout, garbled reply, lost connection."""
 
@@ -75,10 +84,6 @@ class InterlockError(InstrumentError):
 
 class FurnaceInterlock(InterlockError):
     """A furnace interlock tripped: sensor break, over-temperature or PV far from the setpoint."""
-
-
-class SafeStateError(InstrumentError):
-    """An instrument's safe state could not be set or was not confirmed by reading it back."""
 
 
 class InvalidInputError(LabctlError):
