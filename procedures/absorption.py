@@ -17,6 +17,7 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from labctl.analysis import uvvis
+from labctl.checking import Rule
 from labctl.errors import AnalysisError, LabctlError
 
 from .base import StationProcedure
@@ -38,6 +39,14 @@ class Absorption(StationProcedure):
     )
     wavelength_max_nm = FloatParameter(
         "Longest wavelength recorded", units="nm", minimum=0, maximum=3000, default=850
+    )
+
+    RULES = (
+        Rule(
+            ("wavelength_min_nm", "wavelength_max_nm"),
+            lambda v: v["wavelength_min_nm"] < v["wavelength_max_nm"],
+            "the wavelength range must have its minimum below its maximum",
+        ),  # fmt: skip
     )
 
     DATA_COLUMNS = [

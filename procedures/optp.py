@@ -24,6 +24,7 @@ import math
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
+from labctl.checking import Rule
 from labctl.errors import AnalysisError, LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter
 from labctl.procedures.ranging import (
@@ -99,12 +100,22 @@ class OPTP(AlignedProcedure):
     fluence_uj_cm2 = OptionalFloatParameter(
         "Pump fluence", units="uJ/cm2", minimum=0.0, default=None
     )
-    spot_diameter_mm = FloatParameter("Pump spot diameter", units="mm", minimum=0.0, default=5.0)
+    spot_diameter_mm = FloatParameter(
+        "Pump spot diameter", units="mm", minimum=0.01, maximum=100.0, default=5.0
+    )
     rep_rate_khz = FloatParameter("Repetition rate", units="kHz", minimum=1e-3, default=1.0)
     absorptance_400nm = OptionalFloatParameter(
         "Absorptance at 400 nm", minimum=0.0, maximum=1.0, default=None
     )
     absorbance_400nm = OptionalFloatParameter("Absorbance at 400 nm", minimum=0.0, default=None)
+
+    RULES = (
+        Rule(
+            ("start_ps", "stop_ps"),
+            lambda v: v["start_ps"] < v["stop_ps"],
+            "the pump delay scan needs stop > start",
+        ),  # fmt: skip
+    )
 
     def execute(self) -> None:
         delays = pump_delays(

@@ -37,6 +37,7 @@ import numpy as np
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, Parameter
 
 from labctl.analysis.parking import with_parking_uncertainty
+from labctl.checking import Rule
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter, find_optp_peak
 from labctl.procedures.ranging import (
@@ -144,6 +145,25 @@ class TDS(AlignedProcedure):
     #: (pump delay + gate delay constant, gate zero at the THz peak), the scan of
     #: Kindt & Schmuttenmaer (1999) for a Δσ that changes within the THz pulse
     pump_locked_to_gate = BooleanParameter("Pump locked to the gate", default=False)
+
+    RULES = (
+        Rule(
+            ("t_start_ps", "t_stop_ps"),
+            lambda v: v["t_start_ps"] < v["t_stop_ps"],
+            "the gate stop must be after the gate start",
+        ),  # fmt: skip
+        Rule(
+            ("min_sweeps", "max_sweeps"),
+            lambda v: v["min_sweeps"] <= v["max_sweeps"],
+            "min_sweeps must not exceed max_sweeps",
+            when_all_given=True,
+        ),  # fmt: skip
+        Rule(
+            ("target",),
+            lambda v: parse_target(v["target"]) is not None,
+            "a precision target like tau_fs_err=3",
+        ),  # fmt: skip
+    )
 
     def execute(self) -> None:
         from labctl.livefit import LiveTDSFit

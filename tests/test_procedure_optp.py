@@ -216,10 +216,10 @@ def test_bad_scan_is_refused_before_anything_moves(tmp_path):
         pump_delays(5.0, 1.0, 0.05, 2.0, 0.25)
     with Station.from_file("sim", time_scale="virtual") as station:
         before = station["stages"].pump.delay_ps
-        outcome = run_procedure(
-            OPTP(start_ps=3.0, stop_ps=1.0), tmp_path / "o.csv", station=station
-        )
-        assert outcome.status == "failed" and "stop > start" in outcome.message
+        # refused by the procedure's rules (labctl.procedures.validate) before the file
+        with pytest.raises(LabctlError, match="stop > start"):
+            run_procedure(OPTP(start_ps=3.0, stop_ps=1.0), tmp_path / "o.csv", station=station)
+        assert not (tmp_path / "o.csv").exists()
         assert station["stages"].pump.delay_ps == before
 
 

@@ -329,6 +329,57 @@ def test_late_replies_in_process_never_shift(quiet_world):
     assert lockin.out_of_step is None and bare.out_of_step is None
 
 
+class NoisyLine(ProtocolHandler):
+    """Replies with line noise (bytes that are not ASCII) while ``noisy`` replies remain."""
+
+    def __init__(self, inner: ProtocolHandler) -> None:
+        super().__init__(inner.world, inner.name)
+        self.inner = inner
+        self.noisy = 0
+
+    def handle(self, data: bytes, source: object = None) -> bytes:
+        reply = self.inner.handle(data, source)
+        if self.noisy > 0 and reply:
+            self.noisy -= 1
+            return b"\xff\xfe\x80" + reply[3:]
+        return reply
+
+
+class StrictSimAdapter(SimAdapter):
+    """Decodes replies strictly, as pyvisa does over TCP (a garbled byte: UnicodeDecodeError)."""
+
+    def _read(self, **kwargs) -> str:
+        text = super()._read(**kwargs)
+        if "\ufffd" in text:
+            bytes_ = text.encode("ascii", errors="replace").replace(b"?", b"\xff")
+            raise UnicodeDecodeError("ascii", bytes_, 0, 1, "ordinal not in range(128)")
+        return text
+
+
+def test_garbled_bytes_meeting_the_resync_are_a_communication_error_not_a_unicode_one(
+    quiet_world,
+):
+    """Issue 15 item 6: 9 fault cases ended in 'unexpected UnicodeDecodeError' (garbled lines
+    meeting the resync): garbled bytes are decoded with replacement there."""
+    from labctl.drivers import sr830
+    from labctl.simulators.sr830 import SR830Simulator
+
+    link = NoisyLine(SR830Simulator(quiet_world, name="lockin_ref"))
+    lockin = sr830.open_instrument(
+        StrictSimAdapter(link), name="lockin_ref", clock=quiet_world.clock
+    )
+    lockin.sensitivity = 0.1
+    link.noisy = 4  # the reply, then the resync's identity replies, are noise
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(lockin.sensitivity)
+        except CommunicationError as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes[-1] == pytest.approx(0.1), outcomes  # back in step
+    assert all(o == pytest.approx(0.1) or "Error" in str(o) for o in outcomes), outcomes
+
+
 # --- the furnace: Modbus RTU replies carry no register address ----------------------------
 
 

@@ -119,8 +119,9 @@ def test_a_used_directory_needs_resume_and_resume_needs_a_series(sim_station, tm
 
 @pytest.mark.slow
 def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
-    """A polite kill (SIGTERM) aborts the running step between points: exit 130, catalog
-    'aborted', the rows kept; the station file is found beside the plan."""
+    """A polite kill (SIGTERM) aborts the running step within a second: exit 143 (128 +
+    SIGTERM), catalog 'aborted', the rows kept, the furnace's safe state reported; the
+    station file is found beside the plan."""
     import signal
     import subprocess
     import sys
@@ -150,7 +151,7 @@ def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
             rows = sum(1 for line in runs[0].open() if line[:1].isdigit()) if runs else 0
         assert rows >= 3
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 130
+        assert proc.wait(timeout=60) == 143
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -164,3 +165,6 @@ def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
     assert [s["state"] for s in steps[1:]] == ["pending"] * 3
     assert sum(1 for line in (out / steps[0]["run_file"]).open() if line[:1].isdigit()) >= rows
     assert "here.yaml" in series["station"]
+    with Catalog.in_directory(out) as catalog:
+        events = [e["message"] for e in catalog.events()]
+    assert any(m.startswith("furnace safe state") and "NOT" not in m for m in events), events

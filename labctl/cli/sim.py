@@ -16,7 +16,9 @@ def positive_time_scale(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
+    from labctl.cli.run import MAX_TIME_SCALE
+
+    if not (math.isfinite(value) and 0 < value <= MAX_TIME_SCALE):
         raise argparse.ArgumentTypeError(
             f"must be a finite positive factor (virtual s per wall s), got {text!r}"
         )

@@ -425,8 +425,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for panel in self.panels:
             panel.redraw()
 
-    def shutdown(self, timeout_s: float = 15.0) -> None:
-        """Abort a run (safe state), stop the monitor and the series poller."""
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Abort a run and wait for its safe state, stop a series process and wait for it to
+        exit (its own safe state), stop the monitor. ``timeout_s`` None: as long as it takes."""
         if self._closed:
             return
         self._closed = True

@@ -28,7 +28,7 @@ from labctl.series.catalog import DONE, RUNNING, SKIPPED, Catalog
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "series.log"  # written by labctl.series.session
+LOG_NAME = "series.log"  # written by labctl.cli.series_session
 LOG_TAIL_LINES = 40
 #: The page's plots: name → (step kind, x column, y column, x label, y label).
 TRACES = {
