@@ -139,12 +139,44 @@ class TDS(AlignedProcedure):
         )
         live.subscribe(self._updates.append)  # list.append is atomic; emitted from this thread
         self.live_fit = live
+        self._complete_sweeps: list[tuple[np.ndarray, np.ndarray]] = []
         try:
             self._scan(times, target, pump_delay)
         finally:
             live.wait_idle(FIT_WAIT_S)
             self._emit_fit_updates()
             live.close()
+            self._final_analysis(times)
+
+    def _final_analysis(self, times: np.ndarray) -> None:
+        """The run's result: :func:`~labctl.analysis.tds_analysis.analyze_tds` of the
+        complete sweeps, cold-started and uncapped — what ``labctl analyze tds`` gives
+        for the run file (the live fit's last update was warm-started and capped)."""
+        from labctl.analysis.tds_analysis import analyze_tds
+        from labctl.errors import AnalysisError
+
+        if not self._complete_sweeps:
+            return
+        ref = np.array([r for r, _ in self._complete_sweeps])
+        de = np.array([d for _, d in self._complete_sweeps])
+        try:
+            analysis = analyze_tds(
+                times,
+                ref if len(ref) > 1 else ref[0],
+                de if len(de) > 1 else de[0],
+                thickness_m=self.film_thickness_nm * 1e-9,
+                substrate_index=self.substrate_index,
+                effective_mass=self.effective_mass,
+            )
+        except AnalysisError as exc:
+            self.run_results["fit_error"] = str(exc)
+            return
+        record = analysis.to_dict()
+        self.run_results["fit"] = record
+        self.run_results["fit_sweeps"] = len(self._complete_sweeps)
+        self.run_results["noise_source"] = analysis.noise_source
+        self.run_results["significant"] = analysis.significant
+        self.run_results.pop("fit_error", None)
 
     def _park_pump(self) -> float:
         if self.optp_peak_ps is None:
@@ -188,6 +220,7 @@ class TDS(AlignedProcedure):
                 )
                 self.progress((s + (k + 1) / times.size) / self.max_sweeps)
             self._check_overloads(s + 1)
+            self._complete_sweeps.append((e_ref.copy(), de.copy()))
             self.live_fit.add_sweep(times, e_ref, de)
             self.run_results["sweeps"] = s + 1
             if self._target_met(target, s + 1):
@@ -288,6 +321,9 @@ class TDS(AlignedProcedure):
         tail = f"{sweeps} sweeps" + (f" ({how})" if how else "")
         if not fit:
             return f"TDS: no fit ({run_results.get('fit_error', 'no complete sweep')}), {tail}"
+        if fit.get("significant") is False:
+            p = fit.get("significance_p_value")
+            return f"TDS: no significant photoconductivity (p = {_g(p)}), {tail}"
 
         def pm(key: str, fmt: str) -> str:
             value, err = fit.get(key), fit.get(f"{key}_err")
@@ -296,9 +332,11 @@ class TDS(AlignedProcedure):
             text = format(value, fmt).replace("-", "−")
             return text + (f" ± {err:.2g}" if err is not None else "")
 
+        model = fit.get("model")
+        extra = f", {model}" if model and model != "drude-smith" else ""
         return (
             f"TDS: τ {pm('tau_fs', '.3g')} fs, c {pm('c', '.2f')}, "
-            f"N {pm('N_m3', '.3g')} m⁻³, {tail}"
+            f"N {pm('N_m3', '.3g')} m⁻³{extra}, {tail}"
         )
 
 

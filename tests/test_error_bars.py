@@ -233,7 +233,7 @@ def test_run_file_with_sweeps_through_analyze(tmp_path, capsys, film):
     assert data.n_sweeps == 8 and np.allclose(data.e_ref_sweeps[1], scan.e_ref[1], rtol=1e-9)
     assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["error_source"] == "sweep-scatter" and r["n_sweeps"] == 8
+    assert r["noise_source"] == "sweep-scatter" and r["n_sweeps"] == 8
     assert r["significant"] is True
     for key in ("tau_fs", "c", "mobility_cm2_Vs"):
         assert abs(r[key] - truth[key]) < 4 * r[f"{key}_err"], key
@@ -264,7 +264,7 @@ def test_live_fit_uses_sweep_scatter_and_says_so(film):
                 assert live.latest.noise_source == "noise-model"
         last = live.latest
     assert last.ok and last.noise_source == "sweep-scatter" and last.significant is True
-    assert last.to_dict()["error_source"] == "sweep-scatter"
+    assert last.to_dict()["noise_source"] == "sweep-scatter"
 
 
 # ---------------------------------------------------------------- null and sign guards

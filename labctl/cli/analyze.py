@@ -17,7 +17,14 @@ import os
 import sys
 from pathlib import Path
 
-MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
+MODEL_CHOICES = (
+    "auto",
+    "drude-smith",
+    "drude-smith+polarizability",
+    "drude",
+    "lorentz",
+    "drude-smith+lorentz",
+)
 
 
 #: Exit code for a data file refused as malformed or physically impossible.
@@ -66,10 +73,19 @@ def register(subparsers) -> None:
         type=float,
         help="substrate THz index (default: the run file's header)",
     )
-    t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
+    t.add_argument(
+        "--effective-mass",
+        type=float,
+        help="m*/m_e (default: the run file's header, else 0.13)",
+    )
     t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
     t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
-    t.add_argument("--model", choices=MODEL_CHOICES, default="drude-smith")
+    t.add_argument(
+        "--model",
+        choices=MODEL_CHOICES,
+        default="auto",
+        help="auto (default): Drude-Smith, with a bound-charge polarizability when the data need it",
+    )
     t.add_argument(
         "--fit-method", choices=("fast", "lmfit"), default="fast", help="least_squares or lmfit"
     )
@@ -241,13 +257,8 @@ def _parse_window(text):
 
 
 def run_tds(args: argparse.Namespace) -> int:
-    from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.tds import (
-        check_pad_factor,
-        make_window,
-        photoconductivity,
-        significance,
-    )
+    from labctl.analysis.tds import check_pad_factor, make_window
+    from labctl.analysis.tds_analysis import analyze_tds
     from labctl.errors import AnalysisError
 
     _check_positive("--thickness-nm", args.thickness_nm)
@@ -270,60 +281,29 @@ def run_tds(args: argparse.Namespace) -> int:
     _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
     _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
     try:
-        spec = photoconductivity(
+        analysis = analyze_tds(
             data.time_ps,
             data.e_ref_sweeps if sweeps else data.e_ref,
             data.delta_e_sweeps if sweeps else data.delta_e,
             thickness_m=args.thickness_nm * 1e-9,
             substrate_index=args.substrate_index,
+            effective_mass=args.effective_mass,
             fmin_hz=args.fmin * 1e12,
             fmax_hz=args.fmax * 1e12,
+            model=args.model,
             window=window,
             pad_factor=args.pad_factor,
             method="small-signal" if args.small_signal else "exact",
-            require_signal=False,
+            fit_method=args.fit_method,
+            notes=data.notes,
         )
-        test = significance(spec)
-        fit = None
-        try:
-            fit = fit_spectrum(
-                spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
-            )
-        except AnalysisError:
-            if test.significant:
-                raise
     except AnalysisError as exc:
         raise AnalysisError(f"{args.file}: {exc}") from None
-    result = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
-    result["warnings"] = list(data.notes) + result["warnings"] + test.warnings
-    result |= test.to_dict() | {
-        "file": str(args.file),
-        "thickness_nm": args.thickness_nm,
-        "substrate_index": args.substrate_index,
-        "error_source": spec.noise_source,
-        "noise_source": spec.noise_source,
-        "n_sweeps": spec.n_sweeps,
-        "conductivity_method": spec.method,
-        "n_time_points": int(data.time_ps.size),
-        "sweeps": sweeps,
-        "n_dropped_low_ref": spec.n_dropped_low_ref,
-        "usable_band_THz": (
-            [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
-        ),
-        "echo": (
-            {
-                "delay_ps": spec.echo.delay_ps,
-                "relative_amplitude": spec.echo.relative_amplitude,
-                "arrival_ps": spec.echo.arrival_ps,
-            }
-            if spec.echo
-            else None
-        ),
-    }
-    if test.negative_real:
-        result["success"] = False
+    result = {"file": str(args.file)} | analysis.to_dict()
+    result |= {"n_time_points": int(data.time_ps.size), "sweeps": sweeps}
     if args.plot:
-        _plot_tds(args.plot, spec, fit if test.significant else None)
+        shown = analysis.fit if analysis.significant is not False else None
+        _plot_tds(args.plot, analysis.spectrum, shown)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
@@ -332,46 +312,27 @@ def run_tds(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the fitted quantities of ``analyze tds`` (each with ``_err``)
-_FIT_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
-
-
-def _null_fit_dict(fit, spec) -> dict:
-    """A null measurement: no fitted value is presented as measured (all ``null``);
-    the fit of the noise, if one converged, is kept under ``fit_of_noise``."""
-    if fit is not None:
-        out = fit.to_dict()
-    else:
-        out = {"model": None, "chi2": None, "chi2_red": None, "dof": None, "warnings": []}
-        out |= {"fmin_THz": spec.freq_hz.min() / 1e12, "fmax_THz": spec.freq_hz.max() / 1e12}
-    noise_fit = {k: out.get(k) for k in _FIT_KEYS if out.get(k) is not None}
-    noise_fit |= {f"{k}_err": out.get(f"{k}_err") for k in noise_fit}
-    for k in _FIT_KEYS:
-        if k in out or k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
-            out[k] = None
-            out[f"{k}_err"] = None
-    out["fit_of_noise"] = noise_fit or None
-    out["success"] = False
-    out.setdefault("converged", False)
-    return out
-
-
 def _tds_data_and_sample(args):
     """The TDS data; fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
-    from labctl.analysis.io import header_number, load_tds_csv
+    from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS
+    from labctl.analysis.io import load_tds_csv
+    from labctl.analysis.tds_analysis import HEADER_NAMES, sample_from_header
     from labctl.errors import AnalysisError
 
     data = load_tds_csv(args.file)
-    for option, attr, name in (
-        ("--thickness-nm", "thickness_nm", "Film thickness"),
-        ("--substrate-index", "substrate_index", "Substrate index"),
+    sample = sample_from_header(data.header)
+    for option, attr in (
+        ("--thickness-nm", "thickness_nm"),
+        ("--substrate-index", "substrate_index"),
     ):
         if getattr(args, attr) is None:
-            value = header_number(data.header, name)
-            if value is None:
+            if sample[attr] is None:
+                name = HEADER_NAMES[attr]
                 where = "its header has no" if data.header else "it is not a run file with a"
                 raise AnalysisError(f"{args.file}: give {option} ({where} '{name}')")
-            setattr(args, attr, value)
+            setattr(args, attr, sample[attr])
+    if args.effective_mass is None:
+        args.effective_mass = sample["effective_mass"] or DEFAULT_EFFECTIVE_MASS
     return data
 
 
@@ -389,6 +350,7 @@ def _table_tds(r: dict) -> None:
         ("c", "c", ""),
         ("N", "N_m3", "m⁻³"),
         ("μ (DC)", "mobility_cm2_Vs", "cm²/Vs"),
+        ("χ_b", "chi_bound", ""),
         ("N_X", "N_X_m3", "m⁻³"),
         ("f₀", "f0_THz", "THz"),
         ("γ/2π", "gamma_THz", "THz"),
@@ -402,15 +364,21 @@ def _table_tds(r: dict) -> None:
     console = Console()
     console.print(table)
     console.print(
-        f"errors from: {r['error_source'] or 'none (errors scaled by χ²_red)'}"
+        f"errors from: {r['noise_source'] or 'none (errors scaled by χ²_red)'}"
         f" ({r['n_sweeps']} sweep{'s' if r['n_sweeps'] != 1 else ''})"
     )
-    if r["error_source"] == "baseline":
+    sel = r.get("model_selection")
+    if sel:
+        console.print(f"model: {sel['chosen']} ({sel['rule']}; p = {_g(sel['p_value'])})")
+    if r["errors_are_lower_bounds"]:
         console.print(
-            "note: the pre-pulse baseline of one trace holds neither multiplicative noise, "
-            "timebase jitter nor drift; record ≥ 3 sweeps for honest errors"
+            "[yellow]note: these errors are lower bounds[/yellow]: the pre-pulse baseline of one "
+            "trace holds neither multiplicative noise, timebase jitter nor drift; record ≥ 2 "
+            "sweeps for honest errors"
         )
-    if not r["significant"]:
+    if r["significant"] is None:
+        console.print("significance: not assessable from one trace (significant: null)")
+    elif not r["significant"]:
         console.print(
             f"[red]ΔE is not significant[/red] (p = {r['significance_p_value']:.2g}): "
             "no photoconductivity measured"
@@ -419,6 +387,10 @@ def _table_tds(r: dict) -> None:
         console.print("[red]fit flagged unsuccessful[/red] (see the warnings)")
     for w in r["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _g(value) -> str:
+    return "—" if value is None else f"{value:.2g}"
 
 
 def _display_points(x, y, max_points: int = 5000):
