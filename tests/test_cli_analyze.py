@@ -162,9 +162,15 @@ def test_optp_json(tmp_path, capsys):
     )
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["fluence_uJcm2"] == pytest.approx(10, rel=1e-12)  # echoed in its own unit
-    assert r["N_abs_per_cm2"] == pytest.approx(10 * 0.2 * 2.014e12, rel=0.01)
-    assert r["peak_minus_dE_over_E"] == pytest.approx(sig.max(), rel=0.05)
+    assert r["fluence_uj_cm2"] == pytest.approx(10, rel=1e-12)  # echoed in its own unit
+    # absorbed photons per m² (thickness-free): 1 µJ/cm² = 2.014e12 photons/cm² = 2.014e16 /m²
+    assert r["absorbed_photons_m2"] == pytest.approx(10 * 0.2 * 2.014e16, rel=0.01)
+    peak = r["optp_peak"]
+    assert peak["minus_dE_over_E"] == pytest.approx(sig.max(), rel=0.05)
+    assert peak["per_absorbed_photon_m2"] == pytest.approx(
+        peak["minus_dE_over_E"] / r["absorbed_photons_m2"], rel=1e-12
+    )
+    assert r["phi_mu_cm2_Vs"] > 0
     lifetimes = r["decay"]["lifetimes_ps"]
     assert lifetimes[0] == pytest.approx(0.7, rel=0.1) and lifetimes[1] == pytest.approx(
         4.0, rel=0.1
@@ -177,8 +183,8 @@ def test_optp_json(tmp_path, capsys):
     rc = main(["analyze", "optp", str(path), *power, "--absorptance", "0.2", "--no-fit", "--json"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["fluence_uJcm2"] == pytest.approx(127.32, rel=1e-4)
-    assert r["N_abs_per_cm2"] == pytest.approx(127.32 * 0.2 * 2.014e12, rel=0.01)
+    assert r["fluence_uj_cm2"] == pytest.approx(127.32, rel=1e-4)
+    assert r["absorbed_photons_m2"] == pytest.approx(127.32 * 0.2 * 2.014e16, rel=0.01)
 
 
 def test_optp_missing_signal_columns(tmp_path, capsys):

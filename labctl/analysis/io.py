@@ -395,16 +395,25 @@ def write_absorption_csv(path, wavelength_nm, absorbance) -> int:
 
 @dataclass
 class OPTPData:
+    """An OPTP trace (the mean of the sweeps) and, for a run file with a ``sweep`` column,
+    the complete sweeps (``minus_de_over_e_sweeps``, (n_sweeps, n)) and its header."""
+
     pump_delay_ps: np.ndarray
     minus_de_over_e: np.ndarray
     minus_de_over_e_err: np.ndarray | None
     path: str
+    minus_de_over_e_sweeps: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    header: dict[str, str] = field(default_factory=dict)
 
 
 def load_optp_csv(path) -> OPTPData:
-    """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``."""
+    """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``, or a
+    ``labctl run optp`` file (a ``sweep`` column: one row per pump delay per sweep)."""
     table = read_csv_table(path, ("pump_delay_ps",))
     cols = table.columns
+    if "sweep" in cols and "minus_dE_over_E" in cols:
+        return _load_optp_sweeps(path, table)
     t = cols["pump_delay_ps"]
     if "minus_dE_over_E" in cols:
         sig = cols["minus_dE_over_E"]
@@ -434,7 +443,40 @@ def load_optp_csv(path) -> OPTPData:
     err = cols.get("minus_dE_over_E_err")
     if err is not None and np.any(err <= 0):
         raise DataFileError(path, "minus_dE_over_E_err must be positive")
-    return OPTPData(t, sig, err, str(path))
+    return OPTPData(t, sig, err, str(path), header=dict(table.header))
+
+
+def _load_optp_sweeps(path, table: CSVTable) -> OPTPData:
+    """The complete sweeps of a run file, each sorted by pump delay, on one delay grid."""
+    cols = table.columns
+    ids = cols["sweep"]
+    groups = []
+    for sid in np.unique(ids):
+        rows = np.nonzero(ids == sid)[0]
+        groups.append((int(sid), rows[np.argsort(cols["pump_delay_ps"][rows], kind="stable")]))
+    grid_rows = max(groups, key=lambda g: g[1].size)[1]
+    grid = cols["pump_delay_ps"][grid_rows]
+    _check_count(path, grid.size, MIN_OPTP_POINTS, "an OPTP trace (points per sweep)")
+    _check_increasing(
+        path, grid, "pump_delay_ps", equal_spacing=False, line_numbers=table.line_numbers[grid_rows]
+    )
+    traces, notes = [], []
+    for sid, rows in groups:
+        t = cols["pump_delay_ps"][rows]
+        if t.size < grid.size:
+            notes.append(f"sweep {sid} has {t.size} of {grid.size} points (incomplete): left out")
+            continue
+        if t.size > grid.size or np.max(np.abs(t - grid)) > 1e-9 * max(1.0, np.ptp(grid)):
+            raise DataFileError(
+                path,
+                f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the pump "
+                f"delay grid of the other sweeps ({grid.size} points)",
+            )
+        traces.append(cols["minus_dE_over_E"][rows])
+    sweeps = np.array(traces)
+    return OPTPData(
+        grid, sweeps.mean(axis=0), None, str(path), sweeps, tuple(notes), dict(table.header)
+    )
 
 
 @dataclass

@@ -121,7 +121,9 @@ def register(subparsers) -> None:
     o.add_argument("--profile", choices=("flat-top", "gaussian"), default="flat-top")
     o.add_argument("--absorptance", type=float, help="film absorptance at the pump (0–1)")
     o.add_argument("--photon-energy-eV", type=float, default=3.10)
-    o.add_argument("--substrate-index", type=float, default=1.95)
+    o.add_argument(
+        "--substrate-index", type=float, help="default: the run file's header, else 1.95"
+    )
     o.add_argument("--n-exp", type=int, default=2, help="number of exponentials, 1–4 (default 2)")
     o.add_argument("--irf-fwhm-ps", type=float, help="fix the instrument response FWHM, ps")
     o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
@@ -514,60 +516,84 @@ def _optp_guards(path, t, y) -> list[str]:
     return []
 
 
+def _optp_run_file_pump(args, data) -> tuple[float | None, float | None, list[str]]:
+    """Fluence (J/m²) and absorptance for ``analyze optp``: the options first, else what a
+    ``labctl run optp`` file says (its header's Parameters; a fluence measured with the
+    power meter is in its run summary beside it)."""
+    from labctl.analysis.io import header_number
+    from labctl.analysis.optp_analysis import absorptance_from
+
+    fluence = _fluence(args)
+    absorptance = args.absorptance
+    notes: list[str] = []
+    if not data.header:
+        return fluence, absorptance, notes
+    if fluence is None:
+        uj = header_number(data.header, "Pump fluence")
+        if uj is None:
+            from labctl.runs import summary_path
+
+            try:
+                summary = json.loads(summary_path(args.file).read_text())
+                uj = (summary.get("results") or {}).get("fluence_uj_cm2")
+            except (OSError, ValueError):
+                uj = None
+        if uj is not None:
+            fluence = float(uj) * 1e-2  # µJ/cm² → J/m²
+            notes.append(f"fluence {float(uj):.4g} µJ/cm² from the run file")
+    if absorptance is None:
+        absorptance = absorptance_from(
+            header_number(data.header, "Absorptance at 400 nm"),
+            header_number(data.header, "Absorbance at 400 nm"),
+        )
+    if args.substrate_index is None:
+        args.substrate_index = header_number(data.header, "Substrate index")
+    return fluence, absorptance, notes
+
+
 def run_optp(args: argparse.Namespace) -> int:
-    from labctl.analysis import optp
+    from labctl.analysis.constants import DEFAULT_SUBSTRATE_INDEX
     from labctl.analysis.io import load_optp_csv
+    from labctl.analysis.optp_analysis import analyze_optp
     from labctl.errors import AnalysisError
 
     _check_optp_options(args)
-    fluence = _fluence(args)
-    if args.absorptance is not None and fluence is None:
+    if args.absorptance is not None and _fluence(args) is None:
         raise AnalysisError(
             "--absorptance needs --fluence-uJcm2 or all of --pump-power-mW, "
             "--rep-rate-kHz, --spot-diameter-mm"
         )
     data = load_optp_csv(args.file)
+    fluence, absorptance, notes = _optp_run_file_pump(args, data)
+    if args.substrate_index is None:
+        args.substrate_index = DEFAULT_SUBSTRATE_INDEX
     guard_warnings = _optp_guards(args.file, data.pump_delay_ps, data.minus_de_over_e)
-    peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
-    result: dict = {
-        "file": str(args.file),
-        "peak_delay_ps": peak.pump_delay_ps,
-        "peak_minus_dE_over_E": peak.value,
-        "peak_minus_dE_over_E_err": peak.value_err,
-        "warnings": guard_warnings,
-    }
-    n_abs = None
-    if fluence is not None:
-        result["fluence_uJcm2"] = fluence * 1e2  # 1 J/m² = 100 µJ/cm²
-        if args.absorptance is None:
-            result["warnings"].append("no --absorptance: N_abs, peak/N_abs and φμ are not computed")
-        else:
-            n_abs = optp.absorbed_photon_density(fluence, args.absorptance, args.photon_energy_eV)
-    if n_abs is not None:
-        result |= {
-            "N_abs_per_cm2": n_abs * 1e-4,
-            "peak_per_N_abs_cm2": peak.value / (n_abs * 1e-4),
-            "peak_per_N_abs_cm2_err": peak.value_err / (n_abs * 1e-4),
-            "phi_mu_cm2_Vs": float(
-                optp.yield_mobility_cm2_vs(peak.value, n_abs, args.substrate_index)
-            ),
-            "phi_mu_cm2_Vs_err": float(
-                optp.yield_mobility_cm2_vs(peak.value_err, n_abs, args.substrate_index)
-            ),
-        }
-    fit = None
-    if not args.no_fit:
-        try:
-            fit = optp.fit_decay(
-                data.pump_delay_ps,
-                data.minus_de_over_e,
-                data.minus_de_over_e_err,
-                n_exp=args.n_exp,
-                irf_fwhm_ps=args.irf_fwhm_ps,
-            )
-        except AnalysisError as exc:
-            raise AnalysisError(f"{args.file}: {exc}") from None
-        result["decay"] = fit.to_dict()
+    signal = (
+        data.minus_de_over_e_sweeps
+        if data.minus_de_over_e_sweeps is not None
+        else data.minus_de_over_e
+    )
+    try:
+        analysis = analyze_optp(
+            data.pump_delay_ps,
+            signal,
+            data.minus_de_over_e_err,
+            fluence_j_m2=fluence,
+            absorptance=absorptance,
+            photon_energy_ev=args.photon_energy_eV,
+            substrate_index=args.substrate_index,
+            n_exp=args.n_exp,
+            irf_fwhm_ps=args.irf_fwhm_ps,
+            fit=not args.no_fit,
+        )
+    except AnalysisError as exc:
+        raise AnalysisError(f"{args.file}: {exc}") from None
+    result: dict = {"file": str(args.file)} | analysis.to_dict()
+    result["warnings"] = list(data.notes) + notes + guard_warnings + result["warnings"]
+    if not args.no_fit and analysis.decay is None:
+        raise AnalysisError(f"{args.file}: {analysis.decay_error}")
+    fit = analysis.decay
+    peak = result["optp_peak"]
     if args.plot:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -590,23 +616,26 @@ def run_optp(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     c = Console()
-    c.print(f"[bold]OPTP[/bold] {args.file}")
-    c.print(f"peak −ΔE/E = {peak.value:.4g} ± {peak.value_err:.2g} at {peak.pump_delay_ps:.3f} ps")
-    if fluence is not None:
-        c.print(f"pump fluence = {result['fluence_uJcm2']:.4g} µJ/cm²")
+    c.print(f"[bold]OPTP[/bold] {args.file} ({analysis.n_sweeps} sweeps)")
+    err = peak["minus_dE_over_E_err"]
+    c.print(
+        f"peak −ΔE/E = {peak['minus_dE_over_E']:.4g}"
+        + (f" ± {err:.2g}" if err is not None else "")
+        + f" at {peak['pump_delay_ps']:.3f} ps ({peak['method']})"
+    )
+    if result["fluence_uj_cm2"] is not None:
+        c.print(f"pump fluence = {result['fluence_uj_cm2']:.4g} µJ/cm²")
     for w in result["warnings"]:
         c.print(f"[yellow]warning:[/yellow] {w}")
-    if n_abs is not None:
+    if result["absorbed_photons_m2"] is not None:
         c.print(
-            f"N_abs = {result['N_abs_per_cm2']:.3g} cm⁻²; peak/N_abs = "
-            f"{result['peak_per_N_abs_cm2']:.3g} cm²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"
+            f"N_abs = {result['absorbed_photons_m2']:.3g} m⁻²; peak/N_abs = "
+            f"{peak['per_absorbed_photon_m2']:.3g} m²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"
         )
     if fit is not None:
         for k, (tau, e) in enumerate(zip(fit.lifetimes_ps, fit.lifetimes_ps_err, strict=True)):
             c.print(f"τ{k + 1} = {tau:.3g} ± {e:.2g} ps (amplitude {fit.amplitudes[k]:.3g})")
         c.print(f"IRF FWHM = {fit.irf_fwhm_ps:.3g} ps, χ²_red = {fit.chi2_red:.3g}")
-        for w in fit.warnings:
-            c.print(f"[yellow]warning:[/yellow] {w}")
     return 0
 
 
