@@ -643,7 +643,7 @@ def run_optp(args: argparse.Namespace) -> int:
 
 
 def run_absorption(args: argparse.Namespace) -> int:
-    from labctl.analysis import uvvis
+    from labctl.analysis.absorption_analysis import analyze_absorption
     from labctl.analysis.io import load_absorption_csv
     from labctl.errors import AnalysisError
 
@@ -653,35 +653,22 @@ def run_absorption(args: argparse.Namespace) -> int:
     _check_positive("--thickness-nm", args.thickness_nm)
     _check_plot_path(args.plot)
     data = load_absorption_csv(args.file)
+    analysis = analyze_absorption(
+        data.wavelength_nm,
+        data.absorbance,
+        search_nm=tuple(args.search_nm),
+        tauc_range_ev=tuple(args.tauc_range_eV) if args.tauc_range_eV else None,
+        tauc_max_ev=args.tauc_max_eV,
+        thickness_m=args.thickness_nm * 1e-9 if args.thickness_nm else None,
+    )
+    if analysis.peaks is None:
+        raise AnalysisError(f"{args.file}: {analysis.warnings[0].removeprefix('exciton peaks: ')}")
     warnings: list[str] = []
     if data.n_invalid:
         warnings.append(f"{data.n_invalid} points without valid absorbance (sample ≤ dark) skipped")
-    try:
-        peaks = uvvis.find_exciton_peaks(
-            data.wavelength_nm, data.absorbance, search_nm=tuple(args.search_nm)
-        )
-    except AnalysisError as exc:
-        raise AnalysisError(f"{args.file}: {exc}") from None
-    try:
-        tauc = uvvis.tauc_gap(
-            data.wavelength_nm,
-            data.absorbance,
-            fit_range_ev=tuple(args.tauc_range_eV) if args.tauc_range_eV else None,
-            max_ev=args.tauc_max_eV,
-            thickness_m=args.thickness_nm * 1e-9 if args.thickness_nm else None,
-        )
-    except AnalysisError as exc:
-        tauc = None
-        warnings.append(f"Tauc gap: {exc}")
-    caveat = uvvis.excitonic_tauc_warning(peaks)
-    if tauc is not None and caveat:
-        warnings.append(caveat)
-    result = {
-        "file": str(args.file),
-        "peaks": peaks.to_dict(),
-        "tauc": tauc.to_dict() if tauc else None,
-        "warnings": warnings + peaks.warnings,
-    }
+    peaks, tauc = analysis.peaks, analysis.tauc
+    result = {"file": str(args.file)} | analysis.to_dict()
+    result["warnings"] = warnings + result["warnings"]
     if args.plot:
         plt = _pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
@@ -703,7 +690,11 @@ def run_absorption(args: argparse.Namespace) -> int:
             ax2.axvspan(*tauc.fit_range_ev, color="C3", alpha=0.1)
             ax2.set_xlabel("photon energy (eV)")
             ax2.set_ylabel("(αhν)²")
-            ax2.set_title(f"Eg = {tauc.gap_ev:.3f} eV")
+            ax2.set_title(
+                f"Tauc gap {tauc.gap_ev:.3f} eV"
+                if not analysis.excitonic
+                else "Tauc fit (excitonic: not a gap)"
+            )
         _save_figure(plt, fig, args.plot)
         result["plot"] = args.plot
     if args.json:
@@ -719,7 +710,7 @@ def run_absorption(args: argparse.Namespace) -> int:
                 f"{key} exciton: {pk.wavelength_nm:.2f} ± {pk.wavelength_nm_err:.2f} nm "
                 f"({pk.energy_ev:.4f} eV, {pk.kind}, {pk.significance:.0f}σ)"
             )
-    if tauc:
+    if tauc and not analysis.excitonic:
         c.print(
             f"Tauc gap (direct): {tauc.gap_ev:.3f} ± {tauc.gap_ev_err:.3f} eV, fit "
             f"{tauc.fit_range_ev[0]:.3f}–{tauc.fit_range_ev[1]:.3f} eV (R² {tauc.r_squared:.4f})"
