@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.analysis import optp, synthetic
 from labctl.analysis.constants import HC_EV_NM
 from labctl.cli import main
@@ -14,7 +15,7 @@ TDS_ARGS = ["--thickness-nm", "100", "--substrate-index", "1.95"]
 
 @pytest.fixture(scope="module")
 def tds_file(tmp_path_factory):
-    p = synthetic.TABLE2[350]
+    p = paper.TABLE2[350]
     data = synthetic.synthetic_tds(
         tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"], noise_de=3e-6, rng=0
     )
@@ -37,7 +38,7 @@ def test_tds_json_contract(tds_file, capsys):
     for k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
         assert isinstance(r[k], float) and isinstance(r[f"{k}_err"], float) and r[f"{k}_err"] > 0
     assert r["model"] == "drude-smith" and r["fmin_THz"] >= 0.3 and r["fmax_THz"] <= 2.2
-    p = synthetic.TABLE2[350]
+    p = paper.TABLE2[350]
     assert abs(r["tau_fs"] - p["tau_fs"]) < 3 * r["tau_fs_err"]
     assert abs(r["mobility_cm2_Vs"] - 308) < 3 * r["mobility_cm2_Vs_err"] + 3
 

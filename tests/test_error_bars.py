@@ -338,3 +338,34 @@ def test_optp_wrong_sign_is_refused_and_edge_peak_warned(tmp_path, capsys):
     path = _optp_file(tmp_path, "ok.csv", t, trace)
     assert main(["analyze", "optp", str(path), "--no-fit", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
+def test_single_trace_errors_are_lower_bounds_and_significance_not_assessable(
+    tmp_path, capsys, film
+):
+    """Issue 16, item 1: a trace without sweeps (the mean of 8, as another lab's file would
+    be) gets baseline errors flagged as lower bounds and significant: null — never
+    p ≈ 0 from baseline noise; a single trace of noise alone stays not significant."""
+    _, scan = _scan(film, seed=21)
+    t = TIMES
+    rows = zip(t, scan.e_ref.mean(axis=0), scan.delta_e.mean(axis=0), strict=True)
+    path = tmp_path / "one.csv"
+    path.write_text(
+        "time_ps,E_ref,dE\n" + "".join(f"{a:.4f},{b:.10e},{c:.10e}\n" for a, b, c in rows)
+    )
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["noise_source"] == "baseline" and r["errors_are_lower_bounds"] is True
+    assert r["significant"] is None and r["significance_p_value"] is None
+    assert any("lower bounds" in w and "not assessable" in w for w in r["warnings"])
+    assert r["tau_fs"] is not None  # the values are shown, their errors flagged
+    assert main(["analyze", "tds", str(path), *TDS_ARGS]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "errors are lower bounds" in text and "not assessable" in text
+    _, blocked = _scan(film, seed=22, pump_blocked=True)
+    rows = zip(t, blocked.e_ref.mean(axis=0), blocked.delta_e.mean(axis=0), strict=True)
+    path.write_text(
+        "time_ps,E_ref,dE\n" + "".join(f"{a:.4f},{b:.10e},{c:.10e}\n" for a, b, c in rows)
+    )
+    assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["significant"] is False

@@ -373,12 +373,22 @@ def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
 
 
 def write_tds_csv(path, time_ps, e_ref, delta_e) -> None:
-    """Write a ``time_ps,E_ref,dE`` file (what :func:`load_tds_csv` reads); the traces are
-    one sweep, or per-sweep arrays of shape (n_sweeps, n) which are averaged."""
-    ref = np.atleast_2d(np.asarray(e_ref, float)).mean(axis=0)
-    de = np.atleast_2d(np.asarray(delta_e, float)).mean(axis=0)
-    arr = np.column_stack([np.asarray(time_ps, float), ref, de])
-    np.savetxt(path, arr, delimiter=",", header="time_ps,E_ref,dE", comments="", fmt="%.10g")
+    """Write a ``time_ps,E_ref,dE`` file (what :func:`load_tds_csv` reads). Per-sweep arrays
+    of shape (n_sweeps, n), n_sweeps ≥ 2, are kept, not averaged: a fourth column
+    ``sweep`` (1, 2, …) numbers them, so the file's reader gets errors from their scatter
+    instead of from one trace's baseline (a lower bound)."""
+    t = np.asarray(time_ps, float)
+    ref = np.atleast_2d(np.asarray(e_ref, float))
+    de = np.atleast_2d(np.asarray(delta_e, float))
+    if ref.shape[0] == 1:
+        arr = np.column_stack([t, ref[0], de[0]])
+        header = "time_ps,E_ref,dE"
+    else:
+        n = ref.shape[0]
+        sweep = np.repeat(np.arange(1, n + 1), t.size)
+        arr = np.column_stack([np.tile(t, n), ref.ravel(), de.ravel(), sweep])
+        header = "time_ps,E_ref,dE,sweep"
+    np.savetxt(path, arr, delimiter=",", header=header, comments="", fmt="%.10g")
 
 
 def write_absorption_csv(path, wavelength_nm, absorbance) -> int:

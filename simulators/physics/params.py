@@ -19,14 +19,7 @@ from labctl import paper
 
 PARAMS_VERSION = "1.2"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped; 1.2: table noise/drift
 
-#: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
-TABLE2 = tuple(
-    (float(t), float(r["tau_fs"]), r["c"], r["N_m3"]) for t, r in sorted(paper.TABLE2.items())
-)
-TABLE2_ERRORS = tuple(
-    (float(t), float(r["tau_fs_err"]), r["c_err"], r["N_m3_err"])
-    for t, r in sorted(paper.TABLE2.items())
-)
+#: TEM distances (Table 2 is reachable one way only: :data:`labctl.paper.TABLE2`).
 TEM_DISTANCES_NM = paper.TEM_DISTANCES_NM
 
 
