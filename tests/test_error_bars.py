@@ -369,3 +369,30 @@ def test_single_trace_errors_are_lower_bounds_and_significance_not_assessable(
     )
     assert main(["analyze", "tds", str(path), *TDS_ARGS, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["significant"] is False
+
+
+def test_significance_has_power_at_few_sweeps_and_keeps_nulls_null(film):
+    """Issue 16, item 2: a 9.5σ photoconductivity (σ: the measured sd of the band-average
+    Re Δσ over the nulls) on the table's real scan-to-scan noise is seen at 3 and 4
+    sweeps (Hotelling T² needed ~55σ at 4); pump-blocked nulls stay null and their z is
+    unit normal (figures over 250 trials: benchmarks/significance_power.py)."""
+    clean = simulate_sweeps(World(VirtualClock(), seed=0, noise=False), film, TIMES, 1)
+    y_clean = float(np.mean(_spectrum(clean.e_ref, clean.delta_e).sigma.real))
+    for n in (3, 4):
+        nulls = [
+            simulate_sweeps(World(VirtualClock(), seed=500 + 40 * n + k), film, TIMES, n,
+                            pump_blocked=True)
+            for k in range(24)
+        ]  # fmt: skip
+        specs = [_spectrum(s.e_ref, s.delta_e) for s in nulls]
+        tests = [tds.significance(s) for s in specs]
+        assert not any(t.significant for t in tests), n
+        z = np.array([t.statistic for t in tests])
+        assert 0.6 < np.std(z, ddof=1) < 1.5, (n, np.std(z, ddof=1))
+        sd = float(np.std([np.mean(s.sigma.real) for s in specs], ddof=1))
+        alpha = 9.5 * sd / y_clean
+        seen = [
+            tds.significance(_spectrum(s.e_ref, s.delta_e + alpha * clean.delta_e[0])).significant
+            for s in nulls
+        ]
+        assert sum(seen) >= 22, (n, sum(seen))  # power ≥ 0.9 at 9.5σ

@@ -616,6 +616,8 @@ def noise_model_covariance(
 
 #: ΔE counts as measured when the null hypothesis Re Δσ = 0 has a p-value below this
 SIGNIFICANCE_P = 1e-3
+#: the sweeps' scatter replaces the noise model when it exceeds it with a p-value below this
+EXCESS_SCATTER_P = 0.05
 SIGN_WARNING = (
     "Re Δσ < 0 across the band (a photoexcited film has Re Δσ ≥ 0): check the sign of dE, "
     "the lock-in phase, or the geometry"
@@ -670,14 +672,18 @@ def _smooth_basis(freq_hz: np.ndarray, k: int) -> np.ndarray:
 def band_average_variance(spec: TDSSpectrum) -> tuple[float | None, float, str]:
     """Variance of the band average of Re Δσ, its degrees of freedom and where it is from.
 
-    With ≥ 2 sweeps: the larger of the time-domain noise model's variance (additive,
-    multiplicative and jitter noise fitted to every point of every sweep: many degrees of
-    freedom) and the scatter of the per-sweep band averages (n − 1 degrees of freedom,
-    but it contains drift between sweeps, which the model, fitted point by point, does
-    not). When the scatter is the larger, the degrees of freedom follow Welch-
-    Satterthwaite for model + excess (n − 1 when the excess dominates), so a few noisy
-    sweeps are judged with Student's t, not a normal law. With one trace: the baseline
-    errors (a lower bound) and infinite degrees of freedom.
+    With ≥ 2 sweeps: the time-domain noise model's variance (additive, multiplicative
+    and jitter noise fitted to every point of every sweep, the probe's noise in ΔE
+    included: many degrees of freedom) — unless the scatter of the per-sweep band
+    averages (n − 1 degrees of freedom) exceeds it significantly (χ² test, p <
+    :data:`EXCESS_SCATTER_P`): then there is drift between sweeps that the model, fitted
+    point by point, cannot see, and the scatter is used with Welch-Satterthwaite degrees
+    of freedom for model + excess (n − 1 when the excess dominates), so a few drifting
+    sweeps are judged with Student's t, not a normal law. The pre-test is what buys
+    power at 3–4 sweeps; what it lets through is a drift below its sensitivity (at 3
+    sweeps a variance up to ~3× the model's), measured as the false-positive rate on the
+    simulated table's nulls in ``benchmarks/significance_power.py``. With one trace: the
+    baseline errors (a lower bound) and infinite degrees of freedom.
     """
     b = _smooth_basis(spec.freq_hz, 1)[:, 0]
     if spec.model_cov is not None or spec.per_sweep_sigma is not None:
@@ -689,9 +695,13 @@ def band_average_variance(spec: TDSSpectrum) -> tuple[float | None, float, str]:
             scatter = float(np.var(per, ddof=1) / n)
         if model is None and scatter is None:
             return None, float("inf"), "none"
-        if scatter is None or (model is not None and model >= scatter):
+        if scatter is None:
             return model, float("inf"), "noise model"
         n = spec.per_sweep_sigma.shape[0]
+        if model is not None and float(stats.chi2.sf(scatter / model * (n - 1), n - 1)) >= (
+            EXCESS_SCATTER_P
+        ):
+            return model, float("inf"), "noise model"
         excess = scatter - (model or 0.0)
         dof = scatter**2 / (excess**2 / (n - 1)) if excess > 0 else float("inf")
         return scatter, float(dof), "sweep scatter"
