@@ -396,3 +396,36 @@ def test_significance_has_power_at_few_sweeps_and_keeps_nulls_null(film):
             for s in nulls
         ]
         assert sum(seen) >= 22, (n, sum(seen))  # power ≥ 0.9 at 9.5σ
+
+
+def test_exciton_film_is_fitted_with_the_polarizability_the_selection_reports():
+    """Issue 16, item 3: at 200 °C the world's Δσ is Drude-Smith plus an exciton line far
+    above the band. ``model=auto`` keeps the polarizability (reported in
+    ``model_selection``) and τ, N agree with the truth; Drude-Smith alone does not.
+    A 300 °C film (no exciton) stays Drude-Smith."""
+    from labctl.analysis.tds_analysis import analyze_tds
+
+    world0 = World(VirtualClock(), seed=0, noise=False)
+    exciton_film = world0.films[0]
+    anneal_nominal(exciton_film, 200.0)
+    for seed in range(3):
+        world, scan = _scan(exciton_film, seed=40 + seed, n_sweeps=8)
+        truth = world.true_parameters(exciton_film)
+        n_true = truth["N_m3"] * scan.transient_at_parked
+        analysis = analyze_tds(
+            TIMES, scan.e_ref, scan.delta_e, thickness_m=100e-9, substrate_index=1.95
+        )
+        r = analysis.to_dict()
+        assert r["model"] == "drude-smith+polarizability", r["model_selection"]
+        sel = r["model_selection"]
+        assert sel["chosen"] == r["model"] and sel["p_value"] < 1e-3 and "Wald" in sel["rule"]
+        assert abs(r["tau_fs"] - truth["tau_fs"]) < 3 * r["tau_fs_err"] + 0.5, (seed, r["tau_fs"])
+        assert abs(r["N_m3"] - n_true) < 3 * r["N_m3_err"] + 0.02 * n_true, (seed, r["N_m3"])
+        ds = analysis.candidates["drude-smith"].to_dict()  # the model without the exciton
+        assert abs(ds["N_m3"] - n_true) > 5 * ds["N_m3_err"]
+    for seed in range(3):
+        _, scan = _scan(_film_300(), seed=60 + seed, n_sweeps=4)
+        analysis = analyze_tds(
+            TIMES, scan.e_ref, scan.delta_e, thickness_m=100e-9, substrate_index=1.95
+        )
+        assert analysis.fit.model == "drude-smith", analysis.selection
