@@ -181,11 +181,11 @@ class TDS(AlignedProcedure):
     def _park_pump(self) -> float:
         if self.optp_peak_ps is None:
             scan = find_optp_peak(self.stages, self.lockin_pump, between_points=self.check_stop)
-            self.run_results["optp_peak"] = scan.to_dict()
+            self.run_results["optp_peak_search"] = scan.to_dict()
             peak = scan.peak_ps
         else:
             peak = float(self.optp_peak_ps)
-            self.run_results["optp_peak"] = {"peak_ps": peak, "given": True}
+            self.run_results["optp_peak_search"] = {"peak_ps": peak, "given": True}
         self.run_results["optp_peak_ps"] = peak
         delay = peak + self.pump_offset_ps
         self.run_results["tds_pump_delay_ps"] = delay

@@ -289,7 +289,7 @@ def _run_tds(args: argparse.Namespace) -> int:
                 "sweeps": data.n_sweeps,
                 "time_constant_s": args.time_constant_s,
                 "overloads": r.get("overloads", []),
-                "optp_scan": r.get("optp_peak"),
+                "optp_scan": r.get("optp_peak_search"),
                 "live_fit": r.get("fit"),
                 "live_fit_noise_source": r.get("noise_source"),
             },
