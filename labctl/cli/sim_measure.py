@@ -83,7 +83,9 @@ def register_measure(sub) -> None:
         "--t-stop-ps", type=float, default=12.0, help="last gate delay (before the 13 ps echo), ps"
     )
     t.add_argument("--step-ps", type=float, default=0.05, help="gate step, ps")
-    t.add_argument("--sweeps", type=int, default=4, help="averaged sweeps")
+    t.add_argument(
+        "--sweeps", type=int, default=4, help="sweeps, each kept in FILE.csv (default 4)"
+    )
     t.add_argument("--time-constant-s", type=float, default=0.1, help="lock-in time constant, s")
     t.set_defaults(func=measure_tds)
 
