@@ -40,3 +40,13 @@ def sim_station():
     station = Station.from_file("sim", time_scale="virtual")
     yield station
     station.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_user_notifications(tmp_path_factory):
+    """The tests' series never tell the developer's own targets (their notify.yaml) nor pop
+    up on their desktop: a config directory of the session's own, subprocesses included."""
+    config = tmp_path_factory.mktemp("labctl-config")
+    (config / "notify.yaml").write_text("desktop: false\n")
+    os.environ["LABCTL_CONFIG"] = str(config)
+    os.environ.pop("LABCTL_WATCH_TOKEN", None)

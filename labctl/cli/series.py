@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -33,6 +34,14 @@ def register(sub) -> None:
         help="resume although the plan file changed since the series started",
     )
     r.add_argument("--quiet", action="store_true", help="no live display")
+    r.add_argument(
+        "--watch-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="also serve the read-only watch page on this port while the series runs",
+    )
+    _exposure_args(r, prefix="watch-")
     r.set_defaults(func=run)
 
     c = ssub.add_parser("check", help="validate a plan and print its schedule")
@@ -44,9 +53,42 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="one JSON object")
     s.set_defaults(func=status)
 
+    w = ssub.add_parser(
+        "watch", help="read-only web page of a series, live (loopback unless --host and --token)"
+    )
+    w.add_argument("dir", metavar="DIR")
+    w.add_argument("--port", type=int, default=None, metavar="P", help="port (default 8765)")
+    _exposure_args(w, prefix="")
+    w.set_defaults(func=watch)
+
     rep = ssub.add_parser("report", help="write summary.json/csv, plots and report.html")
     rep.add_argument("dir", metavar="DIR")
     rep.set_defaults(func=report)
+
+
+def _exposure_args(p, prefix: str) -> None:
+    from labctl.series.watch import DEFAULT_HOST, TOKEN_ENV
+
+    p.add_argument(
+        f"--{prefix}host",
+        default=DEFAULT_HOST,
+        metavar="H",
+        help=f"interface of the watch page (default {DEFAULT_HOST}; any other needs a token)",
+    )
+    p.add_argument(
+        f"--{prefix}token",
+        default=None,
+        metavar="T",
+        help=f"every request must carry it (Bearer header or ?token=T); default ${TOKEN_ENV}",
+    )
+
+
+def _token(given: str | None) -> str | None:
+    import os
+
+    from labctl.series.watch import TOKEN_ENV
+
+    return given or os.environ.get(TOKEN_ENV) or None
 
 
 def _plan(path: str):
@@ -71,10 +113,11 @@ def _refused(func):
         quiet_library_logs()
         from labctl.series.plan import PlanError
         from labctl.series.runner import SeriesError
+        from labctl.series.watch import WatchRefused
 
         try:
             return func(args)
-        except (PlanError, SeriesError) as exc:
+        except (PlanError, SeriesError, WatchRefused) as exc:
             print(f"labctl series: error: {exc}", file=sys.stderr)
             return 2
 
@@ -108,17 +151,48 @@ def check(args: argparse.Namespace) -> int:
 
 @_refused
 def run(args: argparse.Namespace) -> int:
+    from labctl.series.notify import notify_series_end
+    from labctl.series.plan import PlanError
+    from labctl.series.runner import SeriesError
     from labctl.series.session import run_series
 
-    return run_series(
-        _plan(args.plan),
-        args.out,
-        station=args.station,
-        time_scale=args.time_scale,
-        resume=args.resume,
-        allow_changed_plan=args.allow_changed_plan,
-        quiet=args.quiet,
-    )
+    plan = _plan(args.plan)
+    watching = contextlib.nullcontext()
+    if args.watch_port is not None:
+        watching = _watch_alongside(args)
+    with watching:
+        try:
+            code = run_series(
+                plan,
+                args.out,
+                station=args.station,
+                time_scale=args.time_scale,
+                resume=args.resume,
+                allow_changed_plan=args.allow_changed_plan,
+                quiet=args.quiet,
+            )
+        except (PlanError, SeriesError):
+            raise  # refused before anything ran: nothing to tell
+        except BaseException:  # Ctrl-C, a crash: the series ended, the operator is told
+            notify_series_end(args.out)
+            raise
+    notify_series_end(args.out)  # done, interlock, failure; never raises
+    return code
+
+
+@contextlib.contextmanager
+def _watch_alongside(args: argparse.Namespace):
+    """The watch page in a thread while the series runs; it waits for the catalog."""
+    from labctl.series.watch import WatchServer, check_exposure
+
+    token = _token(args.watch_token)
+    check_exposure(args.watch_host, token)  # refused before anything is made
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    with WatchServer(
+        args.out, host=args.watch_host, port=args.watch_port, token=token, require_series=False
+    ) as server:
+        print(f"watch {server.url}", file=sys.stderr, flush=True)
+        yield
 
 
 def status(args: argparse.Namespace) -> int:
@@ -174,6 +248,21 @@ def status(args: argparse.Namespace) -> int:
     console.print(table)
     if doc["message"]:
         console.print(f"[bold]{doc['message']}[/bold]")
+    return 0
+
+
+@_refused
+def watch(args: argparse.Namespace) -> int:
+    from labctl.series.watch import DEFAULT_PORT, serve
+
+    port = DEFAULT_PORT if args.port is None else args.port
+    serve(
+        args.dir,
+        host=args.host,
+        port=port,
+        token=_token(args.token),
+        announce=lambda line: print(line, flush=True),
+    )
     return 0
 
 

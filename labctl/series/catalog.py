@@ -65,6 +65,30 @@ class Catalog:
     def in_directory(cls, directory: str | Path, *, create: bool = False) -> Catalog:
         return cls(Path(directory) / CATALOG_NAME, create=create)
 
+    @classmethod
+    def read_only(cls, directory: str | Path) -> Catalog:
+        """The catalog of ``directory`` opened so that nothing in the directory changes.
+
+        A ``mode=ro`` connection still creates ``-wal``/``-shm`` files when no writer
+        has them open (measured: SQLite 3.40 leaves both behind), so a catalog whose
+        writer is gone (no ``-wal`` file) is opened ``immutable`` instead. Open one per
+        read: a series resumed later is seen at the next open.
+        """
+        path = Path(directory) / CATALOG_NAME
+        if not path.exists():
+            raise LabctlError(f"{Path(directory)}: no series catalog here")
+        live = path.with_name(path.name + "-wal").exists()
+        uri = path.resolve().as_uri() + "?mode=ro" + ("" if live else "&immutable=1")
+        catalog = cls.__new__(cls)
+        catalog.path = path
+        try:
+            catalog.db = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
+            catalog.db.row_factory = sqlite3.Row
+            catalog.db.execute("SELECT 1 FROM series LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            raise LabctlError(f"{path}: not a readable series catalog: {exc}") from None
+        return catalog
+
     def close(self) -> None:
         self.db.close()
 

@@ -1,4 +1,9 @@
-"""The report's plots (PNG), from the summary rows and the run files of a series."""
+"""The report's plots (PNG), from the summary rows and the run files of a series.
+
+Sized to be read at a laptop's width (the page shows a figure at most ~1200 px
+wide): many panels wrap into rows rather than shrink, and the paper's Table 2
+is drawn only for the anneal temperatures this series has in common with it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import numpy as np
 from labctl.series.catalog import DONE
 
 log = logging.getLogger(__name__)
+
+MAX_PANELS_PER_ROW = 4  # Δσ(ω) panels: readable at a laptop's width (1280 px), then wrap
 
 
 def _pyplot():
@@ -155,19 +162,28 @@ def _conductivity_spectra(plt, directory, rows, steps):
     spectra = [(s, sp) for s, sp in spectra if sp]
     if not spectra:
         return None
-    fig, axes = plt.subplots(1, len(spectra), figsize=(3.2 * len(spectra), 3.4), squeeze=False)
-    for ax, (s, sp) in zip(axes[0], spectra, strict=True):
+    ncols = min(len(spectra), MAX_PANELS_PER_ROW)
+    nrows = -(-len(spectra) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.0 * ncols + 0.6, 2.6 * nrows + 0.4), squeeze=False
+    )
+    flat = axes.ravel()
+    for ax, (s, sp) in zip(flat, spectra, strict=False):
         f = np.asarray(sp["freq_THz"])
         ax.errorbar(f, sp["re"], yerr=sp.get("err"), fmt="o", ms=2, color="C3", label="Re Δσ")
         ax.errorbar(f, sp["im"], yerr=sp.get("err"), fmt="s", ms=2, color="k", label="Im Δσ")
         if sp.get("model_re") is not None:
-            ax.plot(f, sp["model_re"], color="C3")
+            ax.plot(f, sp["model_re"], color="C3", label="Drude-Smith fit")
             ax.plot(f, sp["model_im"], color="k")
         ax.axhline(0, color="0.7", lw=0.8)
         ax.set_title(_label(s["temperature_c"]), fontsize=9)
-        ax.set_xlabel("f (THz)")
-    axes[0][0].set_ylabel("Δσ (S/m)")
-    axes[0][0].legend(fontsize=7)
+    for ax in flat[len(spectra) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("frequency (THz)")
+    for row in axes:
+        row[0].set_ylabel("Δσ (S/m)")
+    flat[0].legend(fontsize=7)
     return _save(plt, fig, directory / "conductivity_spectra.png")
 
 
@@ -177,22 +193,24 @@ def _drude_smith_vs_t(plt, directory, rows, steps):
     panels = (
         ("tau_fs", "τ (fs)"),
         ("c", "c"),
-        ("N_m3", "N (m⁻³)"),
+        ("N_m3", "N (10²¹ m⁻³)"),
         ("mobility_cm2_Vs", "μ (cm²/Vs)"),
     )
     if all(_points(rows, key) is None for key, _ in panels):
         return None
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
-    for ax, (key, label) in zip(axes, panels, strict=True):
+    temperatures = {round(r["temperature_c"]) for r in rows if r["temperature_c"] is not None}
+    paper_ts = sorted(t for t in paper.TABLE2 if t in temperatures)  # only where it applies
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6))
+    for ax, (key, label) in zip(axes.ravel(), panels, strict=True):
+        unit = 1e21 if key == "N_m3" else 1.0
         pts = _points(rows, key, f"{key}_err")
         if pts is not None:
-            ax.errorbar(pts[0], pts[1], yerr=pts[2], fmt="o", label="this series")
-        if key in ("tau_fs", "c", "N_m3"):
-            ts = sorted(paper.TABLE2)
+            ax.errorbar(pts[0], pts[1] / unit, yerr=pts[2] / unit, fmt="o", label="this series")
+        if key in ("tau_fs", "c", "N_m3") and paper_ts:
             ax.errorbar(
-                ts,
-                [paper.TABLE2[t][key] for t in ts],
-                yerr=[paper.TABLE2[t][f"{key}_err"] for t in ts],
+                paper_ts,
+                [paper.TABLE2[t][key] / unit for t in paper_ts],
+                yerr=[paper.TABLE2[t][f"{key}_err"] / unit for t in paper_ts],
                 fmt="s",
                 mfc="none",
                 color="k",
@@ -200,5 +218,5 @@ def _drude_smith_vs_t(plt, directory, rows, steps):
             )
         ax.set_xlabel("anneal temperature (°C)")
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8)
     return _save(plt, fig, directory / "drude_smith_vs_T.png")

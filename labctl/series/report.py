@@ -1,4 +1,6 @@
-"""The morning report of a series: summary table (JSON/CSV), plots (PNG), report.html.
+"""The morning report of a series: summary table (JSON/CSV), plots (PNG), tidy data
+(``data/KIND.csv``, :mod:`labctl.series.tidy`) and report.html
+(:mod:`labctl.series.report_page`).
 
 Built only from the series directory (the catalog and the run files), so
 ``labctl series report DIR`` works at any time, from any process, also on a
@@ -8,7 +10,6 @@ series that stopped early: what was not measured is null.
 from __future__ import annotations
 
 import csv
-import html
 import json
 import math
 from pathlib import Path
@@ -109,7 +110,7 @@ def summary_rows(steps: list[dict]) -> list[dict]:
 
 
 def write_report(directory: str | Path) -> dict[str, Path]:
-    """summary.json, summary.csv, the plots and report.html in ``directory``."""
+    """summary.json, summary.csv, the plots, the tidy data and report.html in ``directory``."""
     directory = Path(directory)
     with Catalog.in_directory(directory) as catalog:
         series = catalog.series() or {}
@@ -128,11 +129,15 @@ def write_report(directory: str | Path) -> dict[str, Path]:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    from labctl.series import plots
+    from labctl.series import plots, report_page, tidy
 
     paths["plots"] = plots.write_all(directory, rows, steps)
+    paths["data"] = tidy.write_tidy(directory, steps)
     paths["html"] = directory / "report.html"
-    paths["html"].write_text(_html(series, rows, steps, events, paths["plots"]))
+    page = report_page.render(
+        directory, series, rows, steps, events, paths["plots"], [paths["csv"], *paths["data"]]
+    )
+    paths["html"].write_text(page, encoding="utf-8")
     return paths
 
 
@@ -140,68 +145,6 @@ def _finite(row: dict) -> dict:
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape(str(value))
-
-
-def _html(series: dict, rows: list[dict], steps: list[dict], events: list[dict], plots) -> str:
-    title = html.escape(f"Series {series.get('name')}: {series.get('state')}")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows
-    )
-    step_rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_cell(s[c])}</td>"
-            for c in (
-                "idx",
-                "kind",
-                "temperature_c",
-                "sample_id",
-                "state",
-                "attempts",
-                "started",
-                "ended",
-            )
-        )
-        + f"<td><a href='{html.escape(s['run_file'] or '')}'>{_cell(s['run_file'])}</a></td>"
-        + f"<td>{_cell(s['message'])}</td></tr>"
-        for s in steps
-    )
-    figures = "".join(
-        f"<figure><img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>"
-        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
-        for p in plots
-    )
-    log = "".join(
-        f"<li>{html.escape(e['t'])} {html.escape(e['level'])}: {html.escape(e['message'])}</li>"
-        for e in events
-        if e["level"] != "debug"
-    )
-    message = html.escape(series.get("message") or "")
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}figure{{display:inline-block;margin:1em}}
-img{{max-width:640px}}</style></head><body>
-<h1>{title}</h1><p>{message}</p>
-<h2>Summary (one row per film and anneal temperature)</h2>
-<table><tr>{head}</tr>{body}</table>
-<h2>Plots</h2>{figures}
-<h2>Steps</h2>
-<table><tr><th>#</th><th>kind</th><th>T (°C)</th><th>sample</th><th>state</th><th>tries</th>
-<th>start</th><th>end</th><th>run file</th><th>message</th></tr>{step_rows}</table>
-<h2>Log</h2><ul>{log}</ul>
-<p>Paper values: Chen et al., Small 2023, DOI 10.1002/smll.202308951 (Table 2).</p>
-</body></html>
-"""
 
 
 def print_summary(directory: str | Path, console=None) -> None:
