@@ -16,8 +16,9 @@ import time
 import numpy as np
 
 from labctl import paper
-from labctl.analysis import fitting, models, synthetic
+from labctl.analysis import fitting, models
 from labctl.livefit import LiveTDSFit
+from labctl.simulators import synthetic
 
 
 def per_call_ms(fn, min_time=0.5, min_calls=20) -> float:

@@ -21,8 +21,9 @@ from pymeasure.instruments.srs import SR830
 
 from labctl.clock import VirtualClock
 from labctl.simulators.sr830 import SR830Simulator
+from labctl.simulators.transport import SimAdapter, SimServer
 from labctl.simulators.world import World
-from labctl.transport import SimAdapter, SimServer, visa_options
+from labctl.transport import visa_options
 
 
 def median_us(fn, n: int) -> float:

@@ -10,8 +10,8 @@ A driver factory has the signature::
 
 where ``connection`` is either an address string (VISA resource, pyserial URL
 or device path, spectrometer serial number) or an in-process transport object
-(:class:`~labctl.transport.SimAdapter` for ``visa`` simulators,
-:class:`~labctl.transport.SimSerial` for ``serial`` ones, or what the
+(:class:`~labctl.simulators.transport.SimAdapter` for ``visa`` simulators,
+:class:`~labctl.simulators.transport.SimSerial` for ``serial`` ones, or what the
 simulator's ``connect()`` returns for other kinds).
 """
 

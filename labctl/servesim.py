@@ -29,8 +29,8 @@ import yaml
 from labctl.clock import ScaledClock
 from labctl.errors import LabctlError, StationError
 from labctl.simulators.faults import FaultError
+from labctl.simulators.transport import LOOPBACK, SimServer
 from labctl.station import build_world, load_station_spec, make_simulator, station_path
-from labctl.transport import LOOPBACK, SimServer
 
 log = logging.getLogger(__name__)
 

@@ -268,7 +268,7 @@ def make_simulator(spec: StationSpec, inst: InstrumentSpec, world):
 
 def in_process_connection(handler):
     """The in-process transport a driver gets for a simulator, by the simulator's kind."""
-    from labctl.transport import SimAdapter, SimSerial
+    from labctl.simulators.transport import SimAdapter, SimSerial
 
     if handler.kind == "visa":
         return SimAdapter(handler)

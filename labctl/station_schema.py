@@ -365,6 +365,13 @@ SIMULATION = Record(
         "film_variation": Flag(
             doc="films of one batch differ in thickness and yield", default=False
         ),
+        "noise_floor_v_per_rthz": Number(
+            doc="detector noise floor, the same in both lock-ins (a real table: 1.8e-5)",
+            default=None,
+            lo=0.0,
+            hi=1e-3,
+            unit="V/√Hz",
+        ),
         "slot_pitch_mm": Number(
             doc="slot spacing on the holder",
             default=40.0,

@@ -40,14 +40,19 @@ class PeakScan:
     coarse_ps: float
     positions_ps: list[float] = field(default_factory=list)
     values_v: list[float] = field(default_factory=list)
+    #: what the search had to do (e.g. a repeated scan around a peak at an edge)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "peak_ps": self.peak_ps,
             "coarse_ps": self.coarse_ps,
             "positions_ps": list(self.positions_ps),
             "values_V": list(self.values_v),
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 def _grid(start: float, stop: float, step: float) -> np.ndarray:
@@ -79,7 +84,7 @@ def _less_sensitive(lockin) -> None:
     full_scales = list(lockin.SENSITIVITIES)
     i = full_scales.index(lockin.sensitivity)
     if i == len(full_scales) - 1:
-        raise InstrumentError(lockin.name, "the THz peak overloads the least sensitive range")
+        raise InstrumentError(lockin.name, "the signal overloads the least sensitive range")
     lockin.sensitivity = full_scales[i + 1]
 
 
@@ -132,25 +137,63 @@ def optp_scan(
     return minus_x
 
 
+#: A peak within this many steps of an end of its scan window may lie outside it.
+EDGE_STEPS = 2
+#: OPTP peak searches before a peak that stays at a window's edge fails the alignment.
+OPTP_SEARCHES = 3
+
+
 def find_optp_peak(
     stages,
     lockin_pump,
     *,
     coarse: tuple[float, float, float] = (-0.6, 1.2, 0.025),
     between_points: Callable[[], None] | None = None,
+    searches: int = OPTP_SEARCHES,
 ) -> PeakScan:
     """Pump delay of the OPTP peak (the gate must already be on the THz peak).
 
     One forth-and-back scan over ``coarse`` = ``(start, stop, step)``, fitted by a decay
-    ⊗ Gaussian IRF (:func:`optp_peak_of_scan`); the peak is the fit's maximum.
+    ⊗ Gaussian IRF (:func:`optp_peak_of_scan`); the peak is the fit's maximum. A peak
+    within :data:`EDGE_STEPS` steps of an end of the window may lie outside it (the
+    fit's maximum is then an extrapolation, or the rise was never scanned): the window
+    is moved to centre on it and the scan repeated, said in ``PeakScan.notes``; still
+    at an edge after ``searches`` scans, :class:`AnalysisError` — never a silent TDS
+    before the pump arrived (2 of 10 as-made seeds did that, issue 16).
     """
-    stages.pump.move_to_ps(coarse[1])
-    lockin_pump.range_with_headroom()
-    delays = _grid(*coarse)
-    minus = optp_scan(stages.pump, lockin_pump, delays, between_points=between_points)
-    spline = spline_vertex(delays, minus)
-    return PeakScan(
-        optp_peak_of_scan(delays, minus), spline, delays.tolist(), (0.5 * minus).tolist()
+    start, stop, step = coarse
+    notes: list[str] = []
+    for _ in range(max(1, int(searches))):
+        stages.pump.move_to_ps(stop)
+        lockin_pump.range_with_headroom()
+        delays = _grid(start, stop, step)
+        # a clipped (overloaded) scan is repeated less sensitive: a clipped top has no peak
+        for _ in range(len(lockin_pump.SENSITIVITIES)):
+            lockin_pump.read_overload()
+            minus = optp_scan(stages.pump, lockin_pump, delays, between_points=between_points)
+            if not (overloads := lockin_pump.read_overload()):
+                break
+            notes.append(
+                f"OPTP peak scan overloaded the pump lock-in ({', '.join(overloads)}) at "
+                f"{lockin_pump.sensitivity:g} V: scanned again less sensitive"
+            )
+            _less_sensitive(lockin_pump)
+        spline = spline_vertex(delays, minus)
+        peak = optp_peak_of_scan(delays, minus)
+        scan = PeakScan(peak, spline, delays.tolist(), (0.5 * minus).tolist(), notes)
+        margin = EDGE_STEPS * step
+        if delays[0] + margin < peak < delays[-1] - margin:
+            return scan
+        notes.append(
+            f"OPTP peak at {peak:.3f} ps is at the edge of the scan {delays[0]:g}…"
+            f"{delays[-1]:g} ps: searched again around it"
+        )
+        shift = peak - 0.5 * (start + stop)
+        start, stop = start + shift, stop + shift
+    raise AnalysisError(
+        f"OPTP peak search: the peak stayed at the edge of its window after {searches} "
+        f"scans (last at {peak:.3f} ps in {delays[0]:g}…{delays[-1]:g} ps): no rise of the "
+        "pump-induced signal was found; check the pump-probe overlap (stage zero) and the pump"
     )
 
 

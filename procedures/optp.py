@@ -27,6 +27,13 @@ from pymeasure.experiment import FloatParameter, IntegerParameter
 from labctl.analysis.optp_analysis import absorptance_from, analyze_optp, pooled_error
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter
+from labctl.procedures.ranging import (
+    RANGING_COLUMNS,
+    RangedPair,
+    overload_note,
+    overload_summary,
+    record_point,
+)
 
 __all__ = ["OPTP", "pooled_error", "pump_delays"]
 
@@ -62,6 +69,7 @@ class OPTP(AlignedProcedure):
         "E_ref",
         "dE",
         "minus_dE_over_E",
+        *RANGING_COLUMNS,
     ]
 
     start_ps = FloatParameter("Pump delay start", units="ps", default=-2.0)
@@ -96,8 +104,17 @@ class OPTP(AlignedProcedure):
         # range where the signal is near its largest (just after zero delay), with headroom
         pump_stage.move_to_ps(float(np.clip(RANGE_AT_PS, delays[0], delays[-1])))
         self.lockin_pump.range_with_headroom()
-        for lockin in (self.lockin_ref, self.lockin_pump):
-            lockin.read_overload()  # forget what ranging latched
+        ranged = RangedPair(self.lockin_ref, self.lockin_pump, self.settle_tau)
+        ranged.forget()  # what ranging latched
+        try:
+            self._sweeps(delays, pump, ranged)
+        finally:
+            overload_summary(self.run_results)
+
+    def _sweeps(
+        self, delays: np.ndarray, pump: tuple[float | None, float | None], ranged: RangedPair
+    ) -> None:
+        pump_stage = self.stages.pump
         signal = np.full((self.sweeps, delays.size), np.nan)
         total = self.sweeps * delays.size
         for s in range(self.sweeps):
@@ -107,7 +124,9 @@ class OPTP(AlignedProcedure):
             for k, i in enumerate(order):
                 self.check_stop()
                 pump_stage.move_to_ps(float(delays[i]))
-                x_ref, x_pump = self.read_pair()
+                reading = ranged.read()
+                record_point(self.run_results, reading, s + 1, f"{delays[i]:g} ps")
+                x_ref, x_pump = reading.x_ref_v, reading.x_pump_v
                 e_ref, de = x_ref - x_pump, 2.0 * x_pump
                 signal[s, i] = -de / e_ref if e_ref else math.nan
                 self.emit(
@@ -120,19 +139,11 @@ class OPTP(AlignedProcedure):
                         "E_ref": e_ref,
                         "dE": de,
                         "minus_dE_over_E": signal[s, i],
+                        **reading.columns(),
                     },
                 )
                 self.progress((s * delays.size + k + 1) / total)
-            self._check_overloads(s + 1)
             self._update_fit(delays, signal[: s + 1], *pump)
-
-    def _check_overloads(self, sweep: int) -> None:
-        """Overloads latched during a sweep are recorded (its clipped points are suspect)."""
-        for lockin in (self.lockin_ref, self.lockin_pump):
-            if overloads := lockin.read_overload():
-                self.run_results.setdefault("overloads", []).append(
-                    {"sweep": sweep, "lockin": lockin.name, "overloads": overloads}
-                )
 
     # ------------------------------------------------------------------ analysis
     def _update_fit(
@@ -214,4 +225,6 @@ class OPTP(AlignedProcedure):
             parts.append("decay " + "/".join(f"{t:.2g}" for t in fit["lifetimes_ps"]) + " ps")
         elif run_results.get("fit_error"):
             parts.append(f"no decay fit ({run_results['fit_error']})")
-        return "OPTP: " + ", ".join(parts) + f", {peak['sweeps']} sweeps"
+        return (
+            "OPTP: " + ", ".join(parts) + f", {peak['sweeps']} sweeps" + overload_note(run_results)
+        )

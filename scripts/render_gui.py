@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -30,18 +31,11 @@ def main() -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     from labctl.gui.window import MainWindow
-    from labctl.procedures.annealing import anneal_film
-    from labctl.station import Station
 
-    station = Station.from_file("sim", time_scale="virtual")
-    anneal_film(
-        station["furnace"],
-        station["stages"].sample,
-        station.clock,
-        1,
-        300.0,
-        ambient_c=float(station.world.furnace.ambient_c),
-    )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from sim_furnace import annealed_station  # the test side's annealed film (slot 1, 300 °C)
+
+    station = annealed_station(300.0, slot=1)
     with tempfile.TemporaryDirectory() as data:
         window = MainWindow(station, data_dir=data, monitor_interval_s=0.5)
         window.resize(1600, 1000)

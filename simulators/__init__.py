@@ -2,5 +2,5 @@
 
 A simulator is a :class:`~labctl.simulators.base.ProtocolHandler`: bytes in,
 bytes out, over a shared :class:`~labctl.simulators.world.World`. Transports
-(in-process adapters, loopback TCP) live in :mod:`labctl.transport`.
+(in-process adapters, loopback TCP) live in :mod:`labctl.simulators.transport`.
 """

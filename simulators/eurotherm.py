@@ -180,7 +180,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self.seg_start_sp = self.pv_c
         self.prog_sp_c = self.pv_c
         self.cycles_remaining = 0
-        world.add_controller(self._control)
+        world.add_controller(self._control, at_rest=self._at_rest)
 
     # ------------------------------------------------------------------ wire
     def handle(self, data: bytes, source: object = None) -> bytes:
@@ -723,6 +723,19 @@ class Eurotherm2408Simulator(ProtocolHandler):
                 budget = 0.0
 
     # ------------------------------------------------------------ control loop
+    def _at_rest(self) -> bool:
+        """Any step leaves the output at 0 %: no program running, the working setpoint
+        settled at or below the PV (the PID's output can only fall, to its 0 % floor)."""
+        if self.manual or self.world.furnace.sensor_broken:
+            return False
+        if self.prog_status in (RUN, HOLDBACK) or self.output_pct != 0.0 or self.op_low_pct != 0.0:
+            return False
+        if self._program_active():
+            settled = min(max(self.prog_sp_c, self.sp_low_c), self.sp_high_c)
+        else:
+            settled = min(max(self.target_sp_c, self.sp_low_c), self.sp_high_c)
+        return self.wsp_c == settled and self.wsp_c <= self.pv_c
+
     def _control(self, t: float, dt: float) -> None:
         """World controller: input filter, programmer, SP rate limit, PID → heater."""
         if dt <= 0:

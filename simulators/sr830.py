@@ -217,7 +217,7 @@ class SR830Simulator(TextProtocolHandler):
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
-            world.add_controller(self._on_world_step)
+            world.add_controller(self._on_world_step, at_rest=self._forgotten)
 
     # --- settings -----------------------------------------------------------
     def _reset_settings(self) -> None:
@@ -306,6 +306,10 @@ class SR830Simulator(TextProtocolHandler):
         if max(abs(u0).max(), abs(u1).max()) > self.sensitivity_v:
             self.lias |= LIAS_INPUT
         self._u_last = u
+
+    def _forgotten(self) -> bool:
+        """Unqueried for longer than the filter remembers: world steps do not touch it."""
+        return self.world.t - self._t_observed > _FORGET_AFTER_TAU * self.filter.tau
 
     def _on_world_step(self, t: float, dt: float) -> None:
         """World controller: sample the input at each world step (world.lock held).

@@ -12,6 +12,14 @@ observed (:meth:`World.advance`), in steps of at most ``max_step_s``; on each
 step every registered controller (e.g. the Eurotherm's PID and programmer) is
 called first, so control and plant evolve together over virtual time.
 
+Rest costs O(1): when the world is *at rest* -- the furnace unheated and within
+:data:`REST_C` of the room on every node, every controller saying that any step
+leaves it as it is (its ``at_rest`` hook), every film cold and settled -- the
+rest of the interval is one step (the plant's exact solution, the films' exact
+constant-temperature step). Stepped second by second it would give the same
+state to within :data:`REST_C`; in one step a served world left idle for days
+of virtual time (hours at 10⁵× real time) answers its next request at once.
+
 Geometry: an in-situ optical tube furnace. The holder (a rod with one slot
 every ``holder.pitch_mm``) rides on stage 3 along the tube axis; the UV-Vis
 and THz/pump beams cross the tube through side windows at the hot-zone
@@ -26,7 +34,9 @@ Interface contract (used by simulators in this package):
 
 * ``world.lock`` — RLock; hold it while reading or acting on the world.
 * ``world.advance()`` — integrate to now; call before every observation.
-* ``world.add_controller(fn)`` — ``fn(t_s, dt_s)`` called every step.
+* ``world.add_controller(fn, at_rest=None)`` — ``fn(t_s, dt_s)`` called every step;
+  ``at_rest()`` (optional) is true when any step, however long, leaves the
+  controller's output as it is while the plant is at rest (see "Rest" above).
 * ``world.furnace`` — :class:`~labctl.simulators.physics.furnace.FurnacePlant`:
   ``heater_fraction`` (0..1, set by the controller), ``thermocouple_c``
   (reads ``range_max_c`` while ``sensor_broken``: upscale burnout),
@@ -77,6 +87,8 @@ PS_PER_MM_DOUBLE_PASS = 6.671  # 2 mm of optical path per mm of travel / c
 #: a film this cold and this close to its surroundings is stepped in one go (exact at constant T)
 _QUIESCENT_BELOW_C = 60.0
 _QUIESCENT_DT_C = 0.05
+#: an unheated furnace this close to the room (°C, every node) is at rest: see "Rest" above
+REST_C = 1e-3
 
 
 @dataclass
@@ -140,6 +152,8 @@ CONFIG_OPTIONS = {
     "substrate_index": "THz refractive index of the substrate (default 1.95)",
     "slot_pitch_mm": "slot spacing on the holder (default 40)",
     "film_variation": "films of one batch differ in thickness and yield (default false)",
+    "noise_floor_v_per_rthz": "detector noise floor of both lock-ins, V/√Hz (default: the "
+    "per-channel floors; a real table's is 1.8e-5)",
 }
 
 
@@ -147,6 +161,8 @@ class World:
     """Shared physical state of the simulated lab (see module docstring)."""
 
     max_step_s = 1.0
+    #: integrate a stretch at rest in one step (False: second by second, for comparison)
+    rest_in_one_step = True
 
     def __init__(
         self,
@@ -169,6 +185,7 @@ class World:
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
         self._controllers: list[Callable[[float, float], None]] = []
+        self._rest_checks: list[Callable[[], bool] | None] = []
         self.t = self.clock.now()
         self.pump_fluence_uj_cm2 = float(self.params.table["pump_fluence_uj_cm2"])
         self.lamp_shutter_open = True  # UV-Vis light source shutter (closed: dark spectra)
@@ -249,6 +266,8 @@ class World:
                         p.table["substrate_thickness_mm"] = _positive(value, key)
                     elif key == "substrate_index":
                         p.table["substrate_index"] = _positive(value, key)
+                    elif key == "noise_floor_v_per_rthz":
+                        p.table["noise_floor_v_per_rthz"] = float(value)
                     elif key == "film_variation":
                         if not isinstance(value, bool):
                             raise ValueError(f"film_variation must be true or false, got {value!r}")
@@ -271,9 +290,35 @@ class World:
             self.pump_fluence_uj_cm2 = float(fluence_uj_cm2)
 
     # --- time ---------------------------------------------------------------
-    def add_controller(self, fn: Callable[[float, float], None]) -> None:
+    def add_controller(
+        self, fn: Callable[[float, float], None], at_rest: Callable[[], bool] | None = None
+    ) -> None:
+        """Call ``fn(t_s, dt_s)`` on every step; ``at_rest()``: see "Rest" in the module doc.
+
+        A controller without ``at_rest`` keeps the world stepping second by second.
+        """
         with self.lock:
             self._controllers.append(fn)
+            self._rest_checks.append(at_rest)
+
+    def _at_rest(self, slots: list[FilmSlot], holder_x_mm: float) -> bool:
+        """Whether one step of any length integrates what is left exactly (module doc, "Rest")."""
+        furnace = self.furnace
+        if furnace.heater_fraction != 0.0 or furnace.sensor_broken:
+            return False
+        room = furnace.ambient_c
+        nodes = (furnace.element_c, furnace.zone_c, furnace.tc_c, furnace.sample_c)
+        if any(abs(node - room) > REST_C for node in nodes):
+            return False
+        if any(check is None or not check() for check in self._rest_checks):
+            return False
+        for slot in slots:
+            env = furnace.local_temperature_c(slot.position_mm - holder_x_mm)
+            if not (
+                env < _QUIESCENT_BELOW_C and abs(env - slot.film.temperature_c) < _QUIESCENT_DT_C
+            ):
+                return False
+        return True
 
     def advance(self) -> None:
         """Integrate controllers, furnace and films up to the clock's now."""
@@ -288,6 +333,12 @@ class World:
             )  # time a quiescent (cold, settled) film has not yet been stepped
             while self.t < t_end:
                 dt = min(self.max_step_s, t_end - self.t)
+                if (
+                    dt < t_end - self.t
+                    and self.rest_in_one_step
+                    and self._at_rest(slots, holder_stage.position_mm(self.t))
+                ):
+                    dt = t_end - self.t  # at rest: the rest of the interval in one step
                 for fn in self._controllers:
                     fn(self.t, dt)
                 furnace.step(dt)

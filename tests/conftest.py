@@ -50,3 +50,25 @@ def no_user_notifications(tmp_path_factory):
     (config / "notify.yaml").write_text("desktop: false\n")
     os.environ["LABCTL_CONFIG"] = str(config)
     os.environ.pop("LABCTL_WATCH_TOKEN", None)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start ``labctl sim serve`` (returns once ``ready``); stopped at teardown, bounded.
+
+    ``serve(time_scale=100, *extra)`` returns a :class:`served.Served` (``.station`` the
+    written station file, ``.resources``, ``.proc``, ``.stderr_text()``). See tests/served.py.
+    """
+    from served import start_served
+
+    started = []
+
+    def start(time_scale=100, *extra, **options):
+        where = tmp_path / f"served-{len(started)}"
+        where.mkdir()
+        started.append(start_served(where, time_scale, *extra, **options))
+        return started[-1]
+
+    yield start
+    for served in started:
+        served.stop()

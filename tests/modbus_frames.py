@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from labctl.simulators.modbus_rtu import with_crc
-from labctl.transport import SimSerial
+from labctl.simulators.transport import SimSerial
 
 
 def write_req(address: int, value: int, slave: int = 1) -> bytes:

@@ -231,9 +231,9 @@ def test_running_mean_is_exact_and_linear():
         expected = [x[max(0, i - half) : i + half + 1].mean() for i in range(x.size)]
         assert np.allclose(uvvis._running_mean(x, half), expected)
     big = rng.standard_normal(2_000_000)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU time: the bound holds however busy the machine is
     uvvis._running_mean(big, 500_000)
-    assert time.perf_counter() - t0 < 5
+    assert time.thread_time() - t0 < 5
 
 
 def test_fine_spectra_are_binned_to_the_analysis_step():
@@ -268,9 +268,9 @@ def test_200k_row_files_are_analysed_in_seconds(tmp_path, capsys, kind):
         sig = optp.decay_model(t, 0.0, 0.3, [1e-3, 5e-4], [0.7, 4.0])
         sig = sig + 1e-5 * np.random.default_rng(3).standard_normal(n)
         p = _write_columns(tmp_path / "o.csv", "pump_delay_ps,minus_dE_over_E", t, sig)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU time of the analysis, not the (busy) wall
     assert main(["analyze", kind, str(p), "--json"]) == 0
-    elapsed = time.perf_counter() - t0
+    elapsed = time.thread_time() - t0
     assert elapsed < 8, f"analyze {kind} on {n} rows took {elapsed:.1f} s"  # ~1 s here
     r = json.loads(capsys.readouterr().out)
     if kind == "absorption":

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from labctl import paper
-from labctl.analysis import models, synthetic, tds
+from labctl.analysis import models, tds
 from labctl.errors import AnalysisError
+from labctl.simulators import synthetic
 
 D = 100e-9
 N_SUB = 1.95

@@ -1,9 +1,9 @@
 """anneal_film: the Anneal recipe on bare drivers (labctl sim measure's entry), on the simulated station."""
 
 import pytest
+from sim_furnace import anneal_film
 
 from labctl.errors import LabctlError, SafetyLimitError
-from labctl.procedures.annealing import anneal_film
 
 
 def test_anneal_runs_on_the_controller_and_waits_for_room_temperature(sim_station):

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -10,7 +9,13 @@ from labctl.cli import main
 
 
 def test_help_is_fast_and_lists_commands():
-    t0 = time.monotonic()
+    import resource
+
+    def child_cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    t0 = child_cpu_s()  # CPU time of the child: the bound holds however busy the machine is
     out = subprocess.run(
         [sys.executable, "-m", "labctl.cli", "--help"],
         capture_output=True,
@@ -18,7 +23,7 @@ def test_help_is_fast_and_lists_commands():
         check=True,
         timeout=60,
     ).stdout
-    assert time.monotonic() - t0 < 5.0  # generous: lazy imports keep it ~0.1 s
+    assert child_cpu_s() - t0 < 5.0  # generous: lazy imports keep it ~0.1 s
     for command in ("sim", "analyze", "demo"):
         assert command in out
 

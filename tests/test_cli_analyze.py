@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from labctl import paper
-from labctl.analysis import optp, synthetic
+from labctl.analysis import optp
 from labctl.analysis.constants import HC_EV_NM
 from labctl.cli import main
+from labctl.simulators import synthetic
 
 TDS_ARGS = ["--thickness-nm", "100", "--substrate-index", "1.95"]
 

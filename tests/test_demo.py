@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo-out"
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU seconds the demo costs; a busy machine stretches only the wall
     code = main(["demo", "--out", str(out), "--quiet"])
-    wall = time.monotonic() - t0
+    wall = time.process_time() - t0
     rows = json.loads((out / "summary.json").read_text())["rows"]
     return code, out, {round(r["temperature_c"]): r for r in rows}, rows, wall
 
@@ -36,7 +36,7 @@ def test_demo_runs_the_paper_series_quickly(demo):
     code, out, by_t, rows, wall = demo
     assert code == 0
     assert [r["temperature_c"] for r in rows] == TEMPERATURES
-    assert wall < 90  # "under a minute" on an idle machine; headroom for a loaded one
+    assert wall < 60, wall  # "under a minute" (CPU time: the wall on an idle machine)
     with Catalog.in_directory(out) as catalog:
         assert catalog.series()["state"] == "done"
         steps = catalog.steps()

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from labctl.analysis import fitting, synthetic, tds
+from labctl.analysis import fitting, tds
 from labctl.analysis.io import load_tds_csv
 from labctl.cli import main
 from labctl.clock import VirtualClock
 from labctl.errors import DataFileError, StationError
 from labctl.livefit import LiveTDSFit
+from labctl.simulators import synthetic
 from labctl.simulators.physics.scan import anneal_nominal, simulate_sweeps
 from labctl.simulators.world import World
 

@@ -22,8 +22,9 @@ from labctl.drivers.esp301 import (
 )
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError, StationError
 from labctl.simulators.esp301 import ESP301Simulator
+from labctl.simulators.transport import SimAdapter, SimServer
 from labctl.simulators.world import World
-from labctl.transport import SimAdapter, SimServer, visa_options
+from labctl.transport import visa_options
 
 # --- helpers ------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from labctl.drivers.eurotherm import (
 from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError
 from labctl.simulators.eurotherm import Eurotherm2408Simulator
 from labctl.simulators.modbus_rtu import crc16, with_crc
-from labctl.transport import SimSerial, SimServer, open_serial
+from labctl.simulators.transport import SimSerial, SimServer
+from labctl.transport import open_serial
 
 # --- helpers ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
+from served import served_world  # tests/ is on sys.path (rootdir-relative imports)
 
 from labctl.drivers.esp301 import ESPControllerError
 from labctl.drivers.eurotherm import FurnaceInterlock
@@ -181,25 +181,9 @@ def test_stage_stall_without_axis_stalls_every_axis(sim_station):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    out = tmp_path_factory.mktemp("served") / "served.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--time-scale", "100"]
-        + ["--write-station", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = read_lines_until(proc, "ready", timeout_s=60)
-    if lines[-1:] != ["ready"]:
-        proc.kill()
-        pytest.fail(f"sim serve did not get ready: {lines}")
-    yield out
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    """One ``labctl sim serve`` for this module; yields its station file."""
+    with served_world(tmp_path_factory.mktemp("served"), 100) as server:
+        yield server.station
 
 
 def fault_cli(station_file, *args) -> str:

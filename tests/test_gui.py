@@ -56,9 +56,10 @@ def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbo
     assert window.optp.plot.getAxis("right").isVisible()
     assert "per N_abs" in window.optp.note.text()
 
-    # THz waveform: E_ref(t) and ΔE(t) over the gate window
+    # THz waveform: E_ref(t) and ΔE(t) over the gate window (with a target and the grid
+    # unset: the coarse TARGET_GATE_PS, −2…8 ps in 0.15 ps)
     tx, ty = window.waveform.ref_curve.getData()
-    assert len(tx) == 321 and np.ptp(ty) > 0
+    assert len(tx) == 67 and np.ptp(ty) > 0
     _dx, dy = window.waveform.de_curve.getData()
     assert np.ptp(dy) > 0
 

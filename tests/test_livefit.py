@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from labctl import paper
-from labctl.analysis import synthetic
 from labctl.livefit import LiveTDSFit
+from labctl.simulators import synthetic
 
 TRUTH = paper.TABLE2[300]
 

@@ -4,7 +4,7 @@ instrument and what was being done, for every driver over TCP."""
 import pytest
 
 from labctl.errors import CommunicationError
-from labctl.transport import SimServer
+from labctl.simulators.transport import SimServer
 
 pytestmark = pytest.mark.tcp
 

@@ -18,10 +18,10 @@ def annealed():
 
     world = World(VirtualClock(), seed=0, noise=False)
     slots = {80.0: 2, 250.0: 3, 300.0: 4, 340.0: 5, 350.0: 6}
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU time: the bound holds however busy the machine is
     for temp, slot in slots.items():
         anneal_slot(world, slot, temp)
-    wall = time.perf_counter() - t0
+    wall = time.thread_time() - t0
     films = {temp: world.slots[slot].film for temp, slot in slots.items()}
     films[25.0] = world.slots[1].film  # as made, parked in the cool end all along
     return world, films, wall

@@ -12,7 +12,7 @@ from labctl.clock import VirtualClock
 from labctl.drivers.pm100 import PowerMeter, open_instrument
 from labctl.errors import CommunicationError, InstrumentError, StationError
 from labctl.simulators.pm100 import PM100Simulator, responsivity_a_per_w
-from labctl.transport import SimAdapter, SimServer
+from labctl.simulators.transport import SimAdapter, SimServer
 
 SENSOR_IDN = "S120VC,18012345,12-Mar-2021,1,18,289"
 PM100_IDN = "THORLABS,PM100USB,P2000123,1.6.0"

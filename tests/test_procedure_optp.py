@@ -20,7 +20,7 @@ from labctl.station import Station
 
 @pytest.fixture(scope="module")
 def optp_run(tmp_path_factory):
-    station = annealed_station()
+    station = annealed_station(through_furnace=True)
     fits = []
     path = tmp_path_factory.mktemp("optp") / "optp.csv"
     proc = OPTP(sweeps=4, absorptance_400nm=0.3, sample_id="NPL 300")
@@ -45,7 +45,7 @@ def test_noise_free_peak_is_unbiased_and_equally_weighted(tmp_path):
     """Without noise the mean trace is exact but for the lock-in's residual lag, which
     has opposite signs in forward and backward sweeps: a fit weighted by the sweeps'
     scatter dropped the rise and put the peak 27 fs early."""
-    station = annealed_station(noise=False)
+    station = annealed_station(noise=False, through_furnace=True)
     try:
         outcome = run_procedure(OPTP(sweeps=4), tmp_path / "o.csv", station=station)
         truth = station.world.optp_peak_delay_ps()
@@ -87,7 +87,7 @@ def test_world_truth_is_the_maximum_of_the_measured_signal(gate_ps):
     THz peak ΔE/E can change sign: 0.15 ps after it, the extremum is a minimum.)"""
     from scipy.optimize import minimize_scalar
 
-    station = annealed_station(noise=False)
+    station = annealed_station(noise=False, through_furnace=True)
     try:
         world = station.world
         station["stages"].sample.move_to_slot(1)
@@ -109,7 +109,7 @@ def test_find_optp_peak_noise_free_and_realistic():
     """TDS parks the pump 0.2 ps after this peak (N falls ~1 %/10 fs there)."""
     errors = {}
     for noise in (False, "realistic"):
-        station = annealed_station(noise=noise, seed=1)
+        station = annealed_station(noise=noise, seed=1, through_furnace=True)
         try:
             station["stages"].sample.move_to_slot(1)
             for role in ("lockin_ref", "lockin_pump"):

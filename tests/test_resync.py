@@ -25,7 +25,7 @@ from labctl.clock import RealClock
 from labctl.errors import CommunicationError, InstrumentError
 from labctl.locking import SerializedIO
 from labctl.simulators.base import ProtocolHandler
-from labctl.transport import SimAdapter
+from labctl.simulators.transport import SimAdapter
 
 TIMEOUT_MS = 300  # every read in this file is bounded by this (resync discards: 0.1 s)
 

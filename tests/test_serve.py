@@ -1,8 +1,6 @@
 """`labctl sim serve` in a subprocess: the fixed interface, and unmodified clients over TCP."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -45,33 +43,10 @@ def read_lines_until(proc, last: str, timeout_s: float) -> list[str]:
 
 
 @pytest.fixture
-def served(tmp_path):
-    out = tmp_path / "served.yaml"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "labctl.cli",
-            "sim",
-            "serve",
-            "--time-scale",
-            "100",
-            "--write-station",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = read_lines_until(proc, "ready", timeout_s=30)
-    if lines[-1:] != ["ready"]:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        pytest.fail(f"sim serve did not get ready: {lines} {err}")
-    yield proc, lines[:-1], out
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=10)
+def served(serve):
+    server = serve(100)
+    lines = [f"{role} {resource}" for role, resource in server.resources.items()]
+    return server.proc, lines, server.station
 
 
 def test_serve_prints_resources_then_ready_and_stops_on_sigterm(served):

@@ -16,7 +16,7 @@ import pytest
 from labctl.simulators.esp301 import ESP301Simulator
 from labctl.simulators.pm100 import PM100Simulator
 from labctl.simulators.sr830 import SR830Simulator
-from labctl.transport import SimServer
+from labctl.simulators.transport import SimServer
 
 MB = 1 << 20
 CHUNK = 65536  # what one TCP recv() hands the handler

@@ -8,7 +8,7 @@ import threading
 import time
 
 from labctl.simulators.pm100 import PM100Simulator
-from labctl.transport import SimServer
+from labctl.simulators.transport import SimServer
 
 N_CLIENTS = 300
 

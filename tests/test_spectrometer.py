@@ -347,7 +347,7 @@ def test_station_spectrometer(station_spectrometer):
 @pytest.mark.tcp
 def test_served_over_tcp(lamp_sim):
     from labctl.drivers.spectrometer import open_instrument
-    from labctl.transport import SimServer
+    from labctl.simulators.transport import SimServer
 
     with SimServer(lamp_sim) as server:
         for address in (server.resource, f"socket://127.0.0.1:{server.port}"):

@@ -25,7 +25,7 @@ from labctl.simulators.sr830 import (
     SENSITIVITIES_V,
     SR830Simulator,
 )
-from labctl.transport import SimAdapter, SimServer
+from labctl.simulators.transport import SimAdapter, SimServer
 
 # --- helpers -------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from pymeasure.instruments import Instrument
 from labctl.errors import CommunicationError
 from labctl.locking import SerializedIO
 from labctl.simulators.base import ProtocolHandler, TextProtocolHandler
-from labctl.transport import SimAdapter, SimSerial, SimServer, visa_options
+from labctl.simulators.transport import SimAdapter, SimSerial, SimServer
+from labctl.transport import visa_options
 
 
 class Parrot(TextProtocolHandler):

@@ -15,8 +15,8 @@ import pytest
 from labctl.clock import ScaledClock, VirtualClock
 from labctl.errors import CommunicationError, InstrumentError
 from labctl.simulators.spectrometer import SpectrometerSimulator
+from labctl.simulators.transport import SimServer
 from labctl.simulators.world import World
-from labctl.transport import SimServer
 from labctl.usb_tunnel import OP_IN, REQUEST, TUNNEL_MAGIC
 
 pytestmark = pytest.mark.tcp

@@ -11,6 +11,8 @@ fitting     complex least-squares fits (fast analytic-Jacobian path and lmfit pa
 optp        OPTP signal, absorbed photon density, decay fits, peak value
 uvvis       absorbance, exciton peaks, Tauc gap
 peaks       peak positions of alignment scans (parabola, spline vertex, quartic)
-synthetic   synthetic THz pulses/TDS data from known parameters (tests, simulator, benchmarks)
 io          reading and validating CSV data files
+
+Synthetic data from known parameters (tests, benchmarks) is made by
+:mod:`labctl.simulators.synthetic`, beside the simulators.
 """

@@ -558,3 +558,20 @@ def header_number(header: dict[str, str], name: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def overload_warning(path) -> str | None:
+    """A warning when a run file's ``overloaded`` column (written by the THz procedures:
+    the point stayed overloaded after re-ranging) flags any point; None if none or no
+    such column."""
+    table = read_csv_table(path)
+    flags = table.columns.get("overloaded")
+    if flags is None:
+        return None
+    count = int(np.count_nonzero(np.nan_to_num(flags)))
+    if not count:
+        return None
+    return (
+        f"{count} point{'s' if count != 1 else ''} of {path} stayed overloaded on the lock-in "
+        "(column 'overloaded'): their values are clipped and the fit is suspect"
+    )

@@ -259,6 +259,7 @@ def _parse_window(text):
 
 
 def run_tds(args: argparse.Namespace) -> int:
+    from labctl.analysis.io import overload_warning
     from labctl.analysis.tds import check_pad_factor, make_window
     from labctl.analysis.tds_analysis import analyze_tds
     from labctl.errors import AnalysisError
@@ -303,6 +304,8 @@ def run_tds(args: argparse.Namespace) -> int:
         raise AnalysisError(f"{args.file}: {exc}") from None
     result = {"file": str(args.file)} | analysis.to_dict()
     result |= {"n_time_points": int(data.time_ps.size), "sweeps": sweeps}
+    if overloaded := overload_warning(args.file):
+        result["warnings"].append(overloaded)
     if args.plot:
         shown = analysis.fit if analysis.significant is not False else None
         _plot_tds(args.plot, analysis.spectrum, shown)
@@ -553,7 +556,7 @@ def _optp_run_file_pump(args, data) -> tuple[float | None, float | None, list[st
 
 def run_optp(args: argparse.Namespace) -> int:
     from labctl.analysis.constants import DEFAULT_SUBSTRATE_INDEX
-    from labctl.analysis.io import load_optp_csv
+    from labctl.analysis.io import load_optp_csv, overload_warning
     from labctl.analysis.optp_analysis import analyze_optp
     from labctl.errors import AnalysisError
 
@@ -590,6 +593,8 @@ def run_optp(args: argparse.Namespace) -> int:
         raise AnalysisError(f"{args.file}: {exc}") from None
     result: dict = {"file": str(args.file)} | analysis.to_dict()
     result["warnings"] = list(data.notes) + notes + guard_warnings + result["warnings"]
+    if overloaded := overload_warning(args.file):
+        result["warnings"].append(overloaded)
     if not args.no_fit and analysis.decay is None:
         raise AnalysisError(f"{args.file}: {analysis.decay_error}")
     fit = analysis.decay

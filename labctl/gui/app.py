@@ -25,7 +25,7 @@ def open_station(station: str, time_scale):
 
 
 def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labctl-runs") -> int:
-    from qtpy import QtWidgets
+    from qtpy import QtCore, QtWidgets
 
     from labctl.gui.window import MainWindow
 
@@ -41,7 +41,13 @@ def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labct
         )
         window.show()
         _quit_on_signals(app)
-        log.info("labctl gui: station %s, time scale %s, data in %s", station, scale, data_dir)
+        # logged from inside the event loop: from then on SIGTERM/Ctrl-C quit it
+        QtCore.QTimer.singleShot(
+            0,
+            lambda: log.info(
+                "labctl gui: station %s, time scale %s, data in %s", station, scale, data_dir
+            ),
+        )
         code = app.exec()
         window.shutdown()
         return int(code)

@@ -45,6 +45,8 @@ COLUMNS = (
     "mobility_cm2_Vs_err",
     "chi2_red",
     "tds_sweeps",
+    "optp_overloaded_points",
+    "tds_overloaded_points",
 )
 
 #: Where each summary column comes from: (step kind, key paths into its run results).
@@ -72,6 +74,9 @@ SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "mobility_cm2_Vs_err": ("tds", ("fit.mobility_cm2_Vs_err",)),
     "chi2_red": ("tds", ("fit.chi2_red",)),
     "tds_sweeps": ("tds", ("sweeps",)),
+    # points that stayed overloaded after re-ranging (procedures/ranging.py): flagged rows
+    "optp_overloaded_points": ("optp", ("overloaded_points",)),
+    "tds_overloaded_points": ("tds", ("overloaded_points",)),
 }
 
 
@@ -147,6 +152,12 @@ def _finite(row: dict) -> dict:
     }
 
 
+def _overload_mark(row: dict) -> str:
+    """`` (N overloaded!)`` after the τ cell when the OPTP or TDS run kept overloaded points."""
+    count = (row.get("optp_overloaded_points") or 0) + (row.get("tds_overloaded_points") or 0)
+    return f" ({count} overloaded!)" if count else ""
+
+
 def print_summary(directory: str | Path, console=None) -> None:
     """The summary table on the terminal, the paper's Table 2 below each row where it has one."""
     from rich.console import Console
@@ -192,6 +203,7 @@ def print_summary(directory: str | Path, console=None) -> None:
             ]
             if r.get("tds_model") and r["tds_model"] != "drude-smith":
                 tds_cells[0] += " (+pol.)"
+            tds_cells[0] += _overload_mark(r)
         table.add_row(
             "as made" if t is None else f"{t:g}",
             pm(r["hh_peak_nm"], None),

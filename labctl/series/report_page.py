@@ -51,6 +51,9 @@ TABLE = (
     Column("mobility_cm2_Vs", "μ", "cm²/(V·s)", "{:.0f}"),
     Column("chi2_red", "χ²_red", "", "{:.2g}"),
     Column("tds_sweeps", "sweeps", "", "{:.0f}"),
+    # points left overloaded after re-ranging (procedures/ranging.py): a flagged fit
+    Column("optp_overloaded_points", "OPTP overloaded points", "", "{:.0f}"),
+    Column("tds_overloaded_points", "TDS overloaded points", "", "{:.0f}"),
 )
 #: The paper's comparison: Drude-Smith parameters of its Table 2.
 PAPER_COLUMNS = (

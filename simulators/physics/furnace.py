@@ -24,6 +24,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy.linalg import expm
+
+#: Steps longer than this many explicit sub-steps use the exact solution of the linear
+#: two-node plant at constant heater power instead (O(1) in dt; only long, quiet steps
+#: of ``World.advance`` at rest are this long).
+_EXACT_AFTER_SUBSTEPS = 16
+
 
 class FurnacePlant:
     """Heater → element → hot zone → room; thermocouple in the hot zone.
@@ -80,15 +88,36 @@ class FurnacePlant:
         power = self.heater_power_w
         ta = self.ambient_c
         n = max(1, math.ceil(dt / 2.0))
-        h = dt / n
         te, tz = self.element_c, self.zone_c
-        for _ in range(n):
-            q_ez = self._gez * (te - tz)
-            te += h * (power - q_ez - self._ge * (te - ta)) / self._ce
-            tz += h * (q_ez - self._gz * (tz - ta)) / self._cz
+        if n > _EXACT_AFTER_SUBSTEPS:
+            te, tz = self._exact(dt, power, te, tz)
+        else:
+            h = dt / n
+            for _ in range(n):
+                q_ez = self._gez * (te - tz)
+                te += h * (power - q_ez - self._ge * (te - ta)) / self._ce
+                tz += h * (q_ez - self._gz * (tz - ta)) / self._cz
         self.element_c, self.zone_c = te, tz
         self.tc_c += (tz - self.tc_c) * -math.expm1(-dt / self._tau_tc)
         self.sample_c += (tz - self.sample_c) * -math.expm1(-dt / self._tau_s)
+
+    def _exact(self, dt: float, power: float, te: float, tz: float) -> tuple[float, float]:
+        """Element and zone after ``dt`` at constant ``power``: exp of the plant's matrix.
+
+        With x = (T_e − T_a, T_z − T_a), dx/dt = A x + b is linear; the augmented
+        matrix [[A, b], [0, 0]] gives x(dt) in one matrix exponential.
+        """
+        ce, cz, gez = self._ce, self._cz, self._gez
+        m = np.array(
+            [
+                [-(gez + self._ge) / ce, gez / ce, power / ce],
+                [gez / cz, -(gez + self._gz) / cz, 0.0],
+                [0.0, 0.0, 0.0],
+            ]
+        )
+        ta = self.ambient_c
+        x = expm(m * dt) @ np.array([te - ta, tz - ta, 1.0])
+        return float(x[0] + ta), float(x[1] + ta)
 
     def profile(self, offset_mm: float) -> float:
         """Fraction of the hot-zone temperature rise at ``offset_mm`` from its centre."""

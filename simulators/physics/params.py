@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass, field
 
 from labctl import paper
 
-PARAMS_VERSION = "1.2"  # 1.1: pump lock-in sees ΔE/2, as doubly chopped; 1.2: table noise/drift
+#: 1.1: pump lock-in sees ΔE/2, as doubly chopped; 1.2: table noise/drift; 1.3: an
+#: optional detector floor common to both lock-ins (``noise_floor_v_per_rthz``)
+PARAMS_VERSION = "1.3"
+
+#: The additive floor of a real table's balanced EO detector, V/√Hz at the lock-in input:
+#: 0.10 % of the THz peak (20 mV) per reading at τ = 100 ms, 12 dB/oct (ENBW 1.25 Hz) —
+#: the low end of the 0.10–0.28 % measured on air scans (docs/physics.md "Noise floor")
+DETECTOR_FLOOR_V_PER_RTHZ = 1.8e-5
 
 #: TEM distances (Table 2 is reachable one way only: :data:`labctl.paper.TABLE2`).
 TEM_DISTANCES_NM = paper.TEM_DISTANCES_NM
@@ -195,11 +202,19 @@ def _table() -> dict:
         "thz_fmax_thz": 5.0,
         "substrate_index": 1.95,  # fused silica at THz (docs/physics.md)
         "substrate_thickness_mm": 1.0,  # echo 2nL/c = 13.0 ps after the main pulse
-        # white noise at the lock-in inputs (V/√Hz): a floor plus a part ∝ the
-        # instantaneous EO signal (laser noise, partly cancelled in the pump channel)
+        # white noise at the lock-in inputs (V/√Hz): an additive floor plus a part ∝ the
+        # instantaneous EO signal (laser noise, mostly cancelled in the pump channel).
+        # The floor is the balanced EO detector's (shot, laser residual, electronics):
+        # one detector feeds both lock-ins, so physically both see the same density
+        # (independent draws: they demodulate different frequencies).
+        # noise_floor_v_per_rthz None: the per-channel floors below (params ≤ 1.2; the
+        # pump channel's is 80× below the reference's, not physical, see
+        # docs/physics.md "Noise floor"); a number: that floor in both channels.
+        # DETECTOR_FLOOR_V_PER_RTHZ is a real table's (0.10 % of the peak at 100 ms).
+        "noise_floor_v_per_rthz": None,
         "noise_ref_floor_v_per_rthz": 2e-7,
-        "noise_ref_relative_per_rthz": 2e-3,
         "noise_pump_floor_v_per_rthz": 2.5e-9,
+        "noise_ref_relative_per_rthz": 2e-3,
         "noise_pump_relative_per_rthz": 1.5e-7,
         # pump beam
         "pump_fluence_uj_cm2": 5.0,

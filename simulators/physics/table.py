@@ -30,6 +30,15 @@ import numpy as np
 from labctl.simulators.physics.thz import THzPulse
 
 
+def channel_floor_v_per_rthz(table_params: dict, channel: str) -> float:
+    """The additive white floor of lock-in ``channel`` (V/√Hz): the common detector floor
+    ``noise_floor_v_per_rthz`` when set, else the channel's own (params ≤ 1.2)."""
+    common = table_params.get("noise_floor_v_per_rthz")
+    if common is not None:
+        return float(common)
+    return float(table_params[f"noise_{channel}_floor_v_per_rthz"])
+
+
 class OpticalTable:
     def __init__(self, world) -> None:
         self.world = world
@@ -114,19 +123,16 @@ class OpticalTable:
         raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
 
     def lockin_noise_v_per_rthz(self, channel: str) -> float:
+        """White input noise density of lock-in ``channel``: the detector's floor, the
+        same for both (one detector), plus the channel's part ∝ |E(t)|."""
         _, _, mag = self._fields()
         p = self.p
-        if channel == "ref":
-            return (
-                float(p["noise_ref_floor_v_per_rthz"])
-                + float(p["noise_ref_relative_per_rthz"]) * mag
-            )
-        if channel == "pump":
-            return (
-                float(p["noise_pump_floor_v_per_rthz"])
-                + float(p["noise_pump_relative_per_rthz"]) * mag
-            )
-        raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
+        if channel not in ("ref", "pump"):
+            raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
+        return (
+            channel_floor_v_per_rthz(p, channel)
+            + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
+        )
 
     def lockin_reference_hz(self, channel: str) -> float:
         if channel == "ref":

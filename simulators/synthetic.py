@@ -5,6 +5,10 @@ domain (physics convention, see :mod:`labctl.analysis.tds`) on a zero-padded gri
 then truncated to the scan window, so causality and truncation behave as in a real
 scan. Table 2 of Chen et al. (Small 2023) is :data:`labctl.paper.TABLE2`; the paper gives no
 film thickness, so :data:`FILM_THICKNESS_M` (100 nm, see docs/physics.md) is an assumption.
+
+It sits beside the simulators, not in :mod:`labctl.analysis`: its pull study
+runs the simulated world, and the analysis is pure (it imports no simulator,
+driver, procedure or front end; the layers contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
-from .models import drude_smith
+from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
+from labctl.analysis.models import drude_smith
 
 FILM_THICKNESS_M = 100e-9
 
@@ -121,7 +125,7 @@ def synthetic_tds(
 
 def write_tds_csv(path, data: SyntheticTDS) -> None:
     """Write a single-sweep scan in the ``time_ps,E_ref,dE`` format of ``labctl analyze tds``."""
-    from .io import write_tds_csv as write
+    from labctl.analysis.io import write_tds_csv as write
 
     write(path, data.time_ps, data.e_ref, data.delta_e)
 
@@ -152,6 +156,8 @@ def world_pull_study(
     n_sweeps: int = 8,
     anneal_c: float = 300.0,
     time_ps=None,
+    noise_floor_v_per_rthz: float | None = None,
+    nominal_truth: bool = False,
 ) -> dict:
     """Pulls (fit − truth)/error of τ, c, N, μ over ``seeds`` for per-sweep scans drawn
     from the simulated world's physics and noise (:mod:`labctl.simulators.physics.scan`),
@@ -162,19 +168,28 @@ def world_pull_study(
     sources off. The truth is the film's own, with N at the pump delay where the stage
     was actually parked (its repeatability offsets a whole run: a systematic).
 
-    Returns ``{"pulls": {key: array}, "chi2_red": array, "rel_err": {key: mean}}``.
+    ``noise_floor_v_per_rthz``: the detector floor common to both lock-ins (None: the
+    per-channel floors). ``nominal_truth``: N's truth at the nominal TDS delay, and N's
+    error including the stage's parking uncertainty (:mod:`labctl.analysis.parking`, with
+    the stage repeatability only: this path parks at the nominal delay, no peak search).
+
+    Returns ``{"pulls": {key: array}, "chi2_red": array, "rel_err": {key: mean},
+    "failed": seeds whose signal was too weak to analyse}``.
     """
     import copy
 
+    from labctl.analysis import parking
+    from labctl.analysis.fitting import fit_spectrum
+    from labctl.analysis.tds import photoconductivity
     from labctl.clock import VirtualClock
+    from labctl.errors import AnalysisError
     from labctl.simulators.physics.params import default_params
     from labctl.simulators.physics.scan import anneal_nominal, simulate_sweeps
     from labctl.simulators.world import World
 
-    from .fitting import fit_spectrum
-    from .tds import photoconductivity
-
     params = default_params()
+    if noise_floor_v_per_rthz is not None:
+        params.table["noise_floor_v_per_rthz"] = float(noise_floor_v_per_rthz)
     if only is not None:
         if only not in NOISE_SOURCES:
             raise ValueError(f"unknown noise source {only!r} (known: {', '.join(NOISE_SOURCES)})")
@@ -192,21 +207,36 @@ def world_pull_study(
     pulls = {k: [] for k in PULL_KEYS}
     rel = {k: [] for k in PULL_KEYS}
     chi2 = []
+    failed = 0
     for seed in seeds:
         world = World(VirtualClock(), seed=seed, noise=noise, params=params)
         truth = world.true_parameters(film)
         scan = simulate_sweeps(world, film, times, n_sweeps)
-        truth["N_m3"] *= scan.transient_at_parked
-        spec = photoconductivity(
-            times,
-            scan.e_ref,
-            scan.delta_e,
-            thickness_m=film.thickness_nm * 1e-9,
-            substrate_index=float(params.table["substrate_index"]),
-            fmin_hz=0.3e12,
-            fmax_hz=2.2e12,
-        )
-        r = fit_spectrum(spec, effective_mass=float(params.photo["effective_mass"])).to_dict()
+        if not nominal_truth:
+            truth["N_m3"] *= scan.transient_at_parked
+        try:  # a noise floor may bury the signal: counted, not a crash
+            spec = photoconductivity(
+                times,
+                scan.e_ref,
+                scan.delta_e,
+                thickness_m=film.thickness_nm * 1e-9,
+                substrate_index=float(params.table["substrate_index"]),
+                fmin_hz=0.3e12,
+                fmax_hz=2.2e12,
+            )
+            r = fit_spectrum(spec, effective_mass=float(params.photo["effective_mass"])).to_dict()
+        except AnalysisError:
+            failed += 1
+            continue
+        if nominal_truth:
+            photo = world.photo
+            slope = parking.log_slope_per_ps(
+                lambda t, photo=photo: [photo.transient(float(x)) for x in t],
+                world.tds_pump_delay_ps(),
+            )
+            stage_fs = 6.671 * params.noise["stage_repeatability_um"]  # 1 µm: 6.67 fs
+            sd_ps = parking.parking_delay_sd_ps(0.0, stage_fs)
+            r = parking.with_parking_uncertainty(r, parking.density_rel_sd(slope, sd_ps))
         for k in PULL_KEYS:
             pulls[k].append((r[k] - truth[k]) / r[f"{k}_err"])
             rel[k].append(r[f"{k}_err"] / abs(r[k]))
@@ -214,5 +244,6 @@ def world_pull_study(
     return {
         "pulls": {k: np.array(v) for k, v in pulls.items()},
         "chi2_red": np.array(chi2),
-        "rel_err": {k: float(np.mean(v)) for k, v in rel.items()},
+        "rel_err": {k: float(np.mean(v)) if v else float("nan") for k, v in rel.items()},
+        "failed": failed,
     }

@@ -1,0 +1,131 @@
+"""Precision in less instrument time? Virtual time of a TDS run stopped at a τ target
+against a fixed 4-sweep scan, and the honesty of the stopped errors.
+
+For each seed: the simulated station (in-process, virtual clock), film 1 annealed at
+``--anneal-c`` (300 °C; the paper's program on an ideal furnace), then on the same film (i) the fixed scan — ``labctl run tds``'s
+defaults with ``--min-sweeps 4 --max-sweeps 4`` — and (ii) the run with ``--target``
+(defaults: ``tau_fs_err=2``, ``--min-sweeps`` of the procedure) and any ``--step-ps`` /
+``--t-start-ps`` / ``--t-stop-ps`` given for it. Each run aligns itself (THz and
+OPTP peaks), as ``labctl run tds`` does. Prints per seed the sweeps, the virtual time
+of both runs and their ratio, the stopped τ and its pull (τ − truth)/τ_err; then the
+mean and max ratio and the pull std. Goal (issue 16 item 5): ratio ≤ 1/3, pull
+std ≤ 1.33, no |pull| > 3.
+
+    python benchmarks/precision_time.py [--seeds 6] [--target tau_fs_err=2] [--min-sweeps N]
+        [--step-ps 0.1] [--t-start-ps -2] [--t-stop-ps 8] [--noise-floor 1.8e-5]
+
+The last line is one JSON object with those figures and ``"ok"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from labctl.procedures.tds import TDS
+from labctl.runs import FINISHED, run_procedure
+from labctl.simulators.physics.scan import anneal_nominal
+from labctl.station import Station, load_station_spec
+
+
+def _station(seed: int, anneal_c: float, floor: float | None) -> Station:
+    spec = load_station_spec("sim")
+    extra = {"seed": seed} | ({} if floor is None else {"noise_floor_v_per_rthz": floor})
+    spec.simulation = dict(spec.simulation, **extra)
+    station = Station(spec, time_scale="virtual")
+    with station.world.lock:  # the paper's program on an ideal furnace (tests' shortcut)
+        anneal_nominal(station.world.slots[1].film, anneal_c)
+    station["stages"].sample.move_to_slot(1)
+    return station
+
+
+def _timed_run(station: Station, proc: TDS, path: Path) -> tuple[float, dict]:
+    t0 = station.clock.now()
+    outcome = run_procedure(proc, path, station=station)
+    if outcome.status != FINISHED:
+        raise SystemExit(f"run failed: {outcome.message}")
+    return station.clock.now() - t0, outcome.results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--anneal-c", type=float, default=300.0)
+    ap.add_argument("--target", default="tau_fs_err=2")
+    ap.add_argument("--min-sweeps", type=int, default=None)
+    ap.add_argument("--max-sweeps", type=int, default=10)
+    ap.add_argument("--step-ps", type=float, default=None)
+    ap.add_argument("--t-start-ps", type=float, default=None)
+    ap.add_argument("--t-stop-ps", type=float, default=None)
+    ap.add_argument("--noise-floor", type=float, default=None, help="common floor, V/√Hz")
+    args = ap.parse_args()
+    options = {
+        k: v
+        for k, v in {
+            "min_sweeps": args.min_sweeps,
+            "step_ps": args.step_ps,
+            "t_start_ps": args.t_start_ps,
+            "t_stop_ps": args.t_stop_ps,
+        }.items()
+        if v is not None
+    }
+    ratios, pulls = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            w0 = time.perf_counter()
+            station = _station(seed, args.anneal_c, args.noise_floor)
+            try:
+                film = station.world.slots[1].film
+                truth = station.world.true_parameters(film)["tau_fs"]
+                fixed_s, _ = _timed_run(
+                    station, TDS(min_sweeps=4, max_sweeps=4), Path(tmp) / f"f{seed}.csv"
+                )
+                target_s, r = _timed_run(
+                    station,
+                    TDS(target=args.target, max_sweeps=args.max_sweeps, **options),
+                    Path(tmp) / f"t{seed}.csv",
+                )
+            finally:
+                station.close()
+            fit = r.get("fit") or {}
+            pull = (fit["tau_fs"] - truth) / fit["tau_fs_err"] if fit else float("nan")
+            ratios.append(target_s / fixed_s)
+            pulls.append(pull)
+            print(
+                f"seed {seed:3d}: {r.get('sweeps')} sweeps, {target_s:6.0f} s vs fixed "
+                f"{fixed_s:6.0f} s (ratio {target_s / fixed_s:.2f}), τ {fit.get('tau_fs', 0):.2f}"
+                f" ± {fit.get('tau_fs_err', 0):.2f} fs (truth {truth:.2f}, pull {pull:+.2f})"
+                f"  [{r.get('stopped_because', '')[:60]}]  [{time.perf_counter() - w0:.0f} s]",
+                flush=True,
+            )
+    ratios_a, pulls_a = np.array(ratios), np.array(pulls)
+    summary = {
+        "seeds": args.seeds,
+        "target": args.target,
+        "options": options,
+        "noise_floor_v_per_rthz": args.noise_floor,
+        "time_ratio_mean": round(float(np.mean(ratios_a)), 3),
+        "time_ratio_max": round(float(np.max(ratios_a)), 3),
+        "pull_std": round(float(np.std(pulls_a)), 3),
+        "pull_max_abs": round(float(np.max(np.abs(pulls_a))), 3),
+    }
+    summary["ok"] = bool(
+        summary["time_ratio_max"] <= 1 / 3
+        and summary["pull_std"] <= 1.33
+        and summary["pull_max_abs"] <= 3
+    )
+    print(
+        f"time ratio mean {summary['time_ratio_mean']:.2f} (max {summary['time_ratio_max']:.2f}),"
+        f" stopped-τ pull std {summary['pull_std']:.2f}, max |pull| {summary['pull_max_abs']:.2f}"
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

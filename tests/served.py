@@ -1,0 +1,145 @@
+"""One way to run ``labctl sim serve`` in a test: wait for ``ready``, drain, tear down bounded.
+
+Rule: a served world is started, waited for and stopped in one place, so that
+every served test gets the same guarantees:
+
+- *readiness, not sleeps*: the context is entered when the server has printed
+  ``ready`` (after one ``NAME RESOURCE`` line per instrument), or the test fails
+  with what the server printed -- within ``ready_timeout_s``, however busy the
+  machine is, because a reader thread does the blocking reads;
+- *drained pipes*: stdout and stderr are read by daemon threads for the whole life
+  of the server (a full pipe would stall it mid-reply); ``stderr_text()`` gives
+  what it has said, for failure messages;
+- *bounded teardown*: SIGCONT (a test may have SIGSTOPped it), SIGTERM, a bounded
+  wait, then SIGKILL; every wait and join has a timeout.
+
+Use :func:`served_world` directly for module-scoped servers, or the ``serve``
+fixture of ``tests/conftest.py`` for one server per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LABCTL = [sys.executable, "-m", "labctl.cli"]
+READY_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine imports numpy/scipy slowly
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Served:
+    """A running ``labctl sim serve``: its process, station file and resources."""
+
+    proc: subprocess.Popen
+    station: Path
+    resources: dict[str, str]
+    _stderr: list[str] = field(default_factory=list, repr=False)
+    _threads: list[threading.Thread] = field(default_factory=list, repr=False)
+
+    @property
+    def control(self) -> str:
+        """``HOST:PORT`` of the fault-control socket (from the written station file)."""
+        import yaml
+
+        return yaml.safe_load(self.station.read_text())["sim_control"]
+
+    def stderr_text(self) -> str:
+        return "".join(self._stderr)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM (SIGKILL if it will not go); returns the exit code. Idempotent."""
+        proc = self.proc
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        return proc.returncode
+
+
+def _drain(stream, sink) -> None:
+    """Read ``stream`` line by line into ``sink`` (a list or a queue) until EOF."""
+    try:
+        for line in stream:
+            sink.put(line) if isinstance(sink, queue.Queue) else sink.append(line)
+    except (OSError, ValueError):  # closed under us at teardown
+        pass
+    finally:
+        if isinstance(sink, queue.Queue):
+            sink.put(None)
+
+
+def start_served(
+    directory: Path,
+    time_scale: float | str = 100,
+    *extra: str,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> Served:
+    """Start ``labctl sim serve`` writing ``directory/served.yaml``; return once ``ready``.
+
+    The caller must ``stop()`` it (or use :func:`served_world`).
+    """
+    import time
+
+    station = Path(directory) / "served.yaml"
+    proc = subprocess.Popen(
+        [*LABCTL, "sim", "serve", "--time-scale", str(time_scale)]
+        + ["--write-station", str(station), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    stderr: list[str] = []
+    threads = [
+        threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, stderr), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    served = Served(proc, station, {}, stderr, threads)
+    printed: list[str] = []
+    deadline = time.monotonic() + ready_timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        printed.append(line.strip())
+        if printed[-1] == "ready":
+            served.resources = dict(entry.split(" ", 1) for entry in printed[:-1])
+            return served
+    served.stop()
+    raise RuntimeError(
+        f"sim serve did not get ready within {ready_timeout_s:g} s: "
+        f"stdout {printed}, stderr {served.stderr_text()[-2000:]!r}"
+    )
+
+
+@contextlib.contextmanager
+def served_world(
+    directory: Path, time_scale: float | str = 100, *extra: str, **options
+) -> Iterator[Served]:
+    """A fresh simulated world served on loopback for the ``with`` block."""
+    served = start_served(directory, time_scale, *extra, **options)
+    try:
+        yield served
+    finally:
+        served.stop()
