@@ -1048,6 +1048,45 @@ class Eurotherm2408:
     def __repr__(self) -> str:
         return f"<Eurotherm{self.model} {self.name!r} slave {self.modbus_address}>"
 
+    def program_progress(self) -> ProgramProgress:
+        """The programmer's own account of the program it runs (nothing is written).
+
+        Registers 23 (status), 22 (program), 56 (segment number), 29 (current
+        segment type) and 36 (segment time remaining, s), and the running
+        program's segment blocks up to the current one (their types and dwell
+        durations, from program memory). The dwell done is the controller's
+        clock, not a temperature window: the durations of the dwell segments
+        passed plus the elapsed part of the current one. In reset the
+        programmer has forgotten the program: segment 0, nothing known.
+        """
+        with self.lock:
+            status = self.program_status
+            program = self.program_number
+            if status == ProgramStatus.RESET:
+                return ProgramProgress(status, program, 0, SegmentType.END, 0.0, 0.0, False)
+            segment = self.segment
+            seg_type = SegmentType(self._read_word(29))
+            remaining_s = float(self._read_word(36))
+            base = PROGRAM_BASE + PROGRAM_STRIDE * program
+            count = SEGMENT_WORDS * (segment + 1)  # general block + segments 1..current
+            words: list[int] = []
+            for offset in range(0, count, MAX_WRITE_WORDS):
+                words += self._read_words(base + offset, min(MAX_WRITE_WORDS, count - offset))
+        unit_s = RATE_UNIT_SECONDS.get(words[3], 60.0)  # general word 3: dwell units
+        dwell_done_s, dwell_passed = 0.0, False
+        for i in range(1, segment + 1):
+            block = words[SEGMENT_WORDS * i : SEGMENT_WORDS * (i + 1)]
+            if block[0] != SegmentType.DWELL:
+                continue
+            duration_s = block[1] * unit_s
+            if i < segment or status == ProgramStatus.COMPLETE:
+                dwell_done_s += duration_s
+                dwell_passed = True
+            else:
+                dwell_done_s += max(duration_s - remaining_s, 0.0)
+        past = dwell_passed and (seg_type != SegmentType.DWELL or status == ProgramStatus.COMPLETE)
+        return ProgramProgress(status, program, segment, seg_type, remaining_s, dwell_done_s, past)
+
 
 class OverTemperatureWatch:
     """Guards manual output: polls PV in a daemon thread every ``poll_s`` of the
@@ -1154,3 +1193,33 @@ def open_instrument(
         max_ramp_c_per_min=max_ramp_c_per_min,
         **options,
     )
+
+
+# --- programmer progress (what Eurotherm2408.program_progress reads) ------------------
+class SegmentType(IntEnum):
+    """Register 29 and word 0 of a segment block: the segment's type."""
+
+    END = 0
+    RAMP_RATE = 1
+    RAMP_TIME = 2
+    DWELL = 3
+    STEP = 4
+    CALL = 5
+
+
+@dataclass(frozen=True)
+class ProgramProgress:
+    """Where the controller's programmer is in its program, by its own account."""
+
+    status: ProgramStatus
+    program: int
+    segment: int  # 0 in reset
+    segment_type: SegmentType
+    segment_time_remaining_s: float
+    dwell_done_s: float  # the dwell segments' time run so far (programmer's clock)
+    past_dwell: bool  # a dwell segment is behind: the cooling segment (or the end) reached
+
+    @property
+    def known(self) -> bool:
+        """False in reset: the programmer keeps no account of a reset program."""
+        return self.status != ProgramStatus.RESET

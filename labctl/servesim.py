@@ -61,7 +61,7 @@ class ServedStation:
             raise
         if not self.servers:
             raise StationError(f"{self.source}: no simulated (sim://) instruments to serve")
-        self.control = FaultControlServer(self.world.faults)
+        self.control = FaultControlServer(self.world.faults, world=self.world)
 
     @property
     def control_address(self) -> str:
@@ -115,9 +115,32 @@ def serve_station(station: str | None, time_scale: float = 1.0, seed: int | None
 MAX_REQUEST = 1024
 
 
-def fault_request(board, line: str) -> str:
-    """Carry out one control request on a FaultBoard; returns the one-line reply."""
+def films_reply(world) -> str:
+    """``films``: each film slot's thermal history (what tests assert "annealed once" from)."""
+    if world is None:
+        return "error no world here"
+    with world.lock:
+        world.advance()  # the history up to now, not up to the last instrument request
+        films = [
+            {
+                "slot": s.index,
+                "label": s.label,
+                "heating_episodes": s.film.heating.count,
+                "temperature_c": s.film.temperature_c,
+                "anneal_equivalent_c": s.film.anneal_equivalent_c(),
+                "max_temperature_c": s.film.max_temperature_c,
+            }
+            for s in world.film_slots()
+        ]
+    return "ok " + json.dumps(films)
+
+
+def fault_request(board, line: str, world=None) -> str:
+    """Carry out one control request on a FaultBoard (``films``: read the world's films);
+    returns the one-line reply."""
     words = line.split()
+    if words == ["films"]:
+        return films_reply(world)
     if not words:
         return "error empty request (inject ROLE KIND [axis=N] | clear [ROLE [KIND]] | status)"
     verb, args = words[0].lower(), words[1:]
@@ -157,7 +180,11 @@ class _ControlConnection(socketserver.StreamRequestHandler):
                 if not raw:
                     return
                 line = raw.decode("utf-8", errors="replace").strip()
-                reply = fault_request(self.server.board, line)  # type: ignore[attr-defined]
+                reply = fault_request(
+                    self.server.board,  # type: ignore[attr-defined]
+                    line,
+                    self.server.world,  # type: ignore[attr-defined]
+                )
                 self.wfile.write((reply + "\n").encode("utf-8"))
                 self.wfile.flush()
         except OSError:
@@ -167,10 +194,11 @@ class _ControlConnection(socketserver.StreamRequestHandler):
 class FaultControlServer:
     """Serves a FaultBoard's inject/clear/status on a loopback TCP port."""
 
-    def __init__(self, board, port: int = 0) -> None:
+    def __init__(self, board, port: int = 0, world=None) -> None:
         server = socketserver.ThreadingTCPServer((LOOPBACK, port), _ControlConnection)
         server.daemon_threads = True
         server.board = board  # type: ignore[attr-defined]
+        server.world = world  # type: ignore[attr-defined]
         self._server = server
         self.address = f"{LOOPBACK}:{server.server_address[1]}"
         self._thread = threading.Thread(
@@ -255,3 +283,7 @@ class RemoteFaultBoard:
 
     def active(self, role: str) -> frozenset[str]:
         return frozenset(self.summary().get(role, ()))
+
+    def films(self) -> list[dict]:
+        """Each film slot's thermal history in the served world (heating episodes, …)."""
+        return json.loads(send_fault_request(self.address, "films"))

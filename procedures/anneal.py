@@ -16,7 +16,17 @@ station clock while it runs and the furnace then cools naturally below
 * a lost or silent controller (``CommunicationError`` from the driver).
 
 A trip ends the run (FAILED, one-line message) and ``make_safe`` resets the
-program and puts the setpoint at the driver's safe value. A recipe the driver
+program and puts the setpoint at the driver's safe value — only if this run
+wrote a program or attached to one: a run refused before it touched the
+furnace undoes nothing (it would reset another run's program).
+
+Exactly once: every row also records the programmer's own account
+(:meth:`~labctl.drivers.eurotherm.Eurotherm2408.program_progress`: dwell done
+on the controller's clock, cooling segment reached), emitted as
+``anneal-progress`` so the series catalog keeps it as it happens. A
+continuation (``continue_program``) never heats a film whose recorded dwell
+reaches ``dwell_min`` or whose program reached its cooling segment, and
+refuses, saying what it knows, when an earlier program's progress is unknown. A recipe the driver
 refuses (setpoint or ramp beyond the station's limits) is refused before
 anything is written to the controller. ``docs/procedures/anneal.md`` is the
 reference.
@@ -29,11 +39,20 @@ from typing import Any
 
 from pymeasure.experiment import BooleanParameter, FloatParameter
 
-from labctl.drivers.eurotherm import Dwell, End, FurnaceInterlock, ProgramStatus, Ramp, Segment
+from labctl.drivers.eurotherm import (
+    Dwell,
+    End,
+    FurnaceInterlock,
+    ProgramProgress,
+    ProgramStatus,
+    Ramp,
+    Segment,
+)
 from labctl.errors import InstrumentError, LabctlError
 
 from .base import StationProcedure
 
+NATURAL_COOLING: list = []  # a continuation that loads no program: natural cooling only
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0
 WITHIN_C = 2.0  # "minutes within ±2 °C of T" in the results
@@ -97,6 +116,13 @@ class Anneal(StationProcedure):
     dwell_done_min = FloatParameter(
         "Dwell already done (continuation)", units="min", minimum=0, maximum=1440, default=0
     )
+    cooling_reached = BooleanParameter(
+        "An earlier program reached its cooling segment (continuation)", default=False
+    )
+    progress_unknown = BooleanParameter(
+        "Progress of an earlier program unknown (continuation refuses to heat)",
+        default=False,
+    )
 
     DATA_COLUMNS = [
         "elapsed_s",
@@ -106,11 +132,13 @@ class Anneal(StationProcedure):
         "output_percent",
         "segment",
         "program_status",
+        "dwell_done_s",
     ]
 
     def __init__(self, station=None, **kwargs) -> None:
         self._furnace_written: Any = None  # the furnace once a program was written to it
         self._stage_moved: Any = None
+        self._attached = False  # continuing a program an earlier attempt started
         super().__init__(station, **kwargs)
 
     # ------------------------------------------------------------------ run
@@ -161,15 +189,22 @@ class Anneal(StationProcedure):
                     _Watch(self, furnace, clock, None).record()  # the state found, on record
                     r["ended_by"] = "ready"
                     return
-            self.phase(f"moving slot {self.slot} into the hot zone")
-            self._stage_moved = sample_stage
-            sample_stage.move_to_slot(self.slot)
+            else:
+                self.check_programmer_idle(furnace)
+            if program is not NATURAL_COOLING:  # else the film stays where it cools
+                self.phase(f"moving slot {self.slot} into the hot zone")
+                self._stage_moved = sample_stage
+                sample_stage.move_to_slot(self.slot)
             self.check_stop()
             self._furnace_written = furnace
-            if program is not None:
+            if program:
                 furnace.load_program(program)
+                # on record before it runs: a kill from here on leaves a known "started"
+                self.emit_progress(program_started=True, dwell_done_s=0.0, cooling_reached=False)
                 furnace.run_program()
             watch = _Watch(self, furnace, clock, dwell_segment)
+            if program is NATURAL_COOLING:
+                watch.program_done_at = 0.0
             watch.run()
         except BaseException as exc:  # Ctrl-C included: the run summary says what ended it
             r["ended_by"] = _ended_by(exc)
@@ -196,12 +231,16 @@ class Anneal(StationProcedure):
         r["continued_at_pv_c"] = pv
         r["dwell_done_before_min"] = self.dwell_done_min
         if status in (ProgramStatus.RUN, ProgramStatus.HOLDBACK, ProgramStatus.HOLD):
+            self._attached = True
+            self.emit_progress(program_started=True, dwell_done_s=None, cooling_reached=False)
             if status == ProgramStatus.HOLD:
                 furnace.run_program()
             r["continued"] = "attached to the program still running on the controller"
             self._furnace_written = furnace
             return None, 2
         if status == ProgramStatus.COMPLETE:
+            self._attached = True
+            self.emit_progress(program_started=True, dwell_done_s=None, cooling_reached=True)
             r["continued"] = (
                 "the program completed on the controller while the runner was down; "
                 "watching natural cooling only"
@@ -209,8 +248,19 @@ class Anneal(StationProcedure):
             self._furnace_written = furnace
             return None, None if pv <= self.ready_below_c else 2
         owed = max(self.dwell_min - self.dwell_done_min, 0.0)
+        if self.cooling_reached:
+            owed = 0.0  # the programmer went past the dwell: it was done, whatever was recorded
         r["dwell_owed_min"] = owed
         cool_rate = (self.anneal_c - self.ambient_c) / self.cool_min
+        if owed > 0 and self.progress_unknown:
+            raise LabctlError(
+                f"anneal of slot {self.slot} at {self.anneal_c:g} °C: refusing to heat: an "
+                "earlier attempt started a program whose progress was not recorded, and the "
+                f"controller has since been reset (it is {status.name.lower()}, PV {pv:g} °C); "
+                f"recorded dwell {self.dwell_done_min:.1f} of {self.dwell_min:g} min, cooling "
+                "segment not recorded. Read the earlier attempts' run files (temperature_c, "
+                "segment) to decide whether the film needs more heat; nothing was moved or written"
+            )
         if owed > 0:
             r["continued"] = (
                 f"program was reset: re-heating for the {owed:.1f} min of dwell still owed "
@@ -223,15 +273,61 @@ class Anneal(StationProcedure):
             r["continued"] = "dwell already done and the film is cool: nothing to anneal"
             r.update(minutes_within_2c=0.0, dwell_total_min=self.dwell_done_min)
             return None, None
-        r["continued"] = "dwell already done: controlled cooling only"
-        furnace.check_ramp_rate(cool_rate, "cooling ramp")
-        return [Ramp(cool_rate, self.ambient_c), End()], None
+        # No program: a ramp-down starts from the PV the controller reads as it starts,
+        # which after a mended sensor can be the stale hot value (it heated, measured).
+        # The furnace has no cooling, so the safe setpoint cools as fast as any ramp.
+        r["continued"] = "dwell already done: natural cooling only, furnace in its safe state"
+        self._furnace_written = furnace
+        furnace.safe_state()
+        return NATURAL_COOLING, None
+
+    def check_programmer_idle(self, furnace) -> None:
+        """A program this run did not start (the front panel, another client) is never
+        touched: refuse before moving or writing anything, so make_safe resets nothing."""
+        status = furnace.program_status
+        if status in (ProgramStatus.RUN, ProgramStatus.HOLD, ProgramStatus.HOLDBACK):
+            raise InstrumentError(
+                furnace.name,
+                f"program {furnace.program_number} is {status.name.lower()} on the controller, "
+                "not started by this run; refusing to anneal (nothing moved or written): "
+                "let it finish, or reset it at the controller",
+            )
+
+    def emit_progress(
+        self, *, program_started: bool, dwell_done_s: float | None, cooling_reached: bool
+    ) -> None:
+        """The programmer's account, for the series catalog (topic ``anneal-progress``)."""
+        if dwell_done_s is not None:
+            self.run_results["programmer_dwell_done_s"] = dwell_done_s
+        self.emit(
+            "anneal-progress",
+            {
+                "program_started": program_started,
+                "attached": self._attached,
+                "dwell_done_s": dwell_done_s,
+                "cooling_reached": cooling_reached,
+            },
+        )
+
+    def record_final_progress(self, furnace) -> None:
+        """Before a reset erases it: the programmer's last account, on record (best effort)."""
+        try:
+            progress = furnace.program_progress()
+        except LabctlError:
+            return
+        if progress.known:
+            self.emit_progress(
+                program_started=True,
+                dwell_done_s=progress.dwell_done_s,
+                cooling_reached=progress.past_dwell,
+            )
 
     def make_safe(self) -> None:
         """Program reset and setpoint safe (only if this run wrote to the furnace); stage stopped."""
         problems: list[str] = []
         furnace = self._furnace_written
         if furnace is not None:
+            self.record_final_progress(furnace)
             for attempt in range(SAFE_STATE_ATTEMPTS):
                 try:
                     furnace.safe_state()
@@ -329,15 +425,24 @@ class _Watch:
             now = self.clock.now()
             pv = furnace.temperature_c
             wsp = furnace.working_setpoint_c
-            row = {
-                "elapsed_s": round(now - self.t0, 3),
-                "temperature_c": pv,
-                "setpoint_c": furnace.setpoint_c,
-                "working_setpoint_c": wsp,
-                "output_percent": furnace.output_percent,
-                "segment": furnace.segment,
-                "program_status": furnace.program_status.name.lower(),
-            }
+            setpoint, output = furnace.setpoint_c, furnace.output_percent
+            progress: ProgramProgress = furnace.program_progress()  # status, segment, dwell
+        row = {
+            "elapsed_s": round(now - self.t0, 3),
+            "temperature_c": pv,
+            "setpoint_c": setpoint,
+            "working_setpoint_c": wsp,
+            "output_percent": output,
+            "segment": progress.segment,
+            "program_status": progress.status.name.lower(),
+        }
+        row["dwell_done_s"] = progress.dwell_done_s if progress.known else math.nan
+        if progress.known:
+            p.emit_progress(
+                program_started=True,
+                dwell_done_s=progress.dwell_done_s,
+                cooling_reached=progress.past_dwell,
+            )
         p.emit("results", row)
         self.max_pv = max(self.max_pv, pv)
         if self.last is not None:
@@ -384,7 +489,10 @@ def dwell_done_min(run_file, params: dict) -> float:
     """Minutes an (interrupted) anneal attempt held PV within ±2 °C of the anneal temperature.
 
     Read from the attempt's recorded rows (the same count as ``minutes_within_2c``);
-    0 for a file without rows. ``params`` are the step's Anneal parameters.
+    0 for a file without rows. ``params`` are the step's Anneal parameters. A
+    measure of the thermal history for reports and tests, never what resume
+    decides from: a complete 30 min dwell scores only 26–28 min here (overshoot,
+    approach); resume uses the programmer's own account (``anneal-progress``).
     """
     import csv
 

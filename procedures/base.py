@@ -44,6 +44,8 @@ class StationProcedure(Procedure):
         #: The Station this run uses: handed in, or opened in ``startup()``.
         self.station = station
         self._owns_station = False
+        self._claim = None  # the instruments this run owns (labctl.ownership)
+        self._refused = False  # another run owns them: this run touched nothing
         #: What the run concluded; written beside the data file by the run engine.
         self.run_results: dict[str, Any] = {}
         super().__init__(**kwargs)
@@ -61,6 +63,20 @@ class StationProcedure(Procedure):
                 f"{self.KIND or type(self).__name__}: station {self.station.spec.name!r} "
                 f"lacks instruments {missing} (it has: {', '.join(self.station.instruments)})"
             )
+        self.claim_instruments()
+
+    def claim_instruments(self) -> None:
+        """Own this run's instruments (all of them, before touching any), or be refused
+        at once naming the holder (:class:`labctl.ownership.Busy`): then ``shutdown()``
+        undoes nothing, since nothing was done."""
+        from labctl.ownership import Busy, claim_station
+
+        roles = [r for r in (*self.ROLES, *self.OPTIONAL_ROLES) if r in self.station]
+        try:
+            self._claim = claim_station(self.station, roles)
+        except Busy as exc:
+            self._refused = True
+            raise Busy(f"{self.KIND or type(self).__name__} refused: {exc}") from None
 
     @property
     def clock(self):
@@ -79,9 +95,12 @@ class StationProcedure(Procedure):
     def shutdown(self) -> None:
         """Safe state always, then close a station this procedure opened itself."""
         try:
-            if self.station is not None:
+            if self.station is not None and not self._refused:
                 self.make_safe()
         finally:
+            if self._claim is not None:
+                self._claim.release()
+                self._claim = None
             if self._owns_station and self.station is not None:
                 self.station.close()
                 self.station = None

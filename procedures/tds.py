@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter
+from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, Parameter
 
 from labctl.analysis.parking import with_parking_uncertainty
 from labctl.errors import LabctlError
@@ -140,6 +140,10 @@ class TDS(AlignedProcedure):
     max_sweeps = IntegerParameter("Maximum sweeps", minimum=1, maximum=10000, default=10)
     min_sweeps = IntegerParameter("Minimum sweeps", minimum=1, maximum=10000, default=3)
     effective_mass = FloatParameter("Effective mass", units="m_e", minimum=0.01, default=0.13)
+    #: both stages move together: every gate point probes the same pump-probe delay
+    #: (pump delay + gate delay constant, gate zero at the THz peak), the scan of
+    #: Kindt & Schmuttenmaer (1999) for a Δσ that changes within the THz pulse
+    pump_locked_to_gate = BooleanParameter("Pump locked to the gate", default=False)
 
     def execute(self) -> None:
         from labctl.livefit import LiveTDSFit
@@ -148,8 +152,13 @@ class TDS(AlignedProcedure):
         times = self.gate_delays_ps(target)
         self.run_results["target"] = target
         self.bring_sample_in()
-        self.park_on_thz_peak()
+        gate_zero = self.park_on_thz_peak()
         pump_delay = self._park_pump()
+        self.run_results["scan_mode"] = (
+            "pump locked to the gate (constant pump-probe delay)"
+            if self.pump_locked_to_gate
+            else "gate scanned, pump parked (quasi-static assumption)"
+        )
         self.lockin_pump.range_with_headroom()
         self._ranged = RangedPair(self.lockin_ref, self.lockin_pump, self.settle_tau)
         self._ranged.forget()  # what ranging latched
@@ -163,7 +172,7 @@ class TDS(AlignedProcedure):
         self.live_fit = live
         self._complete_sweeps: list[tuple[np.ndarray, np.ndarray]] = []
         try:
-            self._scan(times, target, pump_delay)
+            self._scan(times, target, pump_delay, gate_zero)
         finally:
             overload_summary(self.run_results)
             live.wait_idle(FIT_WAIT_S)
@@ -261,8 +270,11 @@ class TDS(AlignedProcedure):
         }
         return rel
 
-    def _scan(self, times: np.ndarray, target: dict[str, float], pump_delay: float) -> None:
+    def _scan(
+        self, times: np.ndarray, target: dict[str, float], pump_delay: float, gate_zero: float
+    ) -> None:
         sampling = self.stages.sampling
+        locked = bool(self.pump_locked_to_gate)
         e_ref = np.empty(times.size)
         de = np.empty(times.size)
         self.run_results["stopped_because"] = "stopped before the first sweep ended"
@@ -273,6 +285,8 @@ class TDS(AlignedProcedure):
             for k, i in enumerate(order):
                 self.check_stop()
                 self._emit_fit_updates()
+                if locked:  # pump delay + (gate − gate zero) stays pump_delay
+                    self.stages.pump.move_to_ps(pump_delay - (float(times[i]) - gate_zero))
                 sampling.move_to_ps(float(times[i]))
                 reading = self._ranged.read()
                 record_point(self.run_results, reading, s + 1, f"{times[i]:g} ps")

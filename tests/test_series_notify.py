@@ -109,6 +109,7 @@ def test_an_interlock_is_told_as_a_failure_with_its_reason(finished_series, webh
     hook_port, posts = webhook
     series = shutil.copytree(finished_series, tmp_path / "series")
     with Catalog.in_directory(series) as catalog:
+        catalog.set_series_state("running")  # resumed (the states' transition table) ...
         catalog.set_series_state("stopped", "anneal 300 °C: furnace interlock: sensor break")
     config = NotifyConfig(desktop=False, urls=[f"json://127.0.0.1:{hook_port}/"])
     assert notify_series_end(series, config) is True

@@ -32,7 +32,6 @@ in the file size; files above :data:`MAX_FILE_BYTES` are refused.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,19 +39,16 @@ import numpy as np
 
 from labctl.errors import DataFileError
 
+from .strict_numbers import QUOTE_CHARS as QUOTE_CHARS  # re-exported: the documented limit
+from .strict_numbers import parse_stream, quote, strict_number
+
 MIN_TDS_POINTS = 32
 MIN_OPTP_POINTS = 10
 MIN_ABSORPTION_POINTS = 20
 #: Largest data file read (1 GiB, some 30 million rows of three numbers).
 MAX_FILE_BYTES = 1 << 30
-#: File text quoted in an error message is cut to this many characters.
-QUOTE_CHARS = 60
 #: Longest column name accepted (names appear in messages).
 MAX_NAME_CHARS = 100
-#: Data lines parsed per block (the fast path converts a block at once).
-_BLOCK_LINES = 65536
-#: Bytes a data line may contain: digits, sign, point, exponent, separators.
-_NUMERIC_BYTES = b"0123456789.eE+-, \t"
 
 
 @dataclass
@@ -64,16 +60,6 @@ class CSVTable:
     line_numbers: np.ndarray  # int, one per data row: where it is in the file
     header: dict[str, str] = field(default_factory=dict)
     procedure: str | None = None  #: pymeasure ``#Procedure: <module.Class>``, if any
-
-
-def quote(text: str | bytes, limit: int = QUOTE_CHARS) -> str:
-    """``repr`` of file text for a message, cut to ``limit`` characters."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    text = text.strip()
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 def _decode(p, lineno: int, raw: bytes) -> str:
@@ -93,63 +79,6 @@ def _header_entry(text: str, header: dict[str, str]) -> str | None:
         if sep and name.strip():
             header[name.strip()] = value.strip()
     return None
-
-
-def _strict_number(cell: bytes) -> float:
-    """A decimal number, strictly (see the module docstring); ValueError otherwise."""
-    if cell.translate(None, _NUMERIC_BYTES) or not cell.strip():
-        raise ValueError(cell)
-    return float(cell)
-
-
-def _row_error(p, lineno: int, line: bytes, names: list[str]) -> DataFileError | None:
-    """What is wrong with one data line (None if nothing is)."""
-    if line.lstrip().startswith(b"#"):
-        return DataFileError(
-            p, f"line {lineno}: a comment after the header (comments go before it only)"
-        )
-    cells = line.split(b",")
-    if len(cells) != len(names):
-        return DataFileError(
-            p, f"line {lineno}: {len(cells)} values, header has {len(names)} columns"
-        )
-    for name, cell in zip(names, cells, strict=True):
-        try:
-            value = _strict_number(cell)
-        except ValueError:
-            word = cell.strip().lower().lstrip(b"+-")
-            if word in (b"nan", b"inf", b"infinity"):
-                return DataFileError(
-                    p, f"line {lineno}: {name} is {quote(cell)} (NaN/inf not allowed)"
-                )
-            return DataFileError(
-                p, f"line {lineno}: {name} is not a number (decimal notation only): {quote(cell)}"
-            )
-        if not math.isfinite(value):
-            return DataFileError(p, f"line {lineno}: {name} is {quote(cell)} (out of range)")
-    return None
-
-
-def _parse_block(p, lines: list[bytes], numbers: list[int], names: list[str]) -> np.ndarray:
-    """Rows of numbers for a block of data lines (fast path; exact errors on failure)."""
-    width = len(names)
-    joined = b",".join(lines)
-    try:
-        if joined.translate(None, _NUMERIC_BYTES):
-            raise ValueError("not numeric")
-        values = np.array([float(c) if c.strip() else math.nan for c in joined.split(b",")])
-        if values.size != width * len(lines) or not np.all(np.isfinite(values)):
-            raise ValueError("shape or non-finite")
-        block = values.reshape(len(lines), width)
-        if any(line.count(b",") != width - 1 for line in lines):
-            raise ValueError("row width")
-    except ValueError:
-        for lineno, line in zip(numbers, lines, strict=True):
-            err = _row_error(p, lineno, line, names)
-            if err is not None:
-                raise err from None
-        raise DataFileError(p, f"lines {numbers[0]}–{numbers[-1]}: cannot read") from None
-    return block
 
 
 def read_csv_table(path, required: list[str] | tuple[str, ...] = ()) -> CSVTable:
@@ -203,29 +132,12 @@ def _read_table(p, f, required) -> CSVTable:
         break
     if names is None:
         raise DataFileError(p, "empty file (expected a header line)")
-    blocks: list[np.ndarray] = []
-    line_blocks: list[np.ndarray] = []
-    lines: list[bytes] = []
-    numbers: list[int] = []
-    for raw in f:
-        lineno += 1
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        lines.append(line)
-        numbers.append(lineno)
-        if len(lines) == _BLOCK_LINES:
-            blocks.append(_parse_block(p, lines, numbers, names))
-            line_blocks.append(np.array(numbers, np.int64))
-            lines, numbers = [], []
-    if lines:
-        blocks.append(_parse_block(p, lines, numbers, names))
-        line_blocks.append(np.array(numbers, np.int64))
-    if not blocks:
+    values, line_numbers = parse_stream(p, f, lineno + 1, names)
+    if not line_numbers.size:
         raise DataFileError(p, "no data rows after the header")
     # column by column, so the peak memory is the blocks plus one copy of the data
-    columns = {name: np.concatenate([b[:, i] for b in blocks]) for i, name in enumerate(names)}
-    return CSVTable(columns, np.concatenate(line_blocks), header, procedure)
+    columns = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(names)}
+    return CSVTable(columns, line_numbers, header, procedure)
 
 
 def _check_header(p, lineno: int, text: str, required) -> list[str]:
@@ -239,7 +151,7 @@ def _check_header(p, lineno: int, text: str, required) -> list[str]:
             p, f"column name of {len(longest)} characters in the {where}: {quote(longest)}"
         )
     try:
-        _strict_number(names[0].encode("utf-8"))
+        strict_number(names[0].encode("utf-8"))
     except ValueError:
         pass
     else:
@@ -306,6 +218,10 @@ class TDSData:
     notes: tuple[str, ...] = ()
     #: a run file's ``#\tName: value`` header (empty for a plain CSV)
     header: dict[str, str] = field(default_factory=dict)
+    #: how the input was read (layout, time unit, field columns, files), for the output
+    detected: dict = field(default_factory=dict)
+    #: the run file's ``overloaded`` column flagged points: the warning (None if none)
+    overload: str | None = None
 
     @property
     def n_sweeps(self) -> int:
@@ -317,14 +233,33 @@ def load_tds_csv(path) -> TDSData:
     (one row per gate point per sweep, in any order within a sweep)."""
     table = read_csv_table(path, ("time_ps", "E_ref", "dE"))
     cols = table.columns
+    overload = overload_warning_of(path, cols.get("overloaded"))
     if "sweep" in cols:
-        return replace(_load_tds_sweeps(path, table), header=dict(table.header))
+        data = _load_tds_sweeps(path, table)
+        return replace(data, header=dict(table.header), overload=overload)
     t = cols["time_ps"]
     _check_count(path, t.size, MIN_TDS_POINTS, "a TDS spectrum")
     _check_increasing(path, t, "time_ps", equal_spacing=True, line_numbers=table.line_numbers)
     if not np.any(cols["E_ref"]):
         raise DataFileError(path, "E_ref is zero everywhere")
-    return TDSData(t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header))
+    return TDSData(
+        t, cols["E_ref"], cols["dE"], str(path), header=dict(table.header), overload=overload
+    )
+
+
+def _sweep_order(sweep_ids: np.ndarray, time_ps: np.ndarray) -> np.ndarray:
+    """Row order by (sweep, time), ties in file order: O(N log N) whatever the number of
+    sweeps. A run file's rows come sweep after sweep, each sweep as long as the next
+    (back and forth): then one argsort along the time axis of a (sweeps, points) view."""
+    n = sweep_ids.size
+    starts = np.flatnonzero(np.diff(sweep_ids)) + 1
+    if n and np.all(np.diff(sweep_ids) >= 0):
+        lengths = np.diff(np.concatenate([[0], starts, [n]]))
+        if np.all(lengths == lengths[0]):
+            k = lengths[0]
+            within = np.argsort(time_ps.reshape(-1, k), axis=1, kind="stable")
+            return (within + (np.arange(n // k) * k)[:, None]).ravel()
+    return np.lexsort((time_ps, sweep_ids))
 
 
 def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
@@ -337,34 +272,38 @@ def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
         raise DataFileError(
             path, f"line {table.line_numbers[i]}: sweep must be an integer, got {sweep_ids[i]:g}"
         )
-    ids = np.unique(sweep_ids)
-    groups = []
-    for sid in ids:
-        rows = np.nonzero(sweep_ids == sid)[0]
-        order = rows[np.argsort(cols["time_ps"][rows], kind="stable")]
-        groups.append((int(sid), order))
-    ref_group = max(groups, key=lambda g: g[1].size)[1]
+    order_all = _sweep_order(sweep_ids, cols["time_ps"])
+    ids, first, counts = np.unique(sweep_ids[order_all], return_index=True, return_counts=True)
+    groups = [
+        (int(sid), order_all[a : a + n]) for sid, a, n in zip(ids, first, counts, strict=True)
+    ]
+    ref_group = groups[int(np.argmax(counts))][1]
     grid = cols["time_ps"][ref_group]
     _check_count(path, grid.size, MIN_TDS_POINTS, "a TDS spectrum (points per sweep)")
     _check_increasing(
         path, grid, "time_ps", equal_spacing=True, line_numbers=table.line_numbers[ref_group]
     )
     tol = 0.01 * float(np.median(np.diff(grid)))
-    refs, des, notes = [], [], []
+    notes = []
+    complete = []
     for sid, rows in groups:
-        t = cols["time_ps"][rows]
-        if t.size < grid.size:
-            notes.append(f"sweep {sid} has {t.size} of {grid.size} points (incomplete): left out")
-            continue
-        if t.size > grid.size or np.max(np.abs(t - grid)) > tol:
-            raise DataFileError(
-                path,
-                f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the time "
-                f"grid of the other sweeps ({grid.size} points, {grid[0]:g}–{grid[-1]:g} ps)",
+        if rows.size < grid.size:
+            notes.append(
+                f"sweep {sid} has {rows.size} of {grid.size} points (incomplete): left out"
             )
-        refs.append(cols["E_ref"][rows])
-        des.append(cols["dE"][rows])
-    ref_k, de_k = np.array(refs), np.array(des)
+            continue
+        complete.append((sid, rows))
+    # the grid is the longest sweep, so every complete sweep has exactly its length
+    index = np.stack([rows for _, rows in complete])  # (n_sweeps, n): each sweep's rows
+    off = np.max(np.abs(cols["time_ps"][index] - grid), axis=1)
+    for k in np.flatnonzero(off > tol)[:1]:
+        sid, rows = complete[k]
+        raise DataFileError(
+            path,
+            f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the time "
+            f"grid of the other sweeps ({grid.size} points, {grid[0]:g}–{grid[-1]:g} ps)",
+        )
+    ref_k, de_k = cols["E_ref"][index], cols["dE"][index]
     if not np.any(ref_k):
         raise DataFileError(path, "E_ref is zero everywhere")
     return TDSData(
@@ -564,8 +503,11 @@ def overload_warning(path) -> str | None:
     """A warning when a run file's ``overloaded`` column (written by the THz procedures:
     the point stayed overloaded after re-ranging) flags any point; None if none or no
     such column."""
-    table = read_csv_table(path)
-    flags = table.columns.get("overloaded")
+    return overload_warning_of(path, read_csv_table(path).columns.get("overloaded"))
+
+
+def overload_warning_of(path, flags) -> str | None:
+    """:func:`overload_warning` from an ``overloaded`` column already read (or None)."""
     if flags is None:
         return None
     count = int(np.count_nonzero(np.nan_to_num(flags)))

@@ -211,9 +211,14 @@ def conductivity_from_fields(
     delta_e_w: np.ndarray,
     thickness_m: float,
     substrate_index: float,
-    method: str = "exact",
+    method="exact",
+    freq_hz=None,
 ) -> np.ndarray:
-    """Δσ (S/m) from spectra E_ref(ω), ΔE(ω): ``method`` ``"exact"`` or ``"small-signal"``."""
+    """Δσ (S/m) from spectra E_ref(ω), ΔE(ω): ``method`` ``"exact"`` or ``"small-signal"``,
+    or a callable ``(freq_hz, E_ref(ω), ΔE(ω)) → Z₀·Δσ·d`` (another geometry, see
+    :mod:`labctl.analysis.reflection`)."""
+    if callable(method):
+        return method(freq_hz, e_ref_w, delta_e_w) / (Z0_OHM * thickness_m)
     pref = (1.0 + substrate_index) / (Z0_OHM * thickness_m)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "exact":
@@ -381,7 +386,8 @@ def photoconductivity(
     thickness_m, substrate_index : film thickness (m) and substrate THz index.
     fmin_hz, fmax_hz : frequency window kept.
     window, pad_factor : optional window (scipy name) and zero-padding factor.
-    method : ``"exact"`` (Tinkham) or ``"small-signal"``.
+    method : ``"exact"`` (Tinkham), ``"small-signal"``, or a geometry callable
+        (:class:`labctl.analysis.reflection.Geometry`; ``thickness_m`` then scales Δσ·d).
     noise : ``"auto"`` (scatter of ≥ 3 sweeps; the fitted time-domain noise model with 2;
         the pre-pulse baseline with 1), ``"sweeps"``, ``"model"``, ``"baseline"`` or ``"none"``.
         The source used is ``noise_source``: ``"sweep-scatter"``, ``"noise-model"`` or
@@ -410,7 +416,7 @@ def photoconductivity(
         warnings.append(echo.warning())
     freq, e_ref_w = spectrum(t, ref_mean, window=window, pad_factor=pad_factor)
     _, de_w = spectrum(t, de_mean, window=window, pad_factor=pad_factor)
-    sigma = conductivity_from_fields(e_ref_w, de_w, thickness_m, substrate_index, method)
+    sigma = conductivity_from_fields(e_ref_w, de_w, thickness_m, substrate_index, method, freq)
 
     keep = freq > 0
     if fmin_hz is not None:
@@ -461,7 +467,7 @@ def photoconductivity(
     if mode == "auto":
         if n_sweeps >= MIN_SWEEPS_FOR_SCATTER:
             mode = "sweeps"
-        elif n_sweeps == 2:
+        elif n_sweeps == 2 and not callable(method):
             mode = "model"
         else:
             mode = "baseline"
@@ -469,7 +475,7 @@ def photoconductivity(
         _, ref_k = spectrum(t, ref2, window=window, pad_factor=pad_factor)
         _, de_k = spectrum(t, de2, window=window, pad_factor=pad_factor)
         sweep_sigma = conductivity_from_fields(
-            ref_k[:, keep], de_k[:, keep], thickness_m, substrate_index, method
+            ref_k[:, keep], de_k[:, keep], thickness_m, substrate_index, method, freq[keep]
         )
     model_band_var = None
     if n_sweeps >= 2 and mode != "none":
@@ -506,7 +512,10 @@ def photoconductivity(
             de_noise = s * dt * np.sqrt(np.sum(w**2) / 2.0)
             pref = (1.0 + substrate_index) / (Z0_OHM * thickness_m)
             er = e_ref_w[keep]
-            if method == "exact":
+            if callable(method):  # another geometry: its own small-signal gain
+                pref = method.small_signal_gain(freq[keep]) / (Z0_OHM * thickness_m)
+                gain = 1.0 / np.abs(er)
+            elif method == "exact":
                 gain = np.abs(er) / np.abs(er + de_w[keep]) ** 2
             else:
                 gain = 1.0 / np.abs(er)
@@ -524,7 +533,7 @@ def photoconductivity(
         delta_e=de_w[keep],
         thickness_m=float(thickness_m),
         substrate_index=float(substrate_index),
-        method=method,
+        method=f"exact ({method.kind})" if callable(method) else method,
         noise_source=source,
         n_sweeps=n_sweeps,
         points_per_independent=max(1.0, float(pad_factor)),

@@ -17,6 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+from labctl.cli import analyze_trts
+from labctl.cli.analyze_input import add_input_options
+
 MODEL_CHOICES = (
     "auto",
     "drude-smith",
@@ -58,13 +61,17 @@ def register(subparsers) -> None:
 
     t = sub.add_parser(
         "tds",
-        help="complex photoconductivity from a TDS scan, with a model fit",
+        help="complex photoconductivity from a TDS scan (transmission or reflection), with a fit",
         description=(
             "FILE columns: time_ps,E_ref,dE (dE = E_pumped - E_ref), equally spaced; or a "
-            "'labctl run tds' file (sweeps averaged; thickness and substrate index from its header)."
+            "'labctl run tds' file (sweeps averaged; thickness and substrate index from its "
+            "header); or another program's table (tab/blank/comma/semicolon separated, decimal "
+            "comma, metadata lines; what was detected is printed); or waveform sets "
+            "(--reference/--pumped). Geometries: transmission (thin film on a substrate) and "
+            "reflection (thin excited layer on a bulk substrate), normal or oblique incidence."
         ),
     )
-    t.add_argument("file", metavar="FILE.csv")
+    t.add_argument("file", metavar="FILE", nargs="?")
     t.add_argument(
         "--thickness-nm", type=float, help="film thickness, nm (default: the run file's header)"
     )
@@ -102,7 +109,10 @@ def register(subparsers) -> None:
     )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
+    add_input_options(t)
     t.set_defaults(func=_bad_file_exits_2(run_tds))
+
+    analyze_trts.register(sub)
 
     o = sub.add_parser(
         "optp",
@@ -259,9 +269,9 @@ def _parse_window(text):
 
 
 def run_tds(args: argparse.Namespace) -> int:
-    from labctl.analysis.io import overload_warning
     from labctl.analysis.tds import check_pad_factor, make_window
     from labctl.analysis.tds_analysis import analyze_tds
+    from labctl.cli import analyze_input
     from labctl.errors import AnalysisError
 
     _check_positive("--thickness-nm", args.thickness_nm)
@@ -279,16 +289,19 @@ def run_tds(args: argparse.Namespace) -> int:
         opt = "--pad-factor" if "padding" in str(exc) else "--window"
         raise AnalysisError(f"{opt}: {exc}") from None
     _check_plot_path(args.plot)
+    analyze_input.check_input_options(args)
     data = _tds_data_and_sample(args)
     sweeps = data.e_ref_sweeps is not None
     _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
     _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
+    _check_positive("--excitation-depth-nm", args.excitation_depth_nm)
+    method, thickness_m = analyze_input.conductivity_method(args)
     try:
         analysis = analyze_tds(
             data.time_ps,
             data.e_ref_sweeps if sweeps else data.e_ref,
             data.delta_e_sweeps if sweeps else data.delta_e,
-            thickness_m=args.thickness_nm * 1e-9,
+            thickness_m=thickness_m,
             substrate_index=args.substrate_index,
             effective_mass=args.effective_mass,
             fmin_hz=args.fmin * 1e12,
@@ -296,16 +309,22 @@ def run_tds(args: argparse.Namespace) -> int:
             model=args.model,
             window=window,
             pad_factor=args.pad_factor,
-            method="small-signal" if args.small_signal else "exact",
+            method=method,
             fit_method=args.fit_method,
             notes=data.notes,
         )
+        analyze_input.refuse_negative_real(args, analysis.spectrum, analysis.test)
     except AnalysisError as exc:
         raise AnalysisError(f"{args.file}: {exc}") from None
     result = {"file": str(args.file)} | analysis.to_dict()
-    result |= {"n_time_points": int(data.time_ps.size), "sweeps": sweeps}
-    if overloaded := overload_warning(args.file):
-        result["warnings"].append(overloaded)
+    result |= {
+        "thickness_nm": args.thickness_nm,
+        "n_time_points": int(data.time_ps.size),
+        "sweeps": sweeps,
+    }
+    if data.overload:  # read with the data (a second read doubled the time on 1 M rows)
+        result["warnings"].append(data.overload)
+    analyze_input.add_input_result(result, args, data, method)
     if args.plot:
         shown = analysis.fit if analysis.significant is not False else None
         _plot_tds(args.plot, analysis.spectrum, shown)
@@ -320,11 +339,17 @@ def run_tds(args: argparse.Namespace) -> int:
 def _tds_data_and_sample(args):
     """The TDS data; fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
     from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS
-    from labctl.analysis.io import load_tds_csv
     from labctl.analysis.tds_analysis import HEADER_NAMES, sample_from_header
+    from labctl.cli.analyze_input import load_tds_input, needs_thickness
     from labctl.errors import AnalysisError
 
-    data = load_tds_csv(args.file)
+    data = load_tds_input(args)
+    if args.file is None:
+        args.file = data.path  # waveform sets: "N reference + M pumped file(s)"
+    if args.substrate_index is None and args.substrate_index_table:
+        args.substrate_index = 1.0  # unused: the table gives ñ(f)
+    if not needs_thickness(args) and args.thickness_nm is None:
+        args.thickness_nm = 1.0  # unused: reflection gives Δσ·d (see conductivity_method)
     sample = sample_from_header(data.header)
     for option, attr in (
         ("--thickness-nm", "thickness_nm"),
@@ -344,6 +369,8 @@ def _tds_data_and_sample(args):
 def _table_tds(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from labctl.cli import analyze_input
 
     table = Table(title=f"{r['model']} fit of {r['file']}")
     table.add_column("parameter")
@@ -367,6 +394,7 @@ def _table_tds(r: dict) -> None:
         table.add_row("χ²_red", f"{r['chi2_red']:.3g}", "", f"dof {r['dof']}")
     table.add_row("window", f"{r['fmin_THz']:.2f}–{r['fmax_THz']:.2f}", "", "THz")
     console = Console()
+    analyze_input.print_input(console, r)
     console.print(table)
     console.print(
         f"errors from: {r['noise_source'] or 'none (errors scaled by χ²_red)'}"

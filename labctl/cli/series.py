@@ -18,7 +18,11 @@ def register(sub) -> None:
 
     r = ssub.add_parser("run", help="run (or --resume) a series plan")
     r.add_argument("plan", metavar="PLAN.yaml")
-    r.add_argument("--station", default=None, help="station file or name (default: the plan's)")
+    r.add_argument(
+        "--station",
+        default=None,
+        help="station file or name (default: the plan's; on --resume, the recorded one)",
+    )
     r.add_argument(
         "--time-scale",
         type=time_scale_arg,
@@ -32,6 +36,11 @@ def register(sub) -> None:
         "--allow-changed-plan",
         action="store_true",
         help="resume although the plan file changed since the series started",
+    )
+    r.add_argument(
+        "--allow-other-station",
+        action="store_true",
+        help="resume on --station although the series started on another station",
     )
     r.add_argument("--quiet", action="store_true", help="no live display")
     r.add_argument(
@@ -169,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 time_scale=args.time_scale,
                 resume=args.resume,
                 allow_changed_plan=args.allow_changed_plan,
+                allow_other_station=args.allow_other_station,
                 quiet=args.quiet,
             )
         except (PlanError, SeriesError):

@@ -18,17 +18,18 @@ from typing import Any
 from qtpy import QtCore, QtGui, QtWidgets
 
 from labctl.errors import LabctlError
+from labctl.series.states import StepState
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("#", "step", "T (°C)", "slot", "sample", "state", "attempts", "started", "ended", "note")
-STATE_COLOURS = {
-    "pending": "#7f7f7f",
-    "planned": "#7f7f7f",
-    "running": "#1f77b4",
-    "done": "#2ca02c",
-    "failed": "#d62728",
-    "skipped": "#ff7f0e",
+STATE_COLOURS = {  # the catalog's step states (labctl.series.states.StepState), + planned
+    StepState.PENDING: "#7f7f7f",
+    "planned": "#7f7f7f",  # a step of a plan not started yet (no catalog)
+    StepState.RUNNING: "#1f77b4",
+    StepState.DONE: "#2ca02c",
+    StepState.FAILED: "#d62728",
+    StepState.SKIPPED: "#ff7f0e",
 }
 
 

@@ -21,11 +21,12 @@ def run_series(
     time_scale: str | None = None,
     resume: bool = False,
     allow_changed_plan: bool = False,
+    allow_other_station: bool = False,
     quiet: bool = False,
 ) -> int:
     """Run ``plan`` into ``out_dir``; exit code 0 done, 1 stopped by a fault, 130 aborted."""
     from labctl.series.report import write_report
-    from labctl.series.runner import SeriesRunner
+    from labctl.series.runner import SeriesRunner, recorded_station
     from labctl.station import Station
 
     out_dir = Path(out_dir)
@@ -33,6 +34,8 @@ def run_series(
     handler = _log_to(out_dir / LOG_NAME)
     stop = threading.Event()
     kwargs = {} if time_scale is None else {"time_scale": time_scale}
+    if resume and station is None:  # the station the series started on
+        station = recorded_station(out_dir)
     try:
         with Station.from_file(station or _plan_station(plan), **kwargs) as st:
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
@@ -42,6 +45,7 @@ def run_series(
                 st,
                 resume=resume,
                 allow_changed_plan=allow_changed_plan,
+                allow_other_station=allow_other_station,
                 stop=stop,
                 on_event=display.on_event,
             )
@@ -56,15 +60,15 @@ def run_series(
             finally:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)
-                runner.catalog.close()
+                runner.close()
         paths = write_report(out_dir)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     display.print_end(outcome, paths)
-    if outcome.state == "aborted":
-        return 130
-    return 0 if outcome.state == "done" else 1
+    from labctl.series.states import SERIES_EXIT_CODES, SeriesState
+
+    return SERIES_EXIT_CODES.get(SeriesState(outcome.state), 1)
 
 
 def _plan_station(plan: Plan) -> str | None:

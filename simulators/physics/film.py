@@ -157,6 +157,7 @@ class Film:
         self.thickness_nm = float(film_params["thickness_nm"])
         self.temperature_c = float(ambient_c)
         self.max_temperature_c = float(ambient_c)
+        self.heating = HeatingEpisodes(float(ambient_c))
         self._e_bound = np.asarray(self.kin.e_bound)
         self._w_bound = np.asarray(self.kin.w_bound)
         self._e_res = np.asarray(self.kin.e_residue)
@@ -182,6 +183,7 @@ class Film:
         else:
             t1 = float(environment_c)
         self.temperature_c = t1
+        self.heating.observe(t1)
         tm = 0.5 * (t0 + t1)  # midpoint temperature of the step
         if tm > self.max_temperature_c:
             self.max_temperature_c = tm
@@ -310,6 +312,7 @@ class Film:
             "carbon_wt_percent": self.carbon_wt_percent,
             "anneal_equivalent_c": self.anneal_equivalent_c(),
             "max_temperature_c": self.max_temperature_c,
+            "heating_episodes": self.heating.count,
             "thickness_nm": self.thickness_nm,
         }
 
@@ -365,3 +368,31 @@ def simulate_tga(
         - film_params["tga_step2_wt"] * (1 - residue)
     )
     return temps, mass
+
+
+class HeatingEpisodes:
+    """How many times a film was heated: rises of more than ``rise_c`` from a trough that
+    reach ``above_c`` (hysteresis on the extremes, so PID overshoot and ripple are no
+    new episode). An anneal interrupted and heated again shows 2; the physics, not a
+    catalog, says whether a film was annealed once."""
+
+    def __init__(self, start_c: float, rise_c: float = 20.0, above_c: float = 100.0) -> None:
+        self.rise_c, self.above_c = rise_c, above_c
+        self.count = 0
+        self._rising = False
+        self._counted = False
+        self._extreme = start_c
+
+    def observe(self, t_c: float) -> None:
+        if self._rising:
+            if t_c > self._extreme:
+                self._extreme = t_c
+            elif t_c < self._extreme - self.rise_c:
+                self._rising, self._extreme = False, t_c
+        elif t_c < self._extreme:
+            self._extreme = t_c
+        elif t_c > self._extreme + self.rise_c:
+            self._rising, self._counted, self._extreme = True, False, t_c
+        if self._rising and not self._counted and t_c >= self.above_c:
+            self.count += 1
+            self._counted = True

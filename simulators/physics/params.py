@@ -186,6 +186,8 @@ def _photo() -> dict:
 
 def _table() -> dict:
     return {
+        # Δσ that changes within the THz pulse (physics/intrapulse.py); off: quasi-static
+        "intrapulse_response": False,
         "sampling_zero_mm": 50.0,  # stage 1 position of zero sampling delay (THz peak)
         "pump_zero_mm": 20.0,  # stage 2 position of zero pump delay (IRF centre)
         "laser_rep_rate_hz": 1000.0,

@@ -201,6 +201,14 @@ class PhotoModel:
     def tds_delay_ps(self) -> float:
         return self._t_peak + float(self.p["tds_delay_after_peak_ps"])
 
+    def transient_many(self, pump_delay_ps) -> np.ndarray:
+        """:meth:`transient` at many delays at once (arrays)."""
+        t = np.asarray(pump_delay_ps, dtype=float)
+        g = np.where(
+            t < -8.0 * self._irf_sigma, 0.0, self._g(np.maximum(t, -8.0 * self._irf_sigma))
+        )
+        return g / self._g_ref
+
     def transient(self, pump_delay_ps: float) -> float:
         """g(t)/g(t_TDS): 1 at the TDS delay, 0 before the pump arrives."""
         t = float(pump_delay_ps)

@@ -18,7 +18,8 @@ unless the world's noise is "realistic".
 
 ΔE at sampling delay t_s and pump delay t_p is quasi-static: the film's
 Δσ(ω) at the TDS delay scaled by the OPTP transient g(t_p) (and g(t_p + echo
-delay) for the echo).
+delay) for the echo). With ``intrapulse_response`` (off by default) the response
+changes within the pulse instead (:mod:`~labctl.simulators.physics.intrapulse`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import math
 
 import numpy as np
 
+from labctl.simulators.physics.intrapulse import intrapulse_delta_e
 from labctl.simulators.physics.thz import THzPulse
 
 
@@ -73,7 +75,12 @@ class OpticalTable:
         else:
             e_ref = pulse.field_from(phase, self._sample_spec)
             de = 0.0
-            if pumpable:
+            if pumpable and self.p.get("intrapulse_response", False):
+                de = intrapulse_delta_e(
+                    pulse, self._sample_spec, w.photoresponse(item), w.photo.transient_many,
+                    item.thickness_nm, ts, tp,
+                )  # fmt: skip
+            elif pumpable:
                 dspec = self._pumped_spec_change(item, tp)
                 if dspec is not None:
                     de = pulse.field_from(phase, dspec)

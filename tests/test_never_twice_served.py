@@ -1,0 +1,150 @@
+"""Never twice, against a served world (`labctl sim serve`, a subprocess, like hardware):
+"heated once" is read from the served films' thermal history (heating episodes), not
+from the catalog. A short recipe at a modest speed-up, with the plan's real interlock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from served import served_world
+from test_series_resume import data_rows, steps_of
+
+from labctl.series.catalog import Catalog
+from labctl.servesim import RemoteFaultBoard
+
+pytestmark = [pytest.mark.slow, pytest.mark.tcp]
+
+SCALE = "300"
+PLAN = """\
+name: never-twice
+sample: F
+slots: [1]
+temperatures_c: [250]
+anneal: {ramp_c_per_min: 20, dwell_min: 5, cool_min: 30, record_interval_s: 30,
+         ready_below_c: 120}
+measurements: []
+retries: 0
+on_failure: stop
+"""
+LABCTL = [sys.executable, "-m", "labctl.cli"]
+
+
+def start(out: Path, plan: Path, *extra: str) -> subprocess.Popen:
+    log = (out.parent / f"{out.name}-runner.log").open("a")
+    return subprocess.Popen(
+        [*LABCTL, "series", "run", str(plan), "--out", str(out), "--quiet", *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(what, proc: subprocess.Popen | None = None, timeout_s: float = 90.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            assert proc.poll() is None, f"the runner ended early ({proc.returncode})"
+        got = what()
+        if got:
+            return got
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what.__doc__ or what}")
+
+
+def anneal_rows(out: Path) -> list[dict]:
+    steps = steps_of(out)
+    if not steps or not steps[0]["run_file"]:
+        return []
+    return data_rows(out / steps[0]["run_file"])
+
+
+def film1(board: RemoteFaultBoard) -> dict:
+    return next(f for f in board.films() if f["slot"] == 1)
+
+
+def finish(proc: subprocess.Popen, timeout_s: float = 120.0) -> int:
+    try:
+        return proc.wait(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)  # the plan's station: the bundled in-process one
+    with served_world(tmp_path, SCALE) as served:
+        yield plan, served.station, RemoteFaultBoard.from_station_file(served.station)
+
+
+def test_failed_in_cooling_resumes_on_its_station_and_is_never_heated_again(world, tmp_path):
+    plan, station, board = world
+    out = tmp_path / "series"
+    proc = start(out, plan, "--station", str(station))
+    try:
+        wait_for(lambda: any(r["segment"] == "3" for r in anneal_rows(out)), proc)
+        board.inject("furnace", "sensor_break")  # the thermocouple opens in the cooling
+    finally:
+        code = finish(proc)
+    assert code == 1
+    assert steps_of(out)[0]["state"] == "failed"
+    # the repair takes a while: the film cools well below the anneal temperature
+    wait_for(lambda: film1(board)["temperature_c"] < 200.0)
+    board.clear("furnace")
+    assert film1(board)["heating_episodes"] == 1
+    # --resume without --station: the station the series started on, not the plan's default
+    done = start(out, plan, "--resume")
+    assert finish(done) == 0, (tmp_path / "series-runner.log").read_text()[-2000:]
+    assert film1(board)["heating_episodes"] == 1  # the physics: annealed once
+    with Catalog.in_directory(out) as catalog:
+        step = catalog.step(0)
+        events = " ".join(e["message"] for e in catalog.events())
+    assert step["state"] == "done" and "dwell already done" in step["results"]["continued"]
+    assert "cooling segment reached" in events
+    served_name = yaml.safe_load(Path(station).read_text())["name"]
+    assert events.count(f"started on {served_name}") == 2  # the resume too: as recorded
+
+
+def test_a_second_run_or_runner_is_refused_and_the_first_anneal_goes_on(world, tmp_path):
+    plan, station, board = world
+    plan.write_text(PLAN.replace("dwell_min: 5", "dwell_min: 120"))  # time for two start-ups
+    out = tmp_path / "series"
+    proc = start(out, plan, "--station", str(station))
+    try:
+        wait_for(lambda: any(r["segment"] == "2" for r in anneal_rows(out)), proc)
+        second = subprocess.Popen(
+            [*LABCTL, "run", "anneal", "--station", str(station), "--slot", "2"]
+            + ["--anneal-c", "250", "--out", str(tmp_path / "second"), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        runner = subprocess.Popen(
+            [*LABCTL, "series", "run", str(plan), "--out", str(out), "--resume", "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        second_out, _ = second.communicate(timeout=120)
+        _, runner_err = runner.communicate(timeout=120)
+        assert proc.poll() is None  # the first was still running when both were refused
+    finally:
+        code = finish(proc, timeout_s=180)
+    assert second.returncode == 1
+    assert f"pid {proc.pid}" in second_out
+    assert runner.returncode == 2
+    refusal = runner_err.strip().splitlines()
+    assert len(refusal) == 1 and "second runner" in refusal[0] and f"pid {proc.pid}" in refusal[0]
+    assert code == 0  # the first anneal was not disturbed (nor reset by the refused one)
+    films = {f["slot"]: f for f in board.films()}
+    assert films[1]["heating_episodes"] == 1
+    assert films[2]["heating_episodes"] == 0  # never moved into the hot zone
+    with Catalog.in_directory(out) as catalog:
+        assert [a["state"] for a in catalog.attempts(0)] == ["done"]

@@ -1,0 +1,110 @@
+"""One owner per instrument and per series directory (labctl.ownership): refused at once,
+naming the holder; released by the OS when the holder dies, however it dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from labctl.ownership import (
+    Busy,
+    claim_instruments,
+    claim_series_directory,
+    instrument_lock_path,
+    owner_scope,
+)
+
+ADDRESS = "socket://127.0.0.1:65001"
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from labctl.ownership import claim_instruments
+    claim = claim_instruments([("furnace", sys.argv[1])])
+    print("held", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
+    return tmp_path / "locks"
+
+
+@pytest.fixture
+def holder(lock_dir):
+    """Another process holding the furnace's address."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, ADDRESS, "holder-tag"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LABCTL_LOCK_DIR": str(lock_dir)},
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"  # readiness, not a sleep
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_a_claim_held_by_another_process_is_refused_naming_it(holder):
+    with pytest.raises(Busy) as info:
+        claim_instruments([("furnace", ADDRESS)])
+    text = str(info.value)
+    assert f"pid {holder.pid}" in text and "furnace" in text and "since" in text
+
+
+def test_the_os_releases_the_claim_when_the_holder_is_killed(holder):
+    with pytest.raises(Busy):
+        claim_instruments([("furnace", ADDRESS)])
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    with claim_instruments([("furnace", ADDRESS)]):
+        pass  # no stale lock left behind
+
+
+def test_all_or_nothing_a_refused_claim_keeps_nothing(holder):
+    other = "socket://127.0.0.1:65002"
+    with pytest.raises(Busy):
+        claim_instruments([("stages", other), ("furnace", ADDRESS)])
+    with claim_instruments([("stages", other)]):  # the first was given back
+        pass
+
+
+def test_in_one_process_reentrant_for_its_owner_refused_for_another_run():
+    series = object()
+    with claim_instruments([("furnace", ADDRESS)], owner=series):
+        with owner_scope(series), claim_instruments([("furnace", ADDRESS)]):
+            pass  # the series' own procedure
+        with pytest.raises(Busy, match="another run in this process"):
+            claim_instruments([("furnace", ADDRESS)])  # a GUI queue run in the same process
+        with claim_instruments([("furnace", ADDRESS)], owner=series):
+            pass
+    with claim_instruments([("furnace", ADDRESS)]):  # released once the outer claim ends
+        pass
+
+
+def test_in_process_simulators_are_not_claimed():
+    with claim_instruments([("furnace", "sim://furnace")]):
+        with claim_instruments([("furnace", "sim://furnace")]):
+            pass
+
+
+def test_a_released_lock_file_names_nobody(lock_dir):
+    with claim_instruments([("furnace", ADDRESS)]):
+        assert str(os.getpid()) in instrument_lock_path(ADDRESS).read_text()
+    assert instrument_lock_path(ADDRESS).read_text() == ""
+
+
+def test_one_runner_per_series_directory(tmp_path):
+    with claim_series_directory(tmp_path):
+        with pytest.raises(Busy, match=f"series {tmp_path}"):
+            claim_series_directory(tmp_path)
+    claim_series_directory(tmp_path).release()
