@@ -4,14 +4,13 @@ Design — acquisition never waits for analysis:
 
 - ``add_point``/``add_sweep``/``end_sweep`` only copy numbers into running sums under a
   lock (microseconds) and, when a refit is due, set a flag and notify a worker thread.
-- The worker snapshots the data and computes Δσ(ω) with its errors exactly as
-  ``labctl analyze tds`` does (:func:`labctl.analysis.tds.photoconductivity`): from
-  the scatter of the complete sweeps, with its covariance between frequencies, once
-  there are ≥ 3; from the fitted time-domain noise model with 2; from the pre-pulse
-  baseline of the running average before that. It tests whether ΔE is significant
-  (:func:`~labctl.analysis.tds.significance`) and refits warm-started from the last
-  result with a capped number of evaluations (``max_nfev``). Requests that arrive while
-  it works are coalesced: it then runs once more on the newest data, so work never
+- The worker snapshots the data and hands them to the one TDS analysis every front
+  end uses (:func:`labctl.analysis.tds_analysis.analyze_tds`): Δσ(ω) with errors from
+  the scatter of the complete sweeps (≥ 3), the time-domain noise model (2) or the
+  pre-pulse baseline of the running average (1); significance first, then the model
+  (selected as ``labctl analyze tds`` selects it), warm-started from the last result
+  with a capped number of evaluations (``max_nfev``). Requests that arrive while it
+  works are coalesced: it then runs once more on the newest data, so work never
   queues up behind a slow fit.
 - Every outcome — a fit, or an error — is published as a :class:`LiveFitUpdate` to the
   subscribers (callables, called in the worker thread; the GUI marshals to its own
@@ -60,14 +59,18 @@ class LiveFitUpdate:
     error: str | None = None
     significant: bool | None = None  # ΔE distinguishable from zero against the noise
     warnings: tuple[str, ...] = ()
+    #: the :class:`~labctl.analysis.tds_analysis.TDSAnalysis` behind this update
+    analysis: object | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.fit is not None
+        return self.error is None and self.analysis is not None
 
     @property
     def params(self) -> dict | None:
-        return None if self.fit is None else self.fit.to_dict()
+        """The analysis result (``labctl analyze tds``'s keys; null values when ΔE is
+        not significant), or None."""
+        return None if self.analysis is None else self.analysis.to_dict()
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays) for a run file."""
@@ -76,7 +79,6 @@ class LiveFitUpdate:
             "n_sweeps": self.n_sweeps,
             "n_points": self.n_points,
             "noise_source": self.noise_source,
-            "error_source": self.noise_source,
             "significant": self.significant,
             "warnings": list(self.warnings),
             "compute_ms": self.compute_ms,
@@ -86,6 +88,30 @@ class LiveFitUpdate:
 
 
 Subscriber = Callable[[LiveFitUpdate], None]
+
+
+def update_from_analysis(
+    analysis, *, sequence: int = 0, n_sweeps: int, n_points: int, compute_ms: float = 0.0
+) -> LiveFitUpdate:
+    """A :class:`LiveFitUpdate` showing a :class:`~labctl.analysis.tds_analysis.TDSAnalysis`
+    (the live fit's, or a reopened run's in the GUI)."""
+    spec = analysis.spectrum
+    fit = analysis.fit
+    return LiveFitUpdate(
+        sequence=sequence,
+        n_sweeps=n_sweeps,
+        n_points=n_points,
+        fit=fit,
+        freq_hz=spec.freq_hz,
+        sigma=spec.sigma,
+        sigma_err=spec.sigma_err,
+        model_sigma=None if fit is None else fit.evaluate(spec.freq_hz),
+        noise_source=spec.noise_source,
+        compute_ms=compute_ms,
+        significant=analysis.significant,
+        warnings=tuple(analysis.to_dict()["warnings"]),
+        analysis=analysis,
+    )
 
 
 class LiveTDSFit:
@@ -107,7 +133,7 @@ class LiveTDSFit:
         thickness_m: float,
         substrate_index: float,
         *,
-        model: str = "drude-smith",
+        model: str = "auto",
         effective_mass: float = DEFAULT_EFFECTIVE_MASS,
         fmin_hz: float = DEFAULT_FMIN_THZ * 1e12,
         fmax_hz: float = DEFAULT_FMAX_THZ * 1e12,
@@ -117,11 +143,10 @@ class LiveTDSFit:
         max_nfev: int = 60,
     ):
         from labctl.analysis.models import get_model
+        from labctl.analysis.tds_analysis import AUTO_MODEL
 
-        get_model(model)  # fail early on a bad name (construction, not acquisition)
-        # import the analysis stack now, not in the first update
-        import labctl.analysis.fitting  # noqa: F401
-        import labctl.analysis.tds  # noqa: F401
+        if model != AUTO_MODEL:
+            get_model(model)  # fail early on a bad name (construction, not acquisition)
 
         self.thickness_m = float(thickness_m)
         self.substrate_index = float(substrate_index)
@@ -159,7 +184,7 @@ class LiveTDSFit:
         self._n_sweeps = 0
         self._n_points = 0
         self._points_since_fit = 0
-        self._warm: np.ndarray | None = None
+        self._warm: dict | None = None  # model name → fit-unit values of the last fit
 
     def reset(self) -> None:
         """Forget all data (e.g. a new sample or pump delay)."""
@@ -367,49 +392,33 @@ class LiveTDSFit:
         if grid is None:
             return self._publish_error("no complete sweep yet", n_sweeps, n_points)
         try:
-            from labctl.analysis import tds
-            from labctl.analysis.fitting import fit_spectrum
+            from labctl.analysis.tds_analysis import analyze_tds, warm_start
 
             if len(sweeps) >= 2:  # per-sweep data: scatter (≥ 3) or noise model (2)
                 ref = np.array([r for r, _ in sweeps])
                 de = np.array([d for _, d in sweeps])
-            spec = tds.photoconductivity(
+            analysis = analyze_tds(
                 grid,
                 ref,
                 de,
                 thickness_m=self.thickness_m,
                 substrate_index=self.substrate_index,
+                effective_mass=self.effective_mass,
                 fmin_hz=self.fmin_hz,
                 fmax_hz=self.fmax_hz,
-                window=self.window,
-                require_signal=False,
-            )
-            test = tds.significance(spec)
-            fit = fit_spectrum(
-                spec,
                 model=self.model,
-                effective_mass=self.effective_mass,
+                window=self.window,
                 initial=warm,
                 max_nfev=self.max_nfev,
             )
-            fit.warnings.extend(test.warnings)
             with self._lock:
-                self._warm = (
-                    np.array([fit.values[n] for n in fit.param_names]) if fit.converged else None
-                )
-            update = LiveFitUpdate(
+                self._warm = warm_start(analysis)
+            update = update_from_analysis(
+                analysis,
                 sequence=self._next_sequence(),
                 n_sweeps=n_sweeps,
                 n_points=n_points,
-                fit=fit,
-                freq_hz=spec.freq_hz,
-                sigma=spec.sigma,
-                sigma_err=spec.sigma_err,
-                model_sigma=fit.evaluate(spec.freq_hz),
-                noise_source=spec.noise_source,
                 compute_ms=(time.perf_counter() - t_start) * 1e3,
-                significant=test.significant,
-                warnings=tuple(test.warnings),
             )
         except Exception as exc:  # never into the scan: report instead
             log.warning("live fit failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))

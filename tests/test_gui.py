@@ -50,9 +50,9 @@ def test_optp_and_tds_runs_fill_the_plots_and_the_fit_matches_the_simulator(qtbo
     fx, fy = window.optp.fit_curve.getData()
     assert len(fx) > 100 and np.nanmax(fy) > 0
     assert "τ =" in window.optp.note.text()
-    # with the pump power (power meter) and the absorptance: per absorbed photon density
-    n_abs = window.outcomes[optp.id].results["absorbed_photon_density_m3"]
-    assert window.optp.per_abs == pytest.approx(n_abs, rel=1e-9)
+    # with the pump power (power meter) and the absorptance: per absorbed photon per m²
+    n_abs = window.outcomes[optp.id].results["absorbed_photons_m2"]
+    assert window.optp.absorbed_photons_m2 == pytest.approx(n_abs, rel=1e-9)
     assert window.optp.plot.getAxis("right").isVisible()
     assert "per N_abs" in window.optp.note.text()
 

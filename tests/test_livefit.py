@@ -5,10 +5,11 @@ import threading
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.livefit import LiveTDSFit
 from labctl.simulators import synthetic
 
-TRUTH = synthetic.TABLE2[300]
+TRUTH = paper.TABLE2[300]
 
 
 @pytest.fixture(scope="module")

@@ -376,8 +376,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if results.get("fit") or results.get("optp_peak"):
                 self.optp.set_fit(
                     {
-                        "sweeps": results.get("sweeps_done"),
+                        "sweeps": results.get("sweeps"),
                         "optp_peak": results.get("optp_peak"),
+                        "absorbed_photons_m2": results.get("absorbed_photons_m2"),
                         "decay": results.get("fit"),
                         "error": results.get("fit_error"),
                     }

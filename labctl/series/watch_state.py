@@ -137,6 +137,8 @@ def _fit(steps: list[dict]) -> dict | None:
     if not fit:
         return None
     values = []
+    if fit.get("significant") is False:  # the one TDS analysis: nothing measured, say so
+        values.append({"key": "significant", "symbol": "Δσ", "unit": "", "text": "not significant"})
     for key, symbol, unit, fmt in FIT_KEYS:
         value, err = fit.get(key), fit.get(f"{key}_err")
         if value is None:
