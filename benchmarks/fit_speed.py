@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from labctl import paper
 from labctl.analysis import fitting, models
 from labctl.livefit import LiveTDSFit
 from labctl.simulators import synthetic
@@ -32,7 +33,7 @@ def per_call_ms(fn, min_time=0.5, min_calls=20) -> float:
 
 
 def main() -> dict:
-    p = synthetic.TABLE2[300]
+    p = paper.TABLE2[300]
     rng = np.random.default_rng(0)
     freq = np.linspace(0.3e12, 2.2e12, 60)
     truth = models.drude_smith(freq, p["tau_fs"] * 1e-15, p["c"], p["N_m3"])

@@ -4,20 +4,13 @@ Design — acquisition never waits for analysis:
 
 - ``add_point``/``add_sweep``/``end_sweep`` only copy numbers into running sums under a
   lock (microseconds) and, when a refit is due, set a flag and notify a worker thread.
-- The worker snapshots the data and computes Δσ(ω) with its errors as
-  ``labctl analyze tds`` does (:func:`labctl.analysis.tds.photoconductivity`): from
-  the scatter of the complete sweeps, with its covariance between frequencies, once
-  there are ≥ 3; from the fitted time-domain noise model with 2; from the pre-pulse
-  baseline of the running average before that.
-- Flat cost — no sweep is kept: each complete sweep is folded, once, into running sums
-  (the sum of its delays' fields, and a Welford update of the mean and covariance of its
-  per-sweep [Re Δσ, Im Δσ] over the fit window). An update then costs one FFT of the
-  mean, a covariance selection and a fit, the same after 3 000 sweeps as after 3, and
-  gives the batch result to rounding (``tests/test_livefit.py``). Only the first two
-  sweeps are kept as they are, for the noise model that 2 sweeps need. It tests whether ΔE is significant
-  (:func:`~labctl.analysis.tds.significance`) and refits warm-started from the last
-  result with a capped number of evaluations (``max_nfev``). Requests that arrive while
-  it works are coalesced: it then runs once more on the newest data, so work never
+- The worker snapshots the data and hands them to the one TDS analysis every front
+  end uses (:func:`labctl.analysis.tds_analysis.analyze_tds`): Δσ(ω) with errors from
+  the scatter of the complete sweeps (≥ 3), the time-domain noise model (2) or the
+  pre-pulse baseline of the running average (1); significance first, then the model
+  (selected as ``labctl analyze tds`` selects it), warm-started from the last result
+  with a capped number of evaluations (``max_nfev``). Requests that arrive while it
+  works are coalesced: it then runs once more on the newest data, so work never
   queues up behind a slow fit.
 - Every outcome — a fit, or an error — is published as a :class:`LiveFitUpdate` to the
   subscribers (callables, called in the worker thread; the GUI marshals to its own
@@ -65,16 +58,19 @@ class LiveFitUpdate:
     compute_ms: float
     error: str | None = None
     significant: bool | None = None  # ΔE distinguishable from zero against the noise
-    p_value: float | None = None  # of the significance test (Δσ = 0)
     warnings: tuple[str, ...] = ()
+    #: the :class:`~labctl.analysis.tds_analysis.TDSAnalysis` behind this update
+    analysis: object | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.fit is not None
+        return self.error is None and self.analysis is not None
 
     @property
     def params(self) -> dict | None:
-        return None if self.fit is None else self.fit.to_dict()
+        """The analysis result (``labctl analyze tds``'s keys; null values when ΔE is
+        not significant), or None."""
+        return None if self.analysis is None else self.analysis.to_dict()
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays) for a run file."""
@@ -83,7 +79,6 @@ class LiveFitUpdate:
             "n_sweeps": self.n_sweeps,
             "n_points": self.n_points,
             "noise_source": self.noise_source,
-            "error_source": self.noise_source,
             "significant": self.significant,
             "warnings": list(self.warnings),
             "compute_ms": self.compute_ms,
@@ -93,6 +88,30 @@ class LiveFitUpdate:
 
 
 Subscriber = Callable[[LiveFitUpdate], None]
+
+
+def update_from_analysis(
+    analysis, *, sequence: int = 0, n_sweeps: int, n_points: int, compute_ms: float = 0.0
+) -> LiveFitUpdate:
+    """A :class:`LiveFitUpdate` showing a :class:`~labctl.analysis.tds_analysis.TDSAnalysis`
+    (the live fit's, or a reopened run's in the GUI)."""
+    spec = analysis.spectrum
+    fit = analysis.fit
+    return LiveFitUpdate(
+        sequence=sequence,
+        n_sweeps=n_sweeps,
+        n_points=n_points,
+        fit=fit,
+        freq_hz=spec.freq_hz,
+        sigma=spec.sigma,
+        sigma_err=spec.sigma_err,
+        model_sigma=None if fit is None else fit.evaluate(spec.freq_hz),
+        noise_source=spec.noise_source,
+        compute_ms=compute_ms,
+        significant=analysis.significant,
+        warnings=tuple(analysis.to_dict()["warnings"]),
+        analysis=analysis,
+    )
 
 
 class LiveTDSFit:
@@ -114,7 +133,7 @@ class LiveTDSFit:
         thickness_m: float,
         substrate_index: float,
         *,
-        model: str = "drude-smith",
+        model: str = "auto",
         effective_mass: float = DEFAULT_EFFECTIVE_MASS,
         fmin_hz: float = DEFAULT_FMIN_THZ * 1e12,
         fmax_hz: float = DEFAULT_FMAX_THZ * 1e12,
@@ -124,11 +143,10 @@ class LiveTDSFit:
         max_nfev: int = 60,
     ):
         from labctl.analysis.models import get_model
+        from labctl.analysis.tds_analysis import AUTO_MODEL
 
-        get_model(model)  # fail early on a bad name (construction, not acquisition)
-        # import the analysis stack now, not in the first update
-        import labctl.analysis.fitting  # noqa: F401
-        import labctl.analysis.tds  # noqa: F401
+        if model != AUTO_MODEL:
+            get_model(model)  # fail early on a bad name (construction, not acquisition)
 
         self.thickness_m = float(thickness_m)
         self.substrate_index = float(substrate_index)
@@ -162,19 +180,11 @@ class LiveTDSFit:
         self._cur_t: list[float] = []
         self._cur_ref: list[float] = []
         self._cur_de: list[float] = []
-        # complete sweeps on the grid: the first two as they are (the noise model needs
-        # them), all of them as running sums (time-domain sums; Welford mean and M2 of
-        # the per-sweep stacked [Re Δσ, Im Δσ] over the fit window)
-        self._first_sweeps: list[tuple[np.ndarray, np.ndarray]] = []
-        self._n_full = 0
-        self._full_ref = self._full_de = None
-        self._window_freq: np.ndarray | None = None
-        self._sweep_mean: np.ndarray | None = None
-        self._sweep_m2: np.ndarray | None = None
+        self._sweeps: list[tuple[np.ndarray, np.ndarray]] = []  # complete sweeps on the grid
         self._n_sweeps = 0
         self._n_points = 0
         self._points_since_fit = 0
-        self._warm: np.ndarray | None = None
+        self._warm: dict | None = None  # model name → fit-unit values of the last fit
 
     def reset(self) -> None:
         """Forget all data (e.g. a new sample or pump delay)."""
@@ -291,73 +301,10 @@ class LiveTDSFit:
             self._sum_de += d
             self._count += 1
         if full:
-            self._fold_sweep_locked(ref, d)
+            self._sweeps.append((ref, d))
         self._n_sweeps += 1
         self._request_locked()
         return None
-
-    def _fold_sweep_locked(self, ref: np.ndarray, d: np.ndarray) -> None:
-        """Add one complete sweep to the running sums (constant cost per sweep)."""
-        from labctl.analysis import tds
-
-        if len(self._first_sweeps) < 2:
-            self._first_sweeps.append((ref, d))
-        if self._full_ref is None:
-            self._full_ref = np.zeros(ref.size)
-            self._full_de = np.zeros(ref.size)
-        self._full_ref += ref
-        self._full_de += d
-        self._n_full += 1
-        try:
-            freq, ref_w = tds.spectrum(self._grid, ref, window=self.window)
-            _, de_w = tds.spectrum(self._grid, d, window=self.window)
-        except Exception:  # an unusable grid: the update reports it
-            return
-        band = (freq > 0) & (freq >= self.fmin_hz) & (freq <= self.fmax_hz)
-        sig = tds.conductivity_from_fields(
-            ref_w[band], de_w[band], self.thickness_m, self.substrate_index
-        )
-        x = np.concatenate([sig.real, sig.imag])
-        if self._sweep_mean is None:
-            self._window_freq = freq[band]
-            self._sweep_mean = np.zeros(x.size)
-            self._sweep_m2 = np.zeros((x.size, x.size))
-        delta = x - self._sweep_mean  # Welford: numerically stable at thousands of sweeps
-        self._sweep_mean += delta / self._n_full
-        self._sweep_m2 += np.outer(delta, x - self._sweep_mean)
-
-    def _scatter_spectrum(self, grid, ref_mean, de_mean, n, sweep_cov, window_freq):
-        """Δσ of the mean of ``n`` ≥ 3 sweeps with its errors from their scatter (the
-        per-sweep covariance ``sweep_cov`` over ``window_freq``): the batch
-        ``photoconductivity(noise="sweeps")`` result, from running sums."""
-        from dataclasses import replace
-
-        from labctl.analysis import tds
-
-        spec = tds.photoconductivity(
-            grid,
-            ref_mean,
-            de_mean,
-            thickness_m=self.thickness_m,
-            substrate_index=self.substrate_index,
-            fmin_hz=self.fmin_hz,
-            fmax_hz=self.fmax_hz,
-            window=self.window,
-            noise="none",
-            require_signal=False,
-        )
-        keep = np.isin(window_freq, spec.freq_hz)
-        both = np.concatenate([keep, keep])
-        cov = sweep_cov[np.ix_(both, both)]
-        nf = int(keep.sum())
-        var = (np.diag(cov)[:nf] + np.diag(cov)[nf:]) / 2
-        return replace(
-            spec,
-            sigma_err=np.sqrt(tds.smooth_variance(var) / n),
-            noise_source="sweep-scatter",
-            n_sweeps=n,
-            sweep_cov=cov,
-        )
 
     def _report(self, problem: str) -> None:
         """Publish a data problem: from the worker when threaded (never in the caller)."""
@@ -436,74 +383,42 @@ class LiveTDSFit:
         t_start = time.perf_counter()
         with self._lock:
             grid = self._grid
-            n_full = self._n_full
-            if grid is not None and n_full >= 2:  # complete sweeps only, as before
-                ref = self._full_ref / n_full
-                de = self._full_de / n_full
-            elif grid is not None:
+            if grid is not None:
                 ref = self._sum_ref / np.maximum(self._count, 1)
                 de = self._sum_de / np.maximum(self._count, 1)
-            first = list(self._first_sweeps)
-            sweep_cov = None
-            if n_full >= 3 and self._sweep_m2 is not None:
-                sweep_cov = self._sweep_m2 / (n_full - 1)
-            window_freq = self._window_freq
+            sweeps = list(self._sweeps)
             n_sweeps, n_points = self._n_sweeps, self._n_points
             warm = self._warm
         if grid is None:
             return self._publish_error("no complete sweep yet", n_sweeps, n_points)
         try:
-            from labctl.analysis import tds
-            from labctl.analysis.fitting import fit_spectrum, small_sample_factor
+            from labctl.analysis.tds_analysis import analyze_tds, warm_start
 
-            extra = {}
-            if sweep_cov is not None:  # ≥ 3 sweeps: scatter, from the running sums
-                spec = self._scatter_spectrum(grid, ref, de, n_full, sweep_cov, window_freq)
-                # the fit's sweep-scatter covariance A·(C/n)·Aᵀ·ν/(ν−2), C the per-sweep one
-                extra["sigma_cov"] = spec.sweep_cov / n_full * small_sample_factor(n_full)
-            else:
-                if n_full == 2:  # two sweeps: the time-domain noise model needs both
-                    ref = np.array([r for r, _ in first])
-                    de = np.array([d for _, d in first])
-                spec = tds.photoconductivity(
-                    grid,
-                    ref,
-                    de,
-                    thickness_m=self.thickness_m,
-                    substrate_index=self.substrate_index,
-                    fmin_hz=self.fmin_hz,
-                    fmax_hz=self.fmax_hz,
-                    window=self.window,
-                    require_signal=False,
-                )
-            test = tds.significance(spec)
-            fit = fit_spectrum(
-                spec,
-                model=self.model,
+            if len(sweeps) >= 2:  # per-sweep data: scatter (≥ 3) or noise model (2)
+                ref = np.array([r for r, _ in sweeps])
+                de = np.array([d for _, d in sweeps])
+            analysis = analyze_tds(
+                grid,
+                ref,
+                de,
+                thickness_m=self.thickness_m,
+                substrate_index=self.substrate_index,
                 effective_mass=self.effective_mass,
+                fmin_hz=self.fmin_hz,
+                fmax_hz=self.fmax_hz,
+                model=self.model,
+                window=self.window,
                 initial=warm,
                 max_nfev=self.max_nfev,
-                **extra,
             )
-            fit.warnings.extend(test.warnings)
             with self._lock:
-                self._warm = (
-                    np.array([fit.values[n] for n in fit.param_names]) if fit.converged else None
-                )
-            update = LiveFitUpdate(
+                self._warm = warm_start(analysis)
+            update = update_from_analysis(
+                analysis,
                 sequence=self._next_sequence(),
                 n_sweeps=n_sweeps,
                 n_points=n_points,
-                fit=fit,
-                freq_hz=spec.freq_hz,
-                sigma=spec.sigma,
-                sigma_err=spec.sigma_err,
-                model_sigma=fit.evaluate(spec.freq_hz),
-                noise_source=spec.noise_source,
                 compute_ms=(time.perf_counter() - t_start) * 1e3,
-                significant=test.significant,
-                p_value=test.p_value,
-                warnings=tuple(test.warnings),
             )
         except Exception as exc:  # never into the scan: report instead
             log.warning("live fit failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))

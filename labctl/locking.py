@@ -163,7 +163,7 @@ class SerializedIO:
                 self._out_of_step = None
                 return
             raw_write = super().write  # type: ignore[misc]
-            raw_read = super().read  # type: ignore[misc]
+            raw_read = self._raw_text_read
             for _ in range(self.resync_attempts):
                 discard_input(self.adapter, self.resync_quiet_s)
                 try:
@@ -188,6 +188,14 @@ class SerializedIO:
                 f"reply stream out of step after {why}: still getting unexpected replies "
                 f"after {self.resync_attempts} rounds of {self.identity_query!r}",
             )
+
+    def _raw_text_read(self) -> str:
+        """A raw read (no resync of its own) whose garbled bytes are decoded with replacement:
+        line noise meeting the resync is just another unexpected reply, not a UnicodeDecodeError."""
+        try:
+            return super().read()  # type: ignore[misc]
+        except UnicodeDecodeError as exc:
+            return bytes(exc.object).decode("ascii", errors="replace")
 
     # --- identity ------------------------------------------------------------------
     def confirm_identity(self) -> str:
@@ -218,7 +226,7 @@ class SerializedIO:
 
     def _what_answers(self, exclude: str) -> str:
         """Who is on the line: the other usual identification queries, tried raw."""
-        raw_write, raw_read = super().write, super().read  # type: ignore[misc]
+        raw_write, raw_read = super().write, self._raw_text_read  # type: ignore[misc]
         found = []
         for query in ("*IDN?", "VE?"):
             if query == exclude:

@@ -11,6 +11,14 @@ and ``shutdown()`` in a ``finally`` (the safe state, whatever happened).
 
 The outcome (status, the error if any, and the procedure's ``run_results``:
 fits, peaks, why it stopped) is written beside the data as ``RUN.json``.
+
+How a run ended is typed (:class:`Ending`: done, aborted, interlock,
+instrument fault, invalid input, failed), decided from the exception's class,
+never from its message, and carries the exception; the series runner decides
+retries from it. The stop request is armed on the clocks for the run's thread
+(:func:`labctl.clock.stop_on`), so a stop ends any wait within a second; the
+safe state runs with it disarmed, so it always completes, and its report —
+"safe state confirmed (read back): …" or what is not safe — is in the outcome.
 """
 
 from __future__ import annotations
@@ -20,17 +28,72 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pymeasure.experiment import Procedure, Results
 
-from labctl.errors import LabctlError
+from labctl.clock import stop_on, uninterruptible
+from labctl.errors import (
+    Aborted,
+    InstrumentError,
+    InterlockError,
+    InvalidInputError,
+    LabctlError,
+    SafetyLimitError,
+    describe_os_error,
+)
 
 log = logging.getLogger(__name__)
 
 FINISHED, ABORTED, FAILED = "finished", "aborted", "failed"
+
+#: What a run reports when its safe state was set but nothing read it back.
+SAFE_NOT_READ_BACK = "safe state set (not read back)"  # = procedures.base.SAFE_NOT_READ_BACK
+
+
+class Ending(Enum):
+    """How a run ended, from the type of what ended it (never from message text)."""
+
+    DONE = "done"
+    ABORTED = "aborted"
+    INTERLOCK = "interlock"
+    INSTRUMENT_FAULT = "instrument fault"
+    INVALID_INPUT = "invalid input"
+    FAILED = "failed"
+
+    @classmethod
+    def of(cls, exc: BaseException | None) -> Ending:
+        """The ending an exception stands for (None: the run finished)."""
+        if exc is None:
+            return cls.DONE
+        for types, ending in _ENDINGS:
+            if isinstance(exc, types):
+                return ending
+        return cls.FAILED
+
+    @property
+    def status(self) -> str:
+        """The coarse status of RUN.json and the catalog: finished, aborted or failed."""
+        return {Ending.DONE: FINISHED, Ending.ABORTED: ABORTED}.get(self, FAILED)
+
+    @property
+    def retry_may_help(self) -> bool:
+        """An instrument fault or an unforeseen error may pass; a stop, an interlock or
+        input that was refused will not."""
+        return self in (Ending.INSTRUMENT_FAULT, Ending.FAILED)
+
+
+#: Exception class → ending, first match wins (subclasses before their bases).
+_ENDINGS: tuple[tuple[Any, Ending], ...] = (
+    ((Aborted, KeyboardInterrupt), Ending.ABORTED),
+    (InterlockError, Ending.INTERLOCK),
+    (InvalidInputError, Ending.INVALID_INPUT),
+    (SafetyLimitError, Ending.INVALID_INPUT),  # refused before anything was written
+    (InstrumentError, Ending.INSTRUMENT_FAULT),
+)
 
 
 @dataclass
@@ -42,13 +105,26 @@ class RunOutcome:
     message: str = ""
     points: int = 0
     results: dict[str, Any] = field(default_factory=dict)
+    #: Typed ending (see :class:`Ending`); ``error`` is the exception that ended the run.
+    ending: Ending = Ending.DONE
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+    #: "safe state confirmed (read back): …", SAFE_NOT_READ_BACK, or what is not safe.
+    safe_state: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == FINISHED
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "status": self.status,
+            "ending": self.ending.value,
+            "data_file": self.data_file,
+            "message": self.message,
+            "safe_state": self.safe_state,
+            "points": self.points,
+            "results": self.results,
+        }
 
 
 def summary_path(data_file: str | Path) -> Path:
@@ -138,75 +214,98 @@ def run_procedure(
     recorder = _Recorder(results, on_emit)
     procedure.emit = recorder.emit
     procedure.status = Procedure.RUNNING
-    status, message = FINISHED, ""
+    status, message, error = FINISHED, "", None
     try:
-        procedure.startup()
-        procedure.evaluate_metadata()
-        results.store_metadata()
-        recorder.open()
-        if not stop.is_set():
-            procedure.execute()
+        with stop_on(stop):
+            procedure.startup()
+            procedure.evaluate_metadata()
+            results.store_metadata()
+            recorder.open()
+            if not stop.is_set():
+                procedure.execute()
         if stop.is_set():
             status, message = ABORTED, "stopped by the user"
-    except KeyboardInterrupt:
+            error = Aborted(message)
+    except KeyboardInterrupt as exc:
         stop.set()
-        status, message = ABORTED, "interrupted (Ctrl-C)"
+        status, message, error = ABORTED, "interrupted (Ctrl-C)", exc
     except Exception as exc:
         status, message = _failure(procedure, exc, stop)
+        error = exc
     finally:
+        safe_state = ""
         try:
-            procedure.shutdown()
+            with uninterruptible():
+                procedure.shutdown()
+            safe_state = _safe_state_report(procedure)
         except Exception as exc:  # the safe state failed: say so, loudly, beside the first error
             log.exception("%s: shutdown failed", type(procedure).__name__)
             note = f"safe state NOT confirmed: {_describe(exc)}"
+            safe_state = note
             status = FAILED
             message = f"{message}; {note}" if message else note
+            error = error if error is not None else exc
         recorder.close()
     procedure.status = {
         FINISHED: Procedure.FINISHED,
         ABORTED: Procedure.ABORTED,
         FAILED: Procedure.FAILED,
     }[status]
+    ending = {FINISHED: Ending.DONE, ABORTED: Ending.ABORTED}.get(status) or Ending.of(error)
+    if ending in (Ending.DONE, Ending.ABORTED) and status == FAILED:  # the safe state failed
+        ending = Ending.FAILED
     outcome = RunOutcome(
         status=status,
         data_file=str(data_file),
         message=message,
         points=recorder.points,
         results=dict(getattr(procedure, "run_results", {}) or {}),
+        ending=ending,
+        error=error,
+        safe_state=safe_state,
     )
-    write_summary(outcome, procedure)
+    try:
+        write_summary(outcome, procedure)
+    except OSError as exc:  # disk full: the outcome still says how the run ended
+        note = f"run summary not written: {describe_os_error(exc)}"
+        log.error("%s: %s", data_file, note)
+        outcome.message = f"{outcome.message}; {note}" if outcome.message else note
+        if outcome.status == FINISHED:
+            outcome.status, outcome.ending = FAILED, Ending.FAILED
     return outcome
 
 
 def check_parameters(procedure: Procedure) -> None:
-    """Every Parameter value within its limits, else a LabctlError naming it (nothing written)."""
-    import copy
+    """Every Parameter value finite, typed, within its limits and every cross-field rule
+    holding (:func:`labctl.checking.check_values`, what :func:`labctl.procedures.validate`
+    runs), else InvalidInputError (nothing written)."""
+    from labctl.checking import check_values
 
-    for name, parameter in procedure._parameters.items():
-        value = getattr(procedure, name, None)
-        if value is None:
-            continue
-        check = copy.deepcopy(parameter)
-        try:
-            check.value = value
-        except (ValueError, TypeError) as exc:
-            raise LabctlError(
-                f"{type(procedure).__name__}: parameter {name} = {value!r} refused: {exc}"
-            ) from None
+    values = {  # what differs from the defaults was given
+        name: getattr(procedure, name, None)
+        for name, parameter in procedure._parameters.items()
+        if getattr(procedure, name, None) not in (None, parameter.default)
+    }
+    check_values(type(procedure), values, internal=True)
+
+
+def _safe_state_report(procedure: Procedure) -> str:
+    """What the procedure's ``make_safe`` confirmed (its ``safe_state_report``)."""
+    return getattr(procedure, "safe_state_report", "") or SAFE_NOT_READ_BACK
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, LabctlError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return describe_os_error(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _failure(procedure, exc: Exception, stop: threading.Event) -> tuple[str, str]:
-    from labctl.procedures.base import Aborted
-
     if isinstance(exc, Aborted):
         return ABORTED, str(exc)
-    if not isinstance(exc, LabctlError):
+    if not isinstance(exc, LabctlError | OSError):
         log.error("%s failed", type(procedure).__name__, exc_info=exc)
     return FAILED, _describe(exc)
 

@@ -8,7 +8,7 @@ inject and clear faults in the served world (``labctl sim fault``; see
 :mod:`labctl.simulators.faults`). Its protocol is one line per request,
 one line per reply::
 
-    inject ROLE KIND [axis=N]   ->  ok ROLE: KIND injected
+    inject ROLE KIND [axis=N | delay_s=S]  ->  ok ROLE: KIND injected
     clear [ROLE [KIND]]         ->  ok cleared N fault(s)
     status                      ->  ok {"ROLE": ["KIND", ...], ...}
     (anything wrong)            ->  error WHAT
@@ -115,6 +115,14 @@ def serve_station(station: str | None, time_scale: float = 1.0, seed: int | None
 MAX_REQUEST = 1024
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def films_reply(world) -> str:
     """``films``: each film slot's thermal history (what tests assert "annealed once" from)."""
     if world is None:
@@ -142,18 +150,21 @@ def fault_request(board, line: str, world=None) -> str:
     if words == ["films"]:
         return films_reply(world)
     if not words:
-        return "error empty request (inject ROLE KIND [axis=N] | clear [ROLE [KIND]] | status)"
+        return "error empty request (inject ROLE KIND [axis=N | delay_s=S] | clear [ROLE [KIND]] | status)"
     verb, args = words[0].lower(), words[1:]
     try:
         if verb == "inject":
             if len(args) not in (2, 3):
-                return "error usage: inject ROLE KIND [axis=N]"
+                return "error usage: inject ROLE KIND [axis=N | delay_s=SECONDS]"
             options = {}
             if len(args) == 3:
                 key, _, value = args[2].partition("=")
-                if key != "axis" or not value.isdigit():
-                    return f"error bad option {args[2]!r} (only axis=N)"
-                options["axis"] = int(value)
+                if key == "axis" and value.isdigit():
+                    options["axis"] = int(value)
+                elif key == "delay_s" and _is_float(value):
+                    options["delay_s"] = float(value)
+                else:
+                    return f"error bad option {args[2]!r} (axis=N or delay_s=SECONDS)"
             board.inject(args[0], args[1], **options)
             return f"ok {args[0]}: {args[1]} injected"
         if verb == "clear":
@@ -268,8 +279,12 @@ class RemoteFaultBoard:
             )
         return cls(address)
 
-    def inject(self, role: str, kind: str, axis: int | None = None) -> str:
+    def inject(
+        self, role: str, kind: str, axis: int | None = None, delay_s: float | None = None
+    ) -> str:
         request = f"inject {role} {kind}" + ("" if axis is None else f" axis={int(axis)}")
+        if delay_s is not None:
+            request += f" delay_s={float(delay_s)!r}"
         return send_fault_request(self.address, request)
 
     def clear(self, role: str | None = None, kind: str | None = None) -> str:

@@ -84,7 +84,29 @@ EUROTHERM_OPTIONS = Record(
             unit="°C/min",
         ),
         "retries": Integer(doc="retries of a failed Modbus transaction", default=2, lo=0, hi=10),
-        "retry_delay_s": Number(doc="wait before a retry", default=0.05, lo=0.0, hi=5.0, unit="s"),
+        "retry_delay_s": Number(
+            doc="least silence (wall time) the link waits for after a failed attempt; "
+            "at least the 0.2 s read timeout is used",
+            default=0.05,
+            lo=0.0,
+            hi=5.0,
+            unit="s",
+        ),
+        # Serial line: the Eurotherm 2000-series factory settings (2000 Series
+        # Communications Handbook HA026230; 2408 handbook HA025132): Modbus RTU at
+        # 9600 baud, 8 data bits, no parity, 1 stop bit. Set them as on the controller.
+        "baud_rate": Choice(
+            doc="serial line speed, bit/s, as set on the controller (factory: 9600)",
+            default=9600,
+            values=(1200, 2400, 4800, 9600, 19200),
+        ),
+        "parity": Choice(
+            doc="serial parity, as set on the controller (factory: none)",
+            default="none",
+            values=("none", "even", "odd"),
+        ),
+        "stop_bits": Choice(doc="serial stop bits (factory: 1)", default=1, values=(1, 2)),
+        "byte_size": Choice(doc="data bits (Modbus RTU: always 8)", default=8, values=(8,)),
     },
     required=frozenset({"max_setpoint_c", "max_ramp_c_per_min"}),
     checks=(_setpoint_limits_in_order,),

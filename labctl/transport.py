@@ -16,8 +16,27 @@ def visa_options(address: str) -> dict:
     return {}
 
 
-def open_serial(address: str, baudrate: int = 19200, timeout: float = 0.2):
-    """A pyserial port for a device path or URL (``socket://…``, ``loop://``)."""
+def open_serial(
+    address: str,
+    baudrate: int = 19200,
+    timeout: float = 0.2,
+    *,
+    parity: str = "none",
+    stopbits: int = 1,
+    bytesize: int = 8,
+):
+    """A pyserial port for a device path or URL (``socket://…``, ``loop://``).
+
+    ``parity`` is ``"none"``, ``"even"`` or ``"odd"``; a URL ignores the line settings.
+    """
     import serial
 
-    return serial.serial_for_url(address, baudrate=baudrate, timeout=timeout)
+    parities = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial.PARITY_ODD}
+    return serial.serial_for_url(
+        address,
+        baudrate=baudrate,
+        timeout=timeout,
+        parity=parities[parity],
+        stopbits=stopbits,
+        bytesize=bytesize,
+    )

@@ -17,7 +17,8 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from labctl.analysis import uvvis
-from labctl.errors import AnalysisError, LabctlError
+from labctl.checking import Rule
+from labctl.errors import LabctlError
 
 from .base import StationProcedure
 
@@ -38,6 +39,14 @@ class Absorption(StationProcedure):
     )
     wavelength_max_nm = FloatParameter(
         "Longest wavelength recorded", units="nm", minimum=0, maximum=3000, default=850
+    )
+
+    RULES = (
+        Rule(
+            ("wavelength_min_nm", "wavelength_max_nm"),
+            lambda v: v["wavelength_min_nm"] < v["wavelength_max_nm"],
+            "the wavelength range must have its minimum below its maximum",
+        ),  # fmt: skip
     )
 
     DATA_COLUMNS = [
@@ -110,7 +119,9 @@ class Absorption(StationProcedure):
         self.run_results.update(self.analyse(wl[keep], a[keep], saturated))
 
     def analyse(self, wl: np.ndarray, a: np.ndarray, saturated: dict[str, int]) -> dict:
-        """Exciton peaks or Tauc gap, and every warning (saturation, invalid points)."""
+        """The one absorption analysis (:func:`~labctl.analysis.absorption_analysis.
+        analyze_absorption`: exciton peaks, a Tauc gap only for a bulk-like edge) and
+        every warning (saturation, invalid points)."""
         warnings = [
             f"{what} spectrum: {count} saturated pixels, absorbance not valid there "
             "(shorten the integration time)"
@@ -122,38 +133,16 @@ class Absorption(StationProcedure):
             warnings.append(
                 f"{invalid} points without valid absorbance (saturated, S ≤ D or R ≤ D)"
             )
+        from labctl.analysis.absorption_analysis import analyze_absorption
+
+        analysis = analyze_absorption(wl, a)
         out: dict = {
             "slot": int(self.slot),
             "reference_slot": int(self.reference_slot),
             "saturated_pixels": saturated,
-            "hh_nm": None,
-            "lh_nm": None,
-            "tauc_gap_ev": None,
         }
-        try:
-            peaks = uvvis.find_exciton_peaks(wl, a)
-            out["peaks"] = peaks.to_dict()
-            warnings += peaks.warnings
-            if peaks.heavy_hole is not None:
-                out["hh_nm"] = peaks.heavy_hole.wavelength_nm
-                out["hh_nm_err"] = peaks.heavy_hole.wavelength_nm_err
-            if peaks.light_hole is not None:
-                out["lh_nm"] = peaks.light_hole.wavelength_nm
-                out["lh_nm_err"] = peaks.light_hole.wavelength_nm_err
-            caveat = uvvis.excitonic_tauc_warning(peaks)
-        except AnalysisError as exc:
-            warnings.append(f"exciton peaks: {exc}")
-            caveat = None
-        try:
-            tauc = uvvis.tauc_gap(wl, a)
-            out["tauc"] = tauc.to_dict()
-            out["tauc_gap_ev"] = tauc.gap_ev
-            out["tauc_gap_ev_err"] = tauc.gap_ev_err
-            if caveat:
-                warnings.append(caveat)
-        except AnalysisError as exc:
-            warnings.append(f"Tauc gap: {exc}")
-        out["warnings"] = warnings
+        out |= analysis.to_dict()
+        out["warnings"] = warnings + out["warnings"]
         return out
 
     def make_safe(self) -> None:

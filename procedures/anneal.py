@@ -39,6 +39,7 @@ from typing import Any
 
 from pymeasure.experiment import BooleanParameter, FloatParameter
 
+from labctl.checking import Rule
 from labctl.drivers.eurotherm import (
     Dwell,
     End,
@@ -48,15 +49,16 @@ from labctl.drivers.eurotherm import (
     Ramp,
     Segment,
 )
-from labctl.errors import InstrumentError, LabctlError
+from labctl.errors import Aborted, InstrumentError, LabctlError, SafeStateError
 
-from .base import StationProcedure
+from .base import SAFE_NOT_READ_BACK, StationProcedure
 
 NATURAL_COOLING: list = []  # a continuation that loads no program: natural cooling only
 COOL_MINUTES = 120.0  # the paper: cooled to room temperature in 120 min
 READY_BELOW_C = 30.0
 WITHIN_C = 2.0  # "minutes within ±2 °C of T" in the results
 NATURAL_COOLING_LIMIT_S = 24 * 3600.0  # the furnace cannot cool faster than it does
+NATURAL_COOLING_MIN = 30.0  # below the ready temperature after the programmed cooling (estimate)
 SAFE_STATE_ATTEMPTS = 3  # a link that dropped frames gets two more chances, ...
 SAFE_STATE_RETRY_S = 5.0  # ... this far apart (station clock)
 
@@ -122,6 +124,12 @@ class Anneal(StationProcedure):
     progress_unknown = BooleanParameter(
         "Progress of an earlier program unknown (continuation refuses to heat)",
         default=False,
+    )
+
+    #: Set only by the series runner's continuation of an interrupted anneal.
+    INTERNAL_PARAMETERS = ("continue_program", "dwell_done_min")
+    RULES = (
+        Rule(("slot",), lambda v: v["slot"] >= 1, "slot 0 is the blank reference, not a film"),
     )
 
     DATA_COLUMNS = [
@@ -326,11 +334,14 @@ class Anneal(StationProcedure):
         """Program reset and setpoint safe (only if this run wrote to the furnace); stage stopped."""
         problems: list[str] = []
         furnace = self._furnace_written
-        if furnace is not None:
+        if furnace is None:
+            self.safe_state_report = "furnace not written by this run (left as it was)"
+        else:
             self.record_final_progress(furnace)
             for attempt in range(SAFE_STATE_ATTEMPTS):
                 try:
-                    furnace.safe_state()
+                    # the driver's safe_state() reads back and says so (None: not read back)
+                    self.safe_state_report = furnace.safe_state() or SAFE_NOT_READ_BACK
                     break
                 except LabctlError as exc:
                     if attempt == SAFE_STATE_ATTEMPTS - 1:
@@ -344,7 +355,16 @@ class Anneal(StationProcedure):
             except LabctlError as exc:
                 problems.append(str(exc))
         if problems:
-            raise InstrumentError("anneal", "; ".join(problems))
+            raise SafeStateError("anneal", "; ".join(problems))
+
+    # ------------------------------------------------------------------ estimate
+    @classmethod
+    def estimated_duration_s(cls, values: dict) -> float:
+        """Heating ramp + dwell + controlled cooling + ~30 min natural cooling, at real time."""
+        v = {name: p.default for name, p in vars(cls).items() if hasattr(p, "default")}
+        v.update({k: x for k, x in values.items() if x is not None})
+        heat_min = max(v["anneal_c"] - v["ambient_c"], 0.0) / max(v["ramp_c_per_min"], 1e-3)
+        return 60.0 * (heat_min + v["dwell_min"] + v["cool_min"] + NATURAL_COOLING_MIN)
 
     # ------------------------------------------------------------------ results
     @classmethod
@@ -516,8 +536,6 @@ def dwell_done_min(run_file, params: dict) -> float:
 
 
 def _ended_by(exc: BaseException) -> str:
-    from .base import Aborted
-
     if isinstance(exc, Aborted | KeyboardInterrupt):
         return "aborted"
     if isinstance(exc, FurnaceInterlock):

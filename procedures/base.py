@@ -20,7 +20,10 @@ from typing import Any, ClassVar
 
 from pymeasure.experiment import IntegerParameter, Metadata, Parameter, Procedure
 
-from labctl.errors import LabctlError, StationError
+from labctl.errors import Aborted, StationError
+
+#: What a run reports when its safe state was set but nothing read it back.
+SAFE_NOT_READ_BACK = "safe state set (not read back)"
 
 
 class StationProcedure(Procedure):
@@ -48,6 +51,9 @@ class StationProcedure(Procedure):
         self._refused = False  # another run owns them: this run touched nothing
         #: What the run concluded; written beside the data file by the run engine.
         self.run_results: dict[str, Any] = {}
+        #: What ``make_safe`` confirmed: "safe state confirmed (read back): …" or
+        #: :data:`SAFE_NOT_READ_BACK`; the run engine puts it in the outcome and RUN.json.
+        self.safe_state_report = ""
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ station
@@ -122,6 +128,15 @@ class StationProcedure(Procedure):
         """Say what a long phase is doing (``labctl run``'s status line, a GUI's status bar)."""
         self.emit("phase", text)
 
+    def get_estimates(self):
+        """pymeasure's estimator hook: the run's duration at real time
+        (:func:`labctl.procedures.estimate`, which ``series check`` and the ETA use too)."""
+        from labctl.procedures import estimate
+
+        values = {name: getattr(self, name, None) for name in self._parameters}
+        seconds = estimate(type(self), {k: v for k, v in values.items() if v is not None})
+        return [("Duration at real time", f"{seconds / 60:.0f} min")]
+
     @classmethod
     def summary_line(cls, run_results: dict) -> str:
         """One line of what a run concluded, for ``labctl run`` (override for a better one)."""
@@ -151,5 +166,4 @@ class StationProcedure(Procedure):
         return json.dumps(self.station.settings(), default=str, separators=(",", ":"))
 
 
-class Aborted(LabctlError):
-    """The user stopped the run; what was recorded is kept."""
+__all__ = ["Aborted", "StationProcedure"]  # Aborted lives in labctl.errors; re-exported here

@@ -24,7 +24,9 @@ import math
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
-from labctl.errors import AnalysisError, LabctlError
+from labctl.analysis.optp_analysis import absorptance_from, analyze_optp, pooled_error
+from labctl.checking import Rule
+from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter
 from labctl.procedures.ranging import (
     RANGING_COLUMNS,
@@ -33,6 +35,8 @@ from labctl.procedures.ranging import (
     overload_summary,
     record_point,
 )
+
+__all__ = ["OPTP", "pooled_error", "pump_delays"]
 
 #: Pump delay where the OPTP signal is near its largest: the pump lock-in is ranged there.
 RANGE_AT_PS = 1.0
@@ -53,22 +57,6 @@ def pump_delays(
     return np.round(np.concatenate([near, far]), 6)
 
 
-def pooled_error(signal: np.ndarray) -> np.ndarray | None:
-    """Standard error of the mean trace of ``signal`` (sweeps × points), pooled over the points.
-
-    One value for every point: the sweep-to-sweep scatter of a single point, from a
-    few sweeps, is itself too uncertain to weight a fit by, and part of it is not
-    random (the lock-in's residual lag has opposite signs in forward and backward
-    sweeps, largest on the steep rise). Weighting by it leaves the rise out of the fit
-    and puts the peak up to 27 fs early; equal weights do not. None below 3 sweeps.
-    """
-    n = signal.shape[0]
-    if n < 3:
-        return None
-    rms = math.sqrt(float(np.mean(np.var(signal, axis=0, ddof=1)))) / math.sqrt(n)
-    return np.full(signal.shape[1], rms) if rms > 0 else None
-
-
 class OPTP(AlignedProcedure):
     """Optical-pump THz-probe trace at the THz peak with a live decay fit."""
 
@@ -82,7 +70,6 @@ class OPTP(AlignedProcedure):
         "E_ref",
         "dE",
         "minus_dE_over_E",
-        "minus_dE_over_E_per_abs_m3",
         *RANGING_COLUMNS,
     ]
 
@@ -99,19 +86,29 @@ class OPTP(AlignedProcedure):
     fluence_uj_cm2 = OptionalFloatParameter(
         "Pump fluence", units="uJ/cm2", minimum=0.0, default=None
     )
-    spot_diameter_mm = FloatParameter("Pump spot diameter", units="mm", minimum=0.0, default=5.0)
+    spot_diameter_mm = FloatParameter(
+        "Pump spot diameter", units="mm", minimum=0.01, maximum=100.0, default=5.0
+    )
     rep_rate_khz = FloatParameter("Repetition rate", units="kHz", minimum=1e-3, default=1.0)
     absorptance_400nm = OptionalFloatParameter(
         "Absorptance at 400 nm", minimum=0.0, maximum=1.0, default=None
     )
     absorbance_400nm = OptionalFloatParameter("Absorbance at 400 nm", minimum=0.0, default=None)
 
+    RULES = (
+        Rule(
+            ("start_ps", "stop_ps"),
+            lambda v: v["start_ps"] < v["stop_ps"],
+            "the pump delay scan needs stop > start",
+        ),  # fmt: skip
+    )
+
     def execute(self) -> None:
         delays = pump_delays(
             self.start_ps, self.stop_ps, self.step_near_ps, self.near_until_ps, self.step_far_ps
         )
         self.run_results["points_per_sweep"] = int(delays.size)
-        per_abs = self._per_absorbed_density()
+        pump = self._pump_fluence_and_absorptance()
         self.bring_sample_in()
         self.park_on_thz_peak()
         pump_stage = self.stages.pump
@@ -121,11 +118,13 @@ class OPTP(AlignedProcedure):
         ranged = RangedPair(self.lockin_ref, self.lockin_pump, self.settle_tau)
         ranged.forget()  # what ranging latched
         try:
-            self._sweeps(delays, per_abs, ranged)
+            self._sweeps(delays, pump, ranged)
         finally:
             overload_summary(self.run_results)
 
-    def _sweeps(self, delays: np.ndarray, per_abs: float | None, ranged: RangedPair) -> None:
+    def _sweeps(
+        self, delays: np.ndarray, pump: tuple[float | None, float | None], ranged: RangedPair
+    ) -> None:
         pump_stage = self.stages.pump
         signal = np.full((self.sweeps, delays.size), np.nan)
         total = self.sweeps * delays.size
@@ -151,73 +150,60 @@ class OPTP(AlignedProcedure):
                         "E_ref": e_ref,
                         "dE": de,
                         "minus_dE_over_E": signal[s, i],
-                        "minus_dE_over_E_per_abs_m3": signal[s, i] / per_abs
-                        if per_abs
-                        else math.nan,
                         **reading.columns(),
                     },
                 )
                 self.progress((s * delays.size + k + 1) / total)
-            self._update_fit(delays, signal[: s + 1], per_abs)
+            self._update_fit(delays, signal[: s + 1], *pump)
 
     # ------------------------------------------------------------------ analysis
-    def _update_fit(self, delays: np.ndarray, signal: np.ndarray, per_abs: float | None) -> None:
-        """Peak and decay fit of the mean of the sweeps so far; emitted and kept."""
-        from labctl.analysis.optp import fit_decay
-        from labctl.analysis.peaks import spline_vertex
-
-        n = signal.shape[0]
-        mean = np.mean(signal, axis=0)
-        err = pooled_error(signal)
-        i = int(np.argmax(mean))
-        # the peak: of the fitted decay (every point contributes) or, without a fit, of a
-        # spline through the points around the largest
-        peak = {
-            "pump_delay_ps": spline_vertex(delays, mean),
-            "method": "spline vertex of the mean trace",
-            "minus_dE_over_E": float(mean[i]),
+    def _update_fit(
+        self,
+        delays: np.ndarray,
+        signal: np.ndarray,
+        fluence_j_m2: float | None,
+        absorptance: float | None,
+    ) -> None:
+        """The one OPTP analysis (:func:`~labctl.analysis.optp_analysis.analyze_optp`) of
+        the sweeps so far, emitted and kept. Cold-started (one fit per sweep costs a few
+        ms), so the run's result is what ``labctl analyze optp`` gives for its file."""
+        analysis = analyze_optp(
+            delays,
+            signal,
+            fluence_j_m2=fluence_j_m2,
+            absorptance=absorptance,
+            substrate_index=self.substrate_index,
+            n_exp=self.n_exp,
+        )
+        result = analysis.to_dict()
+        n = analysis.n_sweeps
+        record: dict = {
             "sweeps": n,
+            "optp_peak": result["optp_peak"],
+            "absorbed_photons_m2": result["absorbed_photons_m2"],
         }
-        record: dict = {"sweeps": n, "optp_peak": peak}
-        try:
-            previous = self.run_results.get("fit")  # warm start: the last sweep's lifetimes
-            fit = fit_decay(
-                delays,
-                mean,
-                err,
-                n_exp=self.n_exp,
-                with_offset=True,  # what outlives the scan (a step ⊗ IRF), not a bias on τ
-                initial_lifetimes_ps=previous["lifetimes_ps"] if previous else None,
-            )
-        except (AnalysisError, ValueError, RuntimeError) as exc:
-            record["error"] = str(exc)
-            self.run_results["fit_error"] = str(exc)
-        else:
-            near = float(delays[i])  # the model's maximum is near the trace's
-            at, value = fit.peak(max(delays[0], near - 0.5), min(delays[-1], near + 0.5))
-            peak["pump_delay_ps"] = at
-            peak["minus_dE_over_E"] = value
-            peak["method"] = "maximum of the fitted decay"
-            record["decay"] = fit.to_dict()
-            self.run_results["fit"] = fit.to_dict()
+        if analysis.decay is not None:
+            record["decay"] = result["decay"]
+            self.run_results["fit"] = result["decay"]
             self.run_results.pop("fit_error", None)
-        if per_abs:
-            peak["minus_dE_over_E_per_abs_m3"] = peak["minus_dE_over_E"] / per_abs
-        self.run_results["optp_peak"] = peak
-        self.run_results["sweeps_done"] = n
+        else:
+            record["error"] = analysis.decay_error
+            self.run_results["fit_error"] = analysis.decay_error
+        for key in ("optp_peak", "absorbed_photons_m2", "phi_mu_cm2_Vs", "phi_mu_cm2_Vs_err"):
+            self.run_results[key] = result[key]
+        self.run_results["sweeps"] = n
         self.run_results["trace"] = {
             "pump_delay_ps": delays.tolist(),
-            "minus_dE_over_E": mean.tolist(),
+            "minus_dE_over_E": analysis.mean.tolist(),
         }
         self.emit("fit", record)
 
-    def _per_absorbed_density(self) -> float | None:
-        """Absorbed photons per m³ (N_abs/d), or None when fluence or absorptance is unknown."""
-        from labctl.analysis.optp import absorbed_photon_density, fluence_j_m2
+    def _pump_fluence_and_absorptance(self) -> tuple[float | None, float | None]:
+        """Pump fluence (J/m², given or from the power meter and the spot) and the film's
+        absorptance at 400 nm (given, or from its absorbance); None where unknown."""
+        from labctl.analysis.optp import fluence_j_m2
 
-        absorptance = self.absorptance_400nm
-        if absorptance is None and self.absorbance_400nm is not None:
-            absorptance = 1.0 - 10.0 ** (-float(self.absorbance_400nm))
+        absorptance = absorptance_from(self.absorptance_400nm, self.absorbance_400nm)
         if fluence_uj := self.fluence_uj_cm2:
             fluence = fluence_uj * 1e-2  # µJ/cm² → J/m²
         else:
@@ -232,11 +218,7 @@ class OPTP(AlignedProcedure):
                 )
         if fluence is not None:
             self.run_results["fluence_uj_cm2"] = fluence * 1e2
-        if fluence is None or not absorptance:
-            return None
-        density = absorbed_photon_density(fluence, absorptance) / (self.film_thickness_nm * 1e-9)
-        self.run_results["absorbed_photon_density_m3"] = density
-        return density
+        return fluence, absorptance or None
 
     # ------------------------------------------------------------------ summary
     @classmethod

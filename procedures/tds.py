@@ -37,6 +37,7 @@ import numpy as np
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, Parameter
 
 from labctl.analysis.parking import with_parking_uncertainty
+from labctl.checking import Rule
 from labctl.errors import LabctlError
 from labctl.procedures.alignment import AlignedProcedure, OptionalFloatParameter, find_optp_peak
 from labctl.procedures.ranging import (
@@ -145,6 +146,25 @@ class TDS(AlignedProcedure):
     #: Kindt & Schmuttenmaer (1999) for a Δσ that changes within the THz pulse
     pump_locked_to_gate = BooleanParameter("Pump locked to the gate", default=False)
 
+    RULES = (
+        Rule(
+            ("t_start_ps", "t_stop_ps"),
+            lambda v: v["t_start_ps"] < v["t_stop_ps"],
+            "the gate stop must be after the gate start",
+        ),  # fmt: skip
+        Rule(
+            ("min_sweeps", "max_sweeps"),
+            lambda v: v["min_sweeps"] <= v["max_sweeps"],
+            "min_sweeps must not exceed max_sweeps",
+            when_all_given=True,
+        ),  # fmt: skip
+        Rule(
+            ("target",),
+            lambda v: parse_target(v["target"]) is not None,
+            "a precision target like tau_fs_err=3",
+        ),  # fmt: skip
+    )
+
     def execute(self) -> None:
         from labctl.livefit import LiveTDSFit
 
@@ -170,6 +190,7 @@ class TDS(AlignedProcedure):
         )
         live.subscribe(self._updates.append)  # list.append is atomic; emitted from this thread
         self.live_fit = live
+        self._complete_sweeps: list[tuple[np.ndarray, np.ndarray]] = []
         try:
             self._scan(times, target, pump_delay, gate_zero)
         finally:
@@ -177,6 +198,38 @@ class TDS(AlignedProcedure):
             live.wait_idle(FIT_WAIT_S)
             self._emit_fit_updates()
             live.close()
+            self._final_analysis(times)
+
+    def _final_analysis(self, times: np.ndarray) -> None:
+        """The run's result: :func:`~labctl.analysis.tds_analysis.analyze_tds` of the
+        complete sweeps, cold-started and uncapped — what ``labctl analyze tds`` gives
+        for the run file (the live fit's last update was warm-started and capped)."""
+        from labctl.analysis.tds_analysis import analyze_tds
+        from labctl.errors import AnalysisError
+
+        if not self._complete_sweeps:
+            return
+        ref = np.array([r for r, _ in self._complete_sweeps])
+        de = np.array([d for _, d in self._complete_sweeps])
+        try:
+            analysis = analyze_tds(
+                times,
+                ref if len(ref) > 1 else ref[0],
+                de if len(de) > 1 else de[0],
+                thickness_m=self.film_thickness_nm * 1e-9,
+                substrate_index=self.substrate_index,
+                effective_mass=self.effective_mass,
+            )
+        except AnalysisError as exc:
+            self.run_results["fit_error"] = str(exc)
+            return
+        # N's error: the pump's parking too (labctl.analysis.parking), as in the live fit
+        record = with_parking_uncertainty(analysis.to_dict(), getattr(self, "_parking_rel_sd", 0.0))
+        self.run_results["fit"] = record
+        self.run_results["fit_sweeps"] = len(self._complete_sweeps)
+        self.run_results["noise_source"] = analysis.noise_source
+        self.run_results["significant"] = analysis.significant
+        self.run_results.pop("fit_error", None)
 
     def gate_delays_ps(self, target: dict | None = None) -> np.ndarray:
         """The gate grid: the Parameters where set, else :data:`TARGET_GATE_PS` with a
@@ -197,11 +250,11 @@ class TDS(AlignedProcedure):
             scan = find_optp_peak(self.stages, self.lockin_pump, between_points=self.check_stop)
             for note in scan.notes:  # a peak at a window's edge was searched again: say so
                 self.phase(note)
-            self.run_results["optp_peak"] = scan.to_dict()
+            self.run_results["optp_peak_search"] = scan.to_dict()
             peak = scan.peak_ps
         else:
             peak = float(self.optp_peak_ps)
-            self.run_results["optp_peak"] = {"peak_ps": peak, "given": True}
+            self.run_results["optp_peak_search"] = {"peak_ps": peak, "given": True}
         self.run_results["optp_peak_ps"] = peak
         delay = peak + self.pump_offset_ps
         self.run_results["tds_pump_delay_ps"] = delay
@@ -216,7 +269,7 @@ class TDS(AlignedProcedure):
         from labctl.analysis.optp import fit_decay
         from labctl.errors import AnalysisError
 
-        scan = self.run_results.get("optp_peak") or {}
+        scan = self.run_results.get("optp_peak_search") or {}
         slope = parking.DEFAULT_LOG_SLOPE_PER_PS
         source = "default"
         if scan.get("positions_ps"):
@@ -272,6 +325,7 @@ class TDS(AlignedProcedure):
                     },
                 )
                 self.progress((s + (k + 1) / times.size) / self.max_sweeps)
+            self._complete_sweeps.append((e_ref.copy(), de.copy()))
             self.live_fit.add_sweep(times, e_ref, de)
             self.run_results["sweeps"] = s + 1
             if self._target_met(target, s + 1):
@@ -379,6 +433,9 @@ class TDS(AlignedProcedure):
         tail = f"{sweeps} sweeps" + (f" ({how})" if how else "") + overload_note(run_results)
         if not fit:
             return f"TDS: no fit ({run_results.get('fit_error', 'no complete sweep')}), {tail}"
+        if fit.get("significant") is False:
+            p = fit.get("significance_p_value")
+            return f"TDS: no significant photoconductivity (p = {_g(p)}), {tail}"
 
         def pm(key: str, fmt: str) -> str:
             value, err = fit.get(key), fit.get(f"{key}_err")
@@ -387,9 +444,11 @@ class TDS(AlignedProcedure):
             text = format(value, fmt).replace("-", "−")
             return text + (f" ± {err:.2g}" if err is not None else "")
 
+        model = fit.get("model")
+        extra = f", {model}" if model and model != "drude-smith" else ""
         return (
             f"TDS: τ {pm('tau_fs', '.3g')} fs, c {pm('c', '.2f')}, "
-            f"N {pm('N_m3', '.3g')} m⁻³, {tail}"
+            f"N {pm('N_m3', '.3g')} m⁻³{extra}, {tail}"
         )
 
 

@@ -16,6 +16,12 @@ stays until cleared:
     the link is lost: in-process transports raise what a dropped link raises
     (pyvisa ``VI_ERROR_CONN_LOST``, ``serial.SerialException``); a served
     instrument drops its TCP clients and refuses new ones until cleared.
+``late``
+    (serial instruments: the furnace) replies come ``delay_s`` seconds of wall time late, in order, as from an
+    instrument that pauses before it acts on each request (a busy controller,
+    a stalled link); the transports hold them (``SimSerial`` delivers them when
+    due, a served instrument acts and answers after the delay). It is how a
+    test makes a reply arrive after the driver's read timed out.
 ``sensor_break``
     the furnace thermocouple opens (``world.furnace.sensor_broken``); only on
     the furnace controller's role.
@@ -49,10 +55,13 @@ KINDS: dict[str, str] = {
     "silent": "the instrument stops answering",
     "garbled": "replies corrupted as on a noisy line (flipped bytes, truncation, bad CRC)",
     "disconnect": "the link is lost; served instruments drop clients and refuse new ones",
+    "late": "replies come delay_s (wall seconds) late, in order (a paused instrument)",
     "sensor_break": "the furnace thermocouple is open (furnace controller only)",
     "stage_stall": "a stage axis stops short of its target with a following error (ESP301 only)",
 }
 LINK_FAULTS = frozenset({"silent", "garbled", "disconnect"})
+#: Longest delay of a ``late`` fault (wall seconds).
+MAX_LATE_S = 10.0
 
 #: Listener signature: ``fn(role, kind, active)`` after every change.
 Listener = Callable[[str, str, bool], None]
@@ -81,6 +90,8 @@ class FaultBoard:
         kinds = set(LINK_FAULTS) | set(getattr(handler, "fault_kinds", ()))
         if isinstance(handler, Eurotherm2408Simulator):
             kinds.add("sensor_break")  # the thermocouple is the controller's input
+        if handler.kind == "serial":
+            kinds.add("late")  # held by SimSerial and the served connection
         with self._lock:
             self._kinds.setdefault(handler.name, set()).update(kinds)
 
@@ -100,7 +111,7 @@ class FaultBoard:
 
     # --- the public API ----------------------------------------------------------
     def inject(self, role: str, kind: str, **options) -> None:
-        """Start fault ``kind`` on ``role`` (``stage_stall`` takes ``axis=N``)."""
+        """Start fault ``kind`` on ``role`` (``stage_stall`` takes ``axis=N``, ``late`` ``delay_s=S``)."""
         if kind not in KINDS:
             raise FaultError(f"unknown fault kind {kind!r} (kinds: {', '.join(KINDS)})")
         with self._lock:
@@ -171,6 +182,11 @@ class FaultBoard:
             reply = self.garble(reply, handler.kind)
         return reply
 
+    def reply_delay_s(self, role: str) -> float:
+        """How late ``role`` answers, in wall seconds (0 unless a ``late`` fault is active)."""
+        options = self.options(role, "late")
+        return 0.0 if options is None else options["delay_s"]
+
     def stall_axis(self, role: str, axis: int) -> bool:
         """True when moves of ``axis`` (1-based) on ``role`` stall."""
         options = self.options(role, "stage_stall")
@@ -200,6 +216,16 @@ class FaultBoard:
 
     # --- internals -------------------------------------------------------------------
     def _check_options(self, role: str, kind: str, options: dict) -> dict:
+        if kind == "late":
+            unknown = set(options) - {"delay_s"}
+            delay = options.get("delay_s")
+            if unknown or isinstance(delay, bool) or not isinstance(delay, int | float):
+                raise FaultError(f"{role}: late takes delay_s=SECONDS only, got {options}")
+            if not 0.0 < delay <= MAX_LATE_S:  # also refuses NaN
+                raise FaultError(
+                    f"{role}: late delay_s must be in (0, {MAX_LATE_S:g}] s, got {delay}"
+                )
+            return {"delay_s": float(delay)}
         if kind != "stage_stall":
             if options:
                 raise FaultError(f"{role}: fault {kind!r} takes no options, got {sorted(options)}")

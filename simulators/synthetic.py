@@ -3,7 +3,7 @@
 The pumped field is made with the EXACT thin-film transfer applied in the frequency
 domain (physics convention, see :mod:`labctl.analysis.tds`) on a zero-padded grid,
 then truncated to the scan window, so causality and truncation behave as in a real
-scan. Table 2 of Chen et al. (Small 2023) is in :data:`TABLE2`; the paper gives no
+scan. Table 2 of Chen et al. (Small 2023) is :data:`labctl.paper.TABLE2`; the paper gives no
 film thickness, so :data:`FILM_THICKNESS_M` (100 nm, see docs/physics.md) is an assumption.
 
 It sits beside the simulators, not in :mod:`labctl.analysis`: its pull study
@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labctl import paper
 from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS, DEFAULT_SUBSTRATE_INDEX, Z0_OHM
 from labctl.analysis.models import drude_smith
 
 FILM_THICKNESS_M = 100e-9
 
 #: Drude-Smith parameters of Table 2 (annealing temperature °C → τ, c, N and their errors).
-TABLE2 = paper.TABLE2
 
 
 def thz_pulse(time_ps, center_ps: float = 5.0, width_ps: float = 0.25, amplitude: float = 1.0):

@@ -27,6 +27,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 
 import pyvisa
 from pymeasure.adapters import Adapter
@@ -49,6 +50,12 @@ def _disconnected(handler: ProtocolHandler) -> bool:
     """An injected ``disconnect`` is active on this simulator."""
     faults = getattr(handler.world, "faults", None)
     return faults is not None and "disconnect" in faults.active(handler.name)
+
+
+def _reply_delay_s(handler: ProtocolHandler) -> float:
+    """Wall seconds the handler's replies are held back (an injected ``late`` fault)."""
+    faults = getattr(handler.world, "faults", None)
+    return faults.reply_delay_s(handler.name) if faults is not None else 0.0
 
 
 class SimAdapter(Adapter):
@@ -147,6 +154,7 @@ class SimSerial:
         self.write_timeout = 2.0
         self.is_open = True
         self._rx = b""
+        self._in_flight: list[tuple[float, bytes]] = []  # (due, reply): a ``late`` fault
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -162,6 +170,7 @@ class SimSerial:
 
             with self._lock:
                 self._rx = b""
+                self._in_flight.clear()  # a lost link loses what was on the way
             raise serial.SerialException(f"{self.port}: connection lost (device disconnected)")
 
     def write(self, data: bytes) -> int:
@@ -169,22 +178,50 @@ class SimSerial:
             raise OSError(f"{self.port}: port is closed")
         self._check_link()
         reply = self.handler.respond(bytes(data))
+        delay_s = _reply_delay_s(self.handler)
         with self._lock:
-            self._rx += reply
+            if delay_s or self._in_flight:  # late replies keep their order on the line
+                due = time.monotonic() + delay_s
+                if self._in_flight:
+                    due = max(due, self._in_flight[-1][0])
+                self._in_flight.append((due, reply))
+            else:
+                self._rx += reply
         return len(data)
 
+    def _arrived(self) -> None:
+        """Move replies whose time has come from in flight to the input buffer."""
+        now = time.monotonic()
+        while self._in_flight and self._in_flight[0][0] <= now:
+            self._rx += self._in_flight.pop(0)[1]
+
     def read(self, size: int = 1) -> bytes:
+        """Up to ``size`` bytes; waits up to ``timeout`` (wall) only for replies in flight."""
         self._check_link()
+        deadline = time.monotonic() + (self.timeout or 0.0)
         with self._lock:
+            self._arrived()
+            while len(self._rx) < size and self._in_flight and time.monotonic() < deadline:
+                wait_s = min(self._in_flight[0][0], deadline) - time.monotonic()
+                self._lock.release()
+                try:
+                    time.sleep(max(wait_s, 0.0))
+                finally:
+                    self._lock.acquire()
+                self._arrived()
             out, self._rx = self._rx[:size], self._rx[size:]
         return out
 
     @property
     def in_waiting(self) -> int:
-        return len(self._rx)
+        with self._lock:
+            self._arrived()
+            return len(self._rx)
 
     def reset_input_buffer(self) -> None:
+        """Drop what has arrived; replies still in flight arrive later, as on a real line."""
         with self._lock:
+            self._arrived()
             self._rx = b""
 
     def reset_output_buffer(self) -> None:
@@ -264,6 +301,9 @@ class _Connection(socketserver.BaseRequestHandler):
                 if not data or _disconnected(sim):
                     break
                 _ack_now(sock)
+                delay_s = _reply_delay_s(sim)
+                if delay_s:  # a paused instrument: acts and answers late, in order
+                    time.sleep(delay_s)
                 reply = sim.respond(data, source=sock)
                 if reply:
                     sock.sendall(reply)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.analysis import fitting, models, tds
 from labctl.errors import AnalysisError
 from labctl.simulators import synthetic
@@ -26,9 +27,9 @@ def _spectrum(data, **kw):
     )
 
 
-@pytest.mark.parametrize("temperature", sorted(synthetic.TABLE2))
+@pytest.mark.parametrize("temperature", sorted(paper.TABLE2))
 def test_noise_free_round_trip_table2(temperature):
-    p = synthetic.TABLE2[temperature]
+    p = paper.TABLE2[temperature]
     spec = _spectrum(
         synthetic.synthetic_tds(tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"]), noise="none"
     )
@@ -41,7 +42,7 @@ def test_noise_free_round_trip_table2(temperature):
 
 @pytest.mark.parametrize("temperature", [250, 300, 350])
 def test_noisy_round_trip_within_3_sigma(temperature):
-    p = synthetic.TABLE2[temperature]
+    p = paper.TABLE2[temperature]
     data = synthetic.synthetic_tds(
         tau_fs=p["tau_fs"],
         c=p["c"],
@@ -61,7 +62,7 @@ def test_noisy_round_trip_within_3_sigma(temperature):
 
 def test_reported_errors_are_calibrated():
     """Over many noise realisations the pulls (fit − truth)/err have unit spread."""
-    p = synthetic.TABLE2[300]
+    p = paper.TABLE2[300]
     clean = synthetic.synthetic_tds(tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"])
     rng = np.random.default_rng(11)
     pulls = {"tau_fs": [], "c": [], "N_m3": []}
@@ -95,11 +96,11 @@ def test_table2_mobilities_match_the_orders_of_magnitude_in_physics_md():
     """docs/physics.md: μ, σ_DC and σ(1 THz) from Table 2 (Chen et al., Small 2023)."""
     expected = {250: 29, 300: 77, 350: 308}
     for t, mu in expected.items():
-        p = synthetic.TABLE2[t]
+        p = paper.TABLE2[t]
         assert models.mobility_cm2_vs(p["tau_fs"] * 1e-15, p["c"], 0.13) == pytest.approx(
             mu, rel=0.01
         )
-    p = synthetic.TABLE2[350]
+    p = paper.TABLE2[350]
     assert models.dc_conductivity(p["tau_fs"] * 1e-15, p["c"], p["N_m3"]) == pytest.approx(
         59.7, rel=0.01
     )

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.analysis import models, tds
 from labctl.errors import AnalysisError
 from labctl.simulators import synthetic
@@ -49,9 +50,9 @@ def test_spectrum_uses_physics_convention_for_a_delay():
     np.testing.assert_allclose(e2[band] / e1[band], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("temperature", sorted(synthetic.TABLE2))
+@pytest.mark.parametrize("temperature", sorted(paper.TABLE2))
 def test_exact_round_trip_recovers_table2_conductivity(temperature):
-    p = synthetic.TABLE2[temperature]
+    p = paper.TABLE2[temperature]
     data = synthetic.synthetic_tds(tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"])
     spec = photoconductivity_in_window(
         data.time_ps,

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.analysis import optp
 from labctl.analysis.constants import HC_EV_NM
 from labctl.cli import main
@@ -15,7 +16,7 @@ TDS_ARGS = ["--thickness-nm", "100", "--substrate-index", "1.95"]
 
 @pytest.fixture(scope="module")
 def tds_file(tmp_path_factory):
-    p = synthetic.TABLE2[350]
+    p = paper.TABLE2[350]
     data = synthetic.synthetic_tds(
         tau_fs=p["tau_fs"], c=p["c"], n_m3=p["N_m3"], noise_de=3e-6, rng=0
     )
@@ -38,7 +39,7 @@ def test_tds_json_contract(tds_file, capsys):
     for k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
         assert isinstance(r[k], float) and isinstance(r[f"{k}_err"], float) and r[f"{k}_err"] > 0
     assert r["model"] == "drude-smith" and r["fmin_THz"] >= 0.3 and r["fmax_THz"] <= 2.2
-    p = synthetic.TABLE2[350]
+    p = paper.TABLE2[350]
     assert abs(r["tau_fs"] - p["tau_fs"]) < 3 * r["tau_fs_err"]
     assert abs(r["mobility_cm2_Vs"] - 308) < 3 * r["mobility_cm2_Vs_err"] + 3
 
@@ -163,9 +164,15 @@ def test_optp_json(tmp_path, capsys):
     )
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["fluence_uJcm2"] == pytest.approx(10, rel=1e-12)  # echoed in its own unit
-    assert r["N_abs_per_cm2"] == pytest.approx(10 * 0.2 * 2.014e12, rel=0.01)
-    assert r["peak_minus_dE_over_E"] == pytest.approx(sig.max(), rel=0.05)
+    assert r["fluence_uj_cm2"] == pytest.approx(10, rel=1e-12)  # echoed in its own unit
+    # absorbed photons per m² (thickness-free): 1 µJ/cm² = 2.014e12 photons/cm² = 2.014e16 /m²
+    assert r["absorbed_photons_m2"] == pytest.approx(10 * 0.2 * 2.014e16, rel=0.01)
+    peak = r["optp_peak"]
+    assert peak["minus_dE_over_E"] == pytest.approx(sig.max(), rel=0.05)
+    assert peak["per_absorbed_photon_m2"] == pytest.approx(
+        peak["minus_dE_over_E"] / r["absorbed_photons_m2"], rel=1e-12
+    )
+    assert r["phi_mu_cm2_Vs"] > 0
     lifetimes = r["decay"]["lifetimes_ps"]
     assert lifetimes[0] == pytest.approx(0.7, rel=0.1) and lifetimes[1] == pytest.approx(
         4.0, rel=0.1
@@ -178,8 +185,8 @@ def test_optp_json(tmp_path, capsys):
     rc = main(["analyze", "optp", str(path), *power, "--absorptance", "0.2", "--no-fit", "--json"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["fluence_uJcm2"] == pytest.approx(127.32, rel=1e-4)
-    assert r["N_abs_per_cm2"] == pytest.approx(127.32 * 0.2 * 2.014e12, rel=0.01)
+    assert r["fluence_uj_cm2"] == pytest.approx(127.32, rel=1e-4)
+    assert r["absorbed_photons_m2"] == pytest.approx(127.32 * 0.2 * 2.014e16, rel=0.01)
 
 
 def test_optp_missing_signal_columns(tmp_path, capsys):

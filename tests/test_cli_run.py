@@ -127,14 +127,22 @@ def test_help_shows_the_target_syntax_and_no_sentinel_bounds(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--dwell-min", "-3"], "--dwell-min -3.0: FloatParameter value is below the minimum"),
+        (["--dwell-min", "-3"], "--dwell-min -3.0: must be a finite number in 0…1440 min"),
         (["--anneal-c", "hot"], "invalid float value: 'hot'"),
-        (["--time-scale", "fast"], "'virtual', 'real' or a positive factor"),
+        (["--time-scale", "fast"], "'virtual', 'real' or a speed-up factor"),
+        # issue 15 item 3: NaN, infinity, internal knobs, cross-field rules, the blank slot
+        (["--max-deviation-c", "nan"], "--max-deviation-c nan: must be a finite number"),
+        (["--record-interval-s", "inf"], "--record-interval-s inf: must be a finite number"),
+        (["--time-scale", "1e300"], "'virtual', 'real' or a speed-up factor in (0, 1e+07]"),
+        (["--slot", "0"], "--slot 0: slot 0 is the blank reference"),
+        (["--continue-program"], "unrecognized arguments: --continue-program"),
+        (["--dwell-done-min", "nan"], "unrecognized arguments: --dwell-done-min"),
         (["--bogus", "1"], "unrecognized arguments: --bogus"),
         ([], "the following arguments are required: --out"),
     ],
 )
 def test_bad_options_exit_2(tmp_path, capsys, argv, message):
+    """Refused before anything moves or is written, one line naming the option."""
     out = [] if not argv else ["--out", str(tmp_path)]
     assert run("anneal", *argv, *out) == 2
     assert message in capsys.readouterr().err
@@ -223,3 +231,20 @@ def test_a_bug_in_a_procedure_is_one_line_and_keeps_the_rows(tmp_path, capsys, t
     (path,) = data_files(tmp_path)
     assert len(pd.read_csv(path, comment="#")) == 2
     assert json.loads(path.with_suffix(".json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "argv", "message"),
+    [
+        ("tds", ["--min-sweeps", "10", "--max-sweeps", "2"], "min_sweeps must not exceed max"),
+        ("tds", ["--settle-tau", "nan"], "--settle-tau nan: must be a finite number"),
+        ("tds", ["--effective-mass", "nan"], "--effective-mass nan: must be a finite number"),
+        ("tds", ["--target", "tau_err=3"], "expected NAME_err=VALUE"),
+        ("optp", ["--spot-diameter-mm", "0"], "--spot-diameter-mm 0.0: must be a finite number"),
+        ("optp", ["--start-ps", "5", "--stop-ps", "1"], "needs stop > start"),
+    ],
+)
+def test_measurements_refuse_nan_and_crossed_limits(tmp_path, capsys, kind, argv, message):
+    assert run(kind, *argv, "--out", str(tmp_path)) == 2
+    assert message in capsys.readouterr().err
+    assert data_files(tmp_path) == []

@@ -64,12 +64,14 @@ def test_demo_absorption_trends(demo):
     assert all(b > a for a, b in zip(hh, hh[1:], strict=False))
     # bulk-like at 350 °C: no exciton, the Tauc gap of bulk CdSe
     assert by_t[350]["hh_peak_nm"] is None
-    assert by_t[350]["optical_gap_ev"] == pytest.approx(paper.TAUC_GAP_350C_EV, abs=0.05)
+    assert by_t[350]["tauc_gap_ev"] == pytest.approx(paper.TAUC_GAP_350C_EV, abs=0.05)
+    # a Tauc fit of an excitonic spectrum is no gap: not shown where there is an exciton
+    assert all(r["tauc_gap_ev"] is None for r in by_t.values() if r["hh_peak_nm"] is not None)
 
 
 def test_demo_photoconductivity_trends(demo):
     _, _, by_t, _, _ = demo
-    per_nabs = {t: by_t[t]["optp_peak_per_nabs"] for t in by_t}
+    per_nabs = {t: by_t[t]["optp_peak_per_absorbed_photon_m2"] for t in by_t}
     assert all(v is not None and v > 0 for v in per_nabs.values())
     # OPTP peak per absorbed photon density rises with T past 250 °C
     assert per_nabs[250] < per_nabs[300] < per_nabs[335] < per_nabs[350]

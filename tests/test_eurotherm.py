@@ -20,7 +20,7 @@ from labctl.drivers.eurotherm import (
     Step,
     open_instrument,
 )
-from labctl.errors import CommunicationError, InstrumentError, SafetyLimitError
+from labctl.errors import CommunicationError, InstrumentError, SafeStateError, SafetyLimitError
 from labctl.simulators.eurotherm import Eurotherm2408Simulator
 from labctl.simulators.modbus_rtu import crc16, with_crc
 from labctl.simulators.transport import SimSerial, SimServer
@@ -237,7 +237,8 @@ def test_driver_protocol_setpoint_write(clock):
 
 
 def test_driver_retries_a_lost_reply(clock):
-    script = CONNECT + [(read_req(0, 1), b""), (read_req(0, 1), read_reply([2500]))]
+    marker = (read_req(0, 1, fn=4), read_reply([2500], fn=4))  # the link back in step
+    script = CONNECT + [(read_req(0, 1), b""), marker, (read_req(0, 1), read_reply([2500]))]
     furnace = Eurotherm2408(
         "furnace", ScriptedSerial(script), 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20
     )
@@ -247,7 +248,9 @@ def test_driver_retries_a_lost_reply(clock):
 def test_driver_garbled_reply_becomes_communication_error(clock):
     garbled = bytearray(read_reply([2500]))
     garbled[3] ^= 0x01
-    script = CONNECT + [(read_req(0, 1), bytes(garbled))] * 3
+    marker = (read_req(0, 1, fn=4), read_reply([2500], fn=4))  # the link back in step
+    script = CONNECT + [(read_req(0, 1), bytes(garbled)), marker] * 2
+    script += [(read_req(0, 1), bytes(garbled))]
     furnace = Eurotherm2408(
         "furnace", ScriptedSerial(script), 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20
     )
@@ -434,6 +437,64 @@ def test_safe_state_drives_setpoint_down(furnace, clock):
     assert furnace.temperature_c < hot
 
 
+def test_safe_state_is_read_back_and_says_so(furnace, clock):
+    furnace.load_program([Ramp(20.0, 250.0), Dwell(60.0)])
+    furnace.run_program()
+    clock.advance(5 * 60)
+    assert (
+        furnace.safe_state()
+        == "safe state confirmed (read back): program reset, setpoint 25.0 °C, auto"
+    )
+
+
+class StuckController(Eurotherm2408Simulator):
+    """Acknowledges writes to ``stuck`` registers (as a write echo) but does not act on them."""
+
+    def __init__(self, world, stuck: set[int]):
+        super().__init__(world, name="furnace")
+        self.stuck = stuck
+
+    def _apply_write(self, a: int, w: int) -> None:
+        if a not in self.stuck:
+            super()._apply_write(a, w)
+
+
+@pytest.mark.parametrize(
+    ("stuck", "unsafe"),
+    [
+        ({23}, "program run, not reset"),
+        ({23, 2}, "setpoint 250.0 °C, not 25 °C"),
+        ({273}, "manual mode (output not under the PID)"),
+    ],
+)
+def test_safe_state_not_reached_raises_what_is_not_safe(quiet_world, clock, stuck, unsafe):
+    sim = StuckController(quiet_world, stuck=set())
+    furnace = Eurotherm2408(
+        "furnace", SimSerial(sim), 1, clock, max_setpoint_c=400.0, max_ramp_c_per_min=20.0
+    )
+    furnace.load_program([Ramp(20.0, 250.0), Dwell(60.0)])
+    furnace.run_program()
+    furnace.setpoint_c = 250.0
+    watch = furnace.over_temperature_watch()
+    furnace.manual_mode = True
+    sim.stuck = stuck  # from now on the controller ignores these writes
+    try:
+        with pytest.raises(SafeStateError) as err:
+            furnace.safe_state()
+    finally:
+        watch.stop()
+    text = str(err.value)
+    assert text.startswith("furnace: safe state NOT confirmed (read back): ")
+    assert unsafe in text and "\n" not in text
+    assert isinstance(err.value, InstrumentError)
+
+
+def test_safe_state_of_a_silent_furnace_is_not_confirmed(sim_station):
+    sim_station.world.faults.inject("furnace", "silent")
+    with pytest.raises(SafeStateError, match="furnace: safe state NOT confirmed: cannot read"):
+        sim_station["furnace"].safe_state()
+
+
 def test_run_hold_reset(furnace, clock):
     furnace.load_program([Ramp(5.0, 100.0), Dwell(10.0)])
     furnace.run_program()
@@ -482,6 +543,32 @@ def test_minimalmodbus_over_tcp(served):
         assert inst.read_register(2, 1, signed=True) == 123.4
     finally:
         port.close()
+
+
+@pytest.mark.tcp
+def test_serial_line_settings_are_the_options_and_factory_8n1_by_default(served, clock):
+    limits = {"max_setpoint_c": 400.0, "max_ramp_c_per_min": 20.0}
+    furnace = open_instrument(served.resource, name="furnace", clock=clock, **limits)
+    try:
+        assert furnace.settings()["serial_line"] == "9600 baud, 8N1"  # the 2408's factory line
+    finally:
+        furnace.close()
+    furnace = open_instrument(
+        served.resource,
+        name="furnace",
+        clock=clock,
+        baud_rate=4800,
+        parity="even",
+        stop_bits=2,
+        **limits,
+    )
+    try:
+        assert (furnace.port.baudrate, furnace.port.parity, furnace.port.stopbits) == (4800, "E", 2)
+        assert furnace.settings()["serial_line"] == "4800 baud, 8E2"
+    finally:
+        furnace.close()
+    with pytest.raises(InstrumentError, match="furnace: option baud_rate = 115200 must be one of"):
+        open_instrument(served.resource, name="furnace", clock=clock, baud_rate=115200, **limits)
 
 
 @pytest.mark.tcp

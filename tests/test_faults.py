@@ -64,6 +64,10 @@ def test_board_knows_the_station_roles_and_tracks_active_faults(sim_station):
         ("furnace", "stage_stall", {}, "furnace: cannot inject 'stage_stall'"),
         ("stages", "stage_stall", {"axis": 4}, "axis must be 1..3, got 4"),
         ("stages", "silent", {"axis": 1}, "takes no options"),
+        ("lockin_ref", "late", {"delay_s": 0.3}, "lockin_ref: cannot inject 'late'"),
+        ("furnace", "late", {}, "late takes delay_s=SECONDS only"),
+        ("furnace", "late", {"delay_s": float("nan")}, r"delay_s must be in \(0, 10\] s"),
+        ("furnace", "late", {"delay_s": 0.0}, r"delay_s must be in \(0, 10\] s"),
     ],
 )
 def test_board_refuses_what_it_cannot_do(sim_station, role, kind, options, message):
@@ -72,6 +76,17 @@ def test_board_refuses_what_it_cannot_do(sim_station, role, kind, options, messa
         faults.inject(role, kind, **options)
     assert faults.summary() == {}
     assert isinstance(FaultError("x"), LabctlError)  # the CLI prints it as one line
+
+
+def test_late_fault_over_the_control_socket_protocol(sim_station):
+    from labctl.servesim import fault_request
+
+    faults = sim_station.world.faults
+    assert fault_request(faults, "inject furnace late delay_s=0.25") == "ok furnace: late injected"
+    assert faults.reply_delay_s("furnace") == 0.25
+    assert fault_request(faults, "inject furnace late delay_s=x").startswith("error bad option")
+    assert fault_request(faults, "clear furnace late") == "ok cleared 1 fault(s)"
+    assert faults.reply_delay_s("furnace") == 0.0
 
 
 # --- in-process ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.analysis import formats
 from labctl.analysis.models import drude_smith
 from labctl.cli import main
@@ -16,7 +17,7 @@ from labctl.simulators.physics.reflection import ReflectionSetup
 from labctl.simulators.physics.thz import THzPulse
 
 SAMPLE = ["--thickness-nm", "100", "--substrate-index", "1.95"]
-T350 = synthetic.TABLE2[350]
+T350 = paper.TABLE2[350]
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_waveform_sets_pair_in_order_and_errors_from_scatter(tmp_path, capsys):
     rc, r, out = _run(["--reference", str(ref_dir), "--pumped", str(pump_dir), *SAMPLE,
                        "--json"], capsys)  # fmt: skip
     assert rc == 0, out
-    assert r["n_sweeps"] == 6 and r["error_source"] == "sweep-scatter"
+    assert r["n_sweeps"] == 6 and r["noise_source"] == "sweep-scatter"
     assert r["input"]["pairing"].startswith("6 pair(s) in order")
     assert abs(r["tau_fs"] - T350["tau_fs"]) < 4 * r["tau_fs_err"]
     # the same files listed one by one give the same result

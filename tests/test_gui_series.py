@@ -151,3 +151,47 @@ def test_series_view_runs_a_plan_through_the_command_line_and_makes_its_report(q
         assert view.report_path().exists()
     finally:
         view.close_view()
+
+
+SLOW_PLAN = SHORT_PLAN.replace("record_interval_s: 120", "record_interval_s: 3600")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["stop", "quit"])
+def test_series_stop_and_quit_wait_for_the_safe_state_never_kill(qtbot, tmp_path, how):
+    """Issue 15: the series view killed the runner after 5 s (the furnace program ran on).
+    Real time, an hour between rows: Stop (SIGTERM) and Quit wait for the runner's own
+    stop path — exit 143, catalog 'aborted', the furnace's safe state reported."""
+    from labctl.gui.series_view import SeriesView
+
+    plan_path = tmp_path / "slow.yaml"
+    plan_path.write_text(SLOW_PLAN)
+    out = tmp_path / "series"
+    view = SeriesView("sim", "real")
+    qtbot.addWidget(view)
+    messages = []
+    view.message.connect(lambda text, error: messages.append((text, error)))
+    try:
+        assert view.load_plan(plan_path)
+        view.watch(out)
+        assert view.start()
+
+        def first_row() -> bool:
+            runs = list((out / "runs").glob("anneal_*.csv")) if (out / "runs").exists() else []
+            return bool(runs) and any(ln[:1].isdigit() for ln in runs[0].open())
+
+        qtbot.waitUntil(first_row, timeout=90_000)
+        if how == "stop":
+            view.stop()
+            qtbot.waitUntil(lambda: not view.running, timeout=90_000)
+        else:
+            view.close_view()
+            assert not view.running
+        assert view.process.exitCode() == 143, view.events.toPlainText()
+        assert view.process.exitStatus() == view.process.ExitStatus.NormalExit  # not killed
+    finally:
+        view.close_view()
+    with Catalog.in_directory(out) as catalog:
+        assert catalog.series()["state"] == "aborted"
+        events = [e["message"] for e in catalog.events()]
+    assert any(m.startswith("furnace safe state") and "NOT" not in m for m in events), events

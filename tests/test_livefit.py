@@ -5,10 +5,11 @@ import threading
 import numpy as np
 import pytest
 
+from labctl import paper
 from labctl.livefit import LiveTDSFit
 from labctl.simulators import synthetic
 
-TRUTH = synthetic.TABLE2[300]
+TRUTH = paper.TABLE2[300]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,11 @@ def test_spectrum_warnings_reach_live_subscribers(sweeps):
     assert any("1 %" in w or "dropped" in w for w in updates[-1].fit.warnings)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the running sums (branch gui) did not survive the merge with analyze_tds and "
+    "its new significance test; to be redone on top of it (issue 20 item 3)",
+)
 def test_running_sums_give_the_batch_result_to_rounding():
     """No sweep is kept after the second, yet Δσ, its errors from the scatter (with their
     covariance between frequencies), the significance test and the parameter errors are

@@ -82,8 +82,8 @@ def test_gui_inputs_write_celsius_and_stop_where_the_station_does(qtbot):
 
 def test_labctl_series_run_says_it_at_start(sim_real, capsys):
     from labctl.cli.demo import demo_plan_path
+    from labctl.cli.series_session import _say_pace
     from labctl.series.plan import load_plan
-    from labctl.series.session import _say_pace
 
     plan = load_plan(demo_plan_path())
     _say_pace(plan, sim_real)

@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 
 from labctl.clock import VirtualClock
-from labctl.simulators.physics.params import TABLE2, TABLE2_ERRORS
+from labctl.paper import TABLE2 as PAPER_TABLE2
 from labctl.simulators.world import PS_PER_MM_DOUBLE_PASS, World
 
 TEMPS = (250.0, 300.0, 325.0, 335.0, 350.0)
+
+TABLE2 = [
+    (float(t), float(r["tau_fs"]), r["c"], r["N_m3"]) for t, r in sorted(PAPER_TABLE2.items())
+]
+TABLE2_ERRORS = [
+    (float(t), float(r["tau_fs_err"]), r["c_err"], r["N_m3_err"])
+    for t, r in sorted(PAPER_TABLE2.items())
+]
 
 
 def ideal_anneal(film, anneal_c: float) -> None:

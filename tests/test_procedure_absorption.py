@@ -109,3 +109,27 @@ def test_abort_after_the_dark_leaves_the_lamp_shutter_open(station, tmp_path):
     assert outcome.status == ABORTED and outcome.points == 0
     assert len(phases) == 1 and phases[0].startswith("dark spectrum")
     assert station["spectrometer"].shutter_open is True
+
+
+@pytest.mark.parametrize("slot", [1, 3])
+def test_analyze_absorption_of_the_run_file_gives_the_run_results(station, tmp_path, capsys, slot):
+    """One analysis (issue 16, items 7 and 8): the CLI on the run file gives the run's
+    numbers; a Tauc fit of an excitonic film is no gap (tauc_gap_ev null, is_gap false)."""
+    import json
+
+    from labctl.cli import main
+
+    path = tmp_path / "abs.csv"
+    outcome = measure(station, path, slot=slot)
+    assert outcome.status == FINISHED, outcome.message
+    r = outcome.results
+    capsys.readouterr()
+    assert main(["analyze", "absorption", str(path), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    for key in ("hh_nm", "lh_nm", "tauc_gap_ev", "excitonic"):
+        assert cli[key] == r[key], key
+    if r["excitonic"]:
+        assert r["tauc_gap_ev"] is None and r["tauc"]["is_gap"] is False
+        assert any("no tauc_gap_ev is reported" in w for w in r["warnings"])
+    else:
+        assert r["tauc_gap_ev"] == pytest.approx(1.70, abs=0.05) and r["tauc"]["is_gap"]

@@ -196,8 +196,8 @@ def test_live_decay_fit_after_every_sweep_and_normalised_signal(optp_run):
     assert outcome.results["fluence_uj_cm2"] == pytest.approx(
         station.world.pump_fluence_uj_cm2, rel=0.03
     )
-    assert peak["minus_dE_over_E_per_abs_m3"] == pytest.approx(
-        peak["minus_dE_over_E"] / outcome.results["absorbed_photon_density_m3"]
+    assert peak["per_absorbed_photon_m2"] == pytest.approx(
+        peak["minus_dE_over_E"] / outcome.results["absorbed_photons_m2"]
     )
     summary = json.loads(summary_path(path).read_text())
     assert summary["results"]["optp_peak"]["pump_delay_ps"] == peak["pump_delay_ps"]
@@ -216,10 +216,10 @@ def test_bad_scan_is_refused_before_anything_moves(tmp_path):
         pump_delays(5.0, 1.0, 0.05, 2.0, 0.25)
     with Station.from_file("sim", time_scale="virtual") as station:
         before = station["stages"].pump.delay_ps
-        outcome = run_procedure(
-            OPTP(start_ps=3.0, stop_ps=1.0), tmp_path / "o.csv", station=station
-        )
-        assert outcome.status == "failed" and "stop > start" in outcome.message
+        # refused by the procedure's rules (labctl.procedures.validate) before the file
+        with pytest.raises(LabctlError, match="stop > start"):
+            run_procedure(OPTP(start_ps=3.0, stop_ps=1.0), tmp_path / "o.csv", station=station)
+        assert not (tmp_path / "o.csv").exists()
         assert station["stages"].pump.delay_ps == before
 
 
@@ -248,3 +248,21 @@ def test_range_with_headroom_is_less_sensitive_than_auto_range():
         assert lockin.sensitivity == ranges[ranges.index(auto) + 2]
         assert abs(lockin.read_xy()[0]) < 0.25 * lockin.sensitivity
         assert lockin.range_with_headroom(steps=100) == ranges[-1]  # capped at 1 V
+
+
+def test_analyze_optp_reads_the_run_file_with_the_same_numbers(optp_run, capsys):
+    """``labctl analyze optp`` reads what ``labctl run optp`` writes (its sweeps, its
+    pump fluence and absorptance) and gives the run summary's numbers (issue 16, item 7)."""
+    from labctl.cli import main
+
+    _station, outcome, path, _fits = optp_run
+    capsys.readouterr()
+    assert main(["analyze", "optp", str(path), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    run = outcome.results
+    assert cli["n_sweeps"] == run["sweeps"] == 4
+    for key in ("pump_delay_ps", "minus_dE_over_E", "per_absorbed_photon_m2"):
+        assert cli["optp_peak"][key] == pytest.approx(run["optp_peak"][key], rel=1e-9), key
+    assert cli["absorbed_photons_m2"] == pytest.approx(run["absorbed_photons_m2"], rel=1e-9)
+    assert cli["phi_mu_cm2_Vs"] == pytest.approx(run["phi_mu_cm2_Vs"], rel=1e-9)
+    assert cli["decay"]["lifetimes_ps"] == pytest.approx(run["fit"]["lifetimes_ps"], rel=1e-6)

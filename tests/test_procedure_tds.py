@@ -102,7 +102,7 @@ def test_analyze_tds_reads_the_run_file_and_its_header(quiet_run, capsys):
     assert main(["analyze", "tds", str(path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["thickness_nm"] == 100 and result["substrate_index"] == 1.95
-    assert result["n_sweeps"] == 3 and result["error_source"] == "sweep-scatter"
+    assert result["n_sweeps"] == 3 and result["noise_source"] == "sweep-scatter"
     within_errors(result, station.world.true_parameters(station.world.slots[1].film))
     # the command line wins over the header
     assert main(["analyze", "tds", str(path), "--json", "--thickness-nm", "200"]) == 0
@@ -292,6 +292,41 @@ def test_stop_request_aborts_within_a_point_and_keeps_the_rows(tmp_path):
         assert outcome.status == "aborted" and outcome.points == 25
         assert len(pd.read_csv(tmp_path / "stopped.csv", comment="#")) == 25
         assert "stopped" in outcome.results["stopped_because"]
+
+
+def test_one_analysis_gives_the_same_numbers_in_every_front_end(quiet_run, capsys):
+    """The run summary, ``labctl analyze tds``, the series summary row and the GUI's
+    reopened run show the same analysis of the same run file (issue 16, item 7)."""
+    from labctl.gui.browser import load_run
+    from labctl.series.report import summary_rows
+
+    _station, outcome, path, _fits = quiet_run
+    run = outcome.results["fit"]
+    capsys.readouterr()
+    assert main(["analyze", "tds", str(path), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    reopened = load_run(path)["update"].params
+    row = summary_rows(
+        [
+            {
+                "sample_id": "NPL 300",
+                "temperature_c": 300.0,
+                "state": "done",
+                "kind": "tds",
+                "results": json.loads(path.with_suffix(".json").read_text())["results"],
+            }
+        ]
+    )[0]
+    keys = ("tau_fs", "tau_fs_err", "c", "c_err", "N_m3", "N_m3_err", "mobility_cm2_Vs")
+    for key in keys:
+        # the run alone knows where its pump was parked: N's error adds that (kept apart)
+        own = run.get(f"{key}_fit", run[key]) if key.endswith("_err") else run[key]
+        assert cli[key] == pytest.approx(own, rel=1e-9), key
+        assert reopened[key] == pytest.approx(own, rel=1e-9), key
+        assert row[key] == pytest.approx(run[key], rel=1e-9), key
+    for key in ("model", "significant", "noise_source", "n_sweeps"):
+        assert cli[key] == run[key] == reopened[key], key
+    assert run["significance_p_value"] == pytest.approx(cli["significance_p_value"], rel=1e-9)
 
 
 def test_n_error_includes_where_the_pump_is_parked(quiet_run):

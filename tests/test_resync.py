@@ -327,3 +327,212 @@ def test_late_replies_in_process_never_shift(quiet_world):
         assert bare.id.startswith("Stanford_Research_Systems,SR830")
         assert bare.harmonic == 1
     assert lockin.out_of_step is None and bare.out_of_step is None
+
+
+class NoisyLine(ProtocolHandler):
+    """Replies with line noise (bytes that are not ASCII) while ``noisy`` replies remain."""
+
+    def __init__(self, inner: ProtocolHandler) -> None:
+        super().__init__(inner.world, inner.name)
+        self.inner = inner
+        self.noisy = 0
+
+    def handle(self, data: bytes, source: object = None) -> bytes:
+        reply = self.inner.handle(data, source)
+        if self.noisy > 0 and reply:
+            self.noisy -= 1
+            return b"\xff\xfe\x80" + reply[3:]
+        return reply
+
+
+class StrictSimAdapter(SimAdapter):
+    """Decodes replies strictly, as pyvisa does over TCP (a garbled byte: UnicodeDecodeError)."""
+
+    def _read(self, **kwargs) -> str:
+        text = super()._read(**kwargs)
+        if "\ufffd" in text:
+            bytes_ = text.encode("ascii", errors="replace").replace(b"?", b"\xff")
+            raise UnicodeDecodeError("ascii", bytes_, 0, 1, "ordinal not in range(128)")
+        return text
+
+
+def test_garbled_bytes_meeting_the_resync_are_a_communication_error_not_a_unicode_one(
+    quiet_world,
+):
+    """Issue 15 item 6: 9 fault cases ended in 'unexpected UnicodeDecodeError' (garbled lines
+    meeting the resync): garbled bytes are decoded with replacement there."""
+    from labctl.drivers import sr830
+    from labctl.simulators.sr830 import SR830Simulator
+
+    link = NoisyLine(SR830Simulator(quiet_world, name="lockin_ref"))
+    lockin = sr830.open_instrument(
+        StrictSimAdapter(link), name="lockin_ref", clock=quiet_world.clock
+    )
+    lockin.sensitivity = 0.1
+    link.noisy = 4  # the reply, then the resync's identity replies, are noise
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(lockin.sensitivity)
+        except CommunicationError as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes[-1] == pytest.approx(0.1), outcomes  # back in step
+    assert all(o == pytest.approx(0.1) or "Error" in str(o) for o in outcomes), outcomes
+
+
+# --- the furnace: Modbus RTU replies carry no register address ----------------------------
+
+
+def _furnace_reads(furnace) -> list[tuple[str, object, object]]:
+    """Furnace reads whose raw register words all differ, so a shifted reply shows."""
+    furnace.setpoint_c = 123.4  # register 2 → 1234
+    furnace.setpoint_rate_c_per_min = 20.0  # register 35 → 200
+    return [
+        ("setpoint", lambda: furnace.setpoint_c, lambda r: r == pytest.approx(123.4)),
+        ("rate", lambda: furnace.setpoint_rate_c_per_min, lambda r: r == pytest.approx(20.0)),
+        ("limits", lambda: furnace.setpoint_limits_c, lambda r: r == (0.0, 400.0)),
+        ("program", lambda: furnace.program_number, lambda r: r == 1),
+        ("manual", lambda: furnace.manual_mode, lambda r: r is False),
+    ]
+
+
+def test_late_furnace_replies_in_process_never_shift(quiet_world):
+    """Replies held back while stalled arrive before the next one: none is taken for it.
+
+    Fails on the driver that flushed once and retried: the first read after the stall
+    returned the late reply to an earlier request, another register's value.
+    """
+    from labctl.drivers import eurotherm
+    from labctl.simulators.eurotherm import Eurotherm2408Simulator
+    from labctl.simulators.transport import SimSerial
+
+    link = LateReplies(Eurotherm2408Simulator(quiet_world, name="furnace"))
+    furnace = eurotherm.open_instrument(
+        SimSerial(link),
+        name="furnace",
+        clock=quiet_world.clock,
+        max_setpoint_c=400.0,
+        max_ramp_c_per_min=20.0,
+    )
+    reads = _furnace_reads(furnace)
+    assert _poll(reads, 1) == ([], [])
+    link.stalled = True
+    wrong, errors = _poll(reads, 1)
+    assert wrong == [] and len(errors) == len(reads)  # each a clear CommunicationError
+    link.stalled = False  # the held replies now come first, before each fresh one
+    wrong, errors = _poll(reads[::-1], 3)  # another register than the first held reply's
+    assert wrong == [], f"shifted furnace replies after the stall: {wrong}"
+    assert _poll(reads, 1) == ([], [])
+
+
+def _late_at_random(faults, rng, done, delays: list[float]) -> None:
+    """Make the furnace answer 0.15–0.7 s late for stretches of 0.1–0.5 s, until ``done``."""
+    while not done.wait(rng.uniform(0.02, 0.2)):
+        delay = rng.uniform(0.15, 0.7)
+        faults.inject("furnace", "late", delay_s=delay)
+        try:
+            done.wait(rng.uniform(0.1, 0.5))
+        finally:
+            faults.clear("furnace", "late")
+        delays.append(delay)
+
+
+@pytest.mark.parametrize("transport", ["in-process", "tcp"])
+def test_random_late_replies_never_give_another_registers_value(world, transport):
+    """The furnace answers 0.15–0.7 s late at random (the driver's read timeout is 0.2 s;
+    served: ``socket://``, in process: ``SimSerial``) while registers with distinct values
+    are read: 0 wrong values; each read is right or a clear CommunicationError.
+
+    Fails on the driver that flushed once and retried 50 ms later: a reply that came
+    after the flush answered the next request (ramp rate read as setpoint, …).
+    """
+    import random
+    import threading
+
+    from labctl.drivers import eurotherm
+    from labctl.simulators.eurotherm import Eurotherm2408Simulator
+    from labctl.simulators.transport import SimSerial, SimServer
+    from labctl.transport import open_serial
+
+    sim = Eurotherm2408Simulator(world, name="furnace")
+    server = SimServer(sim).start() if transport == "tcp" else None
+    port = open_serial(server.resource) if server else SimSerial(sim, timeout=0.2)
+    furnace = eurotherm.open_instrument(
+        port, name="furnace", clock=RealClock(), max_setpoint_c=400.0, max_ramp_c_per_min=20.0
+    )
+    rng = random.Random(14)
+    done = threading.Event()
+    delays: list[float] = []
+    try:
+        reads = _furnace_reads(furnace)
+        lateness = threading.Thread(
+            target=_late_at_random, args=(world.faults, rng, done, delays), daemon=True
+        )
+        lateness.start()
+        wrong, errors, calls = [], [], 0
+        try:
+            while len(delays) < 20:
+                w, e = _poll(reads, 1)
+                wrong, errors, calls = wrong + w, errors + e, calls + len(reads)
+        finally:
+            done.set()
+            lateness.join(timeout=10)
+        assert not lateness.is_alive()
+        assert wrong == [], f"{len(wrong)} wrong of {calls} reads: {wrong[:5]}"
+        assert furnace.link.failed_attempts > 0  # replies did come late
+        _clean_round(reads)  # and the link is back in step
+    finally:
+        furnace.close()
+        port.close()
+        if server:
+            server.stop()
+
+
+@pytest.mark.tcp
+def test_random_pauses_of_the_served_furnace_never_give_another_registers_value(served):
+    """`sim serve` paused (SIGSTOP) for 0.15–0.7 s at random while the furnace is read:
+    replies come late, in a burst after the pause. 0 wrong values."""
+    import random
+    import threading
+
+    from labctl.drivers import eurotherm
+
+    proc, res = served
+    furnace = eurotherm.open_instrument(
+        res["furnace"],
+        name="furnace",
+        clock=RealClock(),
+        max_setpoint_c=400.0,
+        max_ramp_c_per_min=20.0,
+    )
+    rng = random.Random(14)
+    done = threading.Event()
+    pauses: list[float] = []
+
+    def pause_at_random() -> None:
+        while not done.wait(rng.uniform(0.05, 0.4)):
+            length = rng.uniform(0.15, 0.7)
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                done.wait(length)
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            pauses.append(length)
+
+    try:
+        reads = _furnace_reads(furnace)
+        pauser = threading.Thread(target=pause_at_random, daemon=True)
+        pauser.start()
+        wrong = []
+        try:
+            while len(pauses) < 20:
+                wrong += _poll(reads, 1)[0]
+        finally:
+            done.set()
+            pauser.join(timeout=10)
+        assert not pauser.is_alive()
+        assert wrong == [], f"{len(wrong)} wrong values in {len(pauses)} pauses: {wrong[:5]}"
+        _clean_round(reads)  # and the link is back in step
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        furnace.close()

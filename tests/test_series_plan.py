@@ -56,7 +56,37 @@ def line_of(text, needle):
     [
         ("retries: 1", "retires: 1", "retires", "unknown key (did you mean 'retries'?)"),
         ("[250, 350]", "[250, 500]", "temperatures_c.1", "must lie in 30…400, got 500"),
-        ("dwell_min: 30", "dwell_min: -30", "anneal.dwell_min", "must be a number in 0…1440"),
+        (
+            "dwell_min: 30",
+            "dwell_min: -30",
+            "anneal.dwell_min",
+            "must be a finite number in 0…1440",
+        ),
+        # issue 15 item 3: NaN/inf switch nothing off, internal knobs are not the plan's
+        (
+            "{max_deviation_c: 15}",
+            "{max_deviation_c: .nan}",
+            "interlocks.max_deviation_c",
+            "must be a finite number in 0.1…500 degC, got nan",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  record_interval_s: .nan",
+            "anneal.record_interval_s",
+            "must be a finite number",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  continue_program: true",
+            "anneal.continue_program",
+            "not a parameter of anneal",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  dwell_done_min: 10",
+            "anneal.dwell_done_min",
+            "not a parameter of anneal",
+        ),  # fmt: skip
         ("dwell_min: 30", "dwell_min: half an hour", "anneal.dwell_min", "got 'half an hour'"),
         ("dwell_min: 30", 'dwell_min: "30"', "anneal.dwell_min", "got '30'"),
         ("[250, 350]", "[]", "temperatures_c", "must be a non-empty list"),
@@ -169,3 +199,50 @@ def test_bundled_demo_plan_is_valid():
     assert len({s.slot for s in anneals}) == 7
     kinds = [s.kind for s in plan.steps if s.temperature_c == 300]
     assert kinds == ["anneal", "absorption", "optp", "tds"]
+
+
+def test_two_films_at_one_temperature_get_two_sample_ids(tmp_path):
+    """Duplicate temperatures gave two films one sample id (one summary row, film 2
+    normalised with film 1's absorbance): each film now has its own."""
+    plan = load_plan(write(tmp_path, GOOD.replace("[250, 350]", "[250, 250]")))
+    ids = {s.slot: s.sample_id for s in plan.steps}
+    assert ids == {1: "NPL-250C", 2: "NPL-250C-2"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ("slots: [1, 2]", "slots: [1, 12]", "slots", "slot 12 does not exist on station 'sim'"),
+        (
+            "ramp_c_per_min: 10",
+            "ramp_c_per_min: 30",
+            "anneal.ramp_c_per_min",
+            "30 °C/min is above the furnace's max_ramp_c_per_min 20",
+        ),  # fmt: skip
+        (
+            "dwell_min: 30",
+            "dwell_min: 30\n  cool_min: 10",
+            "anneal.cool_min",
+            "cooling from 250 °C to 25 °C in 10 min is 22.5 °C/min",
+        ),  # fmt: skip
+    ],
+)
+def test_series_check_checks_the_plan_against_its_station(tmp_path, capsys, old, new, key, problem):
+    """Issue 15 item 4: these passed `series check` and failed hours into the night."""
+    text = GOOD.replace(old, new)
+    path = write(tmp_path, text)
+    assert main(["series", "check", str(path), "--station", "sim"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    deepest = key.split(".")[-1] if not key.split(".")[-1].isdigit() else key.split(".")[0]
+    assert f"{path}:{line_of(text, deepest + ':')}: {key}: {problem}" in line, line
+
+
+def test_series_check_names_a_missing_station_file_at_its_line(tmp_path, capsys):
+    text = GOOD + "station: nowhere.yaml\n"
+    path = write(tmp_path, text)
+    assert main(["series", "check", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"labctl series: error: {path}:{line_of(text, 'station:')}: station: ")
+    assert "nowhere.yaml" in line

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
 
-from labctl.procedures.anneal import dwell_done_min
 from labctl.series.catalog import Catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.tcp]
@@ -176,14 +175,6 @@ def summary(out: Path) -> dict[float, dict]:
     return {r["temperature_c"]: r for r in rows}
 
 
-def dwell_at_temperature(out: Path, idx: int) -> float:
-    """Minutes within ±2 °C of the anneal temperature over every attempt of an anneal."""
-    with Catalog.in_directory(out) as catalog:
-        attempts = catalog.attempts(idx)
-        params = catalog.step(idx)["params"]
-    return sum(dwell_done_min(out / a["run_file"], params) for a in attempts)
-
-
 def assert_same_physics(out: Path, reference: Path) -> None:
     got, ref = summary(out), summary(reference)
     assert sorted(got) == sorted(ref) == [300.0, 335.0]
@@ -195,13 +186,17 @@ def assert_same_physics(out: Path, reference: Path) -> None:
 
 
 def assert_annealed_once(out: Path, step: dict) -> None:
-    """The recorded dwell at temperature over all attempts is one dwell, not two; a
+    """The controller's recorded dwell over all programs is one dwell, not two; a
     continuation that attached to (or found finished) the controller's program never
     heated the film again."""
     results = step["results"]
     assert results["ended_by"] == "ready"
-    dwell = dwell_at_temperature(out, step["idx"])
-    assert dwell <= DWELL_MIN + 2.0
+    # the programmer's own account (issue 14): one dwell over every program the film saw;
+    # a ±2 °C window would count the approach of a legitimate re-heat for the dwell owed
+    with Catalog.in_directory(out) as catalog:
+        history = catalog.anneal_history(step["idx"])
+    assert not history["unknown_attempts"]
+    assert history["dwell_done_s"] / 60.0 == pytest.approx(DWELL_MIN, abs=1.0)
     continued_from = results.get("continued_from_status")
     if continued_from in ("run", "holdback", "complete"):
         with Catalog.in_directory(out) as catalog:
@@ -210,8 +205,6 @@ def assert_annealed_once(out: Path, step: dict) -> None:
         assert temperatures, "the continuation records the state it found"
         if continued_from == "complete":  # cooling only: never above where it was found
             assert max(temperatures) <= results["continued_at_pv_c"] + 2.0
-    else:  # from scratch, or re-heated for the dwell still owed: the dwell was recorded
-        assert dwell >= DWELL_MIN - 6.0
 
 
 def assert_completed_once(out: Path, reference: Path) -> None:
@@ -400,8 +393,14 @@ def test_fault_stops_safely_and_resume_finishes(
     assert_completed_once(out, ref_out)
     assert_same_physics(out, ref_out)
     steps = steps_of(out)
-    if kind == "sensor_break":  # the anneal was finished for the dwell still owed
+    if kind == "sensor_break":  # finished for the dwell still owed, never re-heated past it
         assert steps[idx]["attempts"] == 2
-        assert "dwell still owed" in steps[idx]["results"]["continued"]
+        with Catalog.in_directory(out) as catalog:
+            first = catalog.attempts(idx)[0]
+        # on a loaded machine the break may land after the programmer's dwell ended:
+        # then resume must not heat at all (issue 14 item 1), whatever the window says
+        owed = first["dwell_done_s"] < DWELL_MIN * 60.0
+        expected = "dwell still owed" if owed else "dwell already done"
+        assert expected in steps[idx]["results"]["continued"]
     else:  # the measurement was redone into a new file
         assert steps[idx]["attempts"] == 2

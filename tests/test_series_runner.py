@@ -119,8 +119,9 @@ def test_a_used_directory_needs_resume_and_resume_needs_a_series(sim_station, tm
 
 @pytest.mark.slow
 def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
-    """A polite kill (SIGTERM) aborts the running step between points: exit 130, catalog
-    'aborted', the rows kept; the station file is found beside the plan."""
+    """A polite kill (SIGTERM) aborts the running step within a second: exit 143 (128 +
+    SIGTERM), catalog 'aborted', the rows kept, the furnace's safe state reported; the
+    station file is found beside the plan."""
     import signal
     import subprocess
     import sys
@@ -150,7 +151,7 @@ def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
             rows = sum(1 for line in runs[0].open() if line[:1].isdigit()) if runs else 0
         assert rows >= 3
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 130
+        assert proc.wait(timeout=60) == 143
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -164,3 +165,35 @@ def test_sigterm_stops_between_points_with_the_furnace_safe(tmp_path):
     assert [s["state"] for s in steps[1:]] == ["pending"] * 3
     assert sum(1 for line in (out / steps[0]["run_file"]).open() if line[:1].isdigit()) >= rows
     assert "here.yaml" in series["station"]
+    with Catalog.in_directory(out) as catalog:
+        events = [e["message"] for e in catalog.events()]
+    assert any(m.startswith("furnace safe state") and "NOT" not in m for m in events), events
+
+
+def test_summary_shows_a_null_tds_as_not_significant_and_no_excitonic_gap(tmp_path):
+    """Issue 16, item 8: a film whose Δσ is not significant shows that (not noise values
+    like τ 918 ± 16 738 fs); a Tauc fit of an excitonic spectrum is not shown as a gap."""
+    import json as _json
+
+    from rich.console import Console
+
+    from labctl.series.report import print_summary, summary_rows
+
+    null_fit = {"significant": False, "tau_fs": None, "tau_fs_err": None, "model": None,
+                "fit_of_noise": {"tau_fs": 918.0, "tau_fs_err": 16738.0}}  # fmt: skip
+    steps = [
+        {"sample_id": "NPL", "temperature_c": None, "state": "done", "kind": "tds",
+         "results": {"fit": null_fit, "sweeps": 4}},
+        {"sample_id": "NPL", "temperature_c": None, "state": "done", "kind": "absorption",
+         "results": {"hh_nm": 512.0, "tauc_gap_ev": None, "tauc": {"gap_eV": 2.6, "is_gap": False}}},
+    ]  # fmt: skip
+    (row,) = summary_rows(steps)
+    assert row["tds_significant"] is False and row["tau_fs"] is None
+    assert row["tauc_gap_ev"] is None and row["hh_peak_nm"] == 512.0
+    (tmp_path / "summary.json").write_text(
+        _json.dumps({"series": "s", "state": "done", "rows": [row]})
+    )
+    console = Console(record=True, width=200)
+    print_summary(tmp_path, console)
+    text = console.export_text()
+    assert "not significant" in text and "918" not in text and "2.6" not in text

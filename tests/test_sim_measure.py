@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 import yaml
 
+from labctl.analysis.io import load_tds_csv
 from labctl.cli import main
-from labctl.simulators.physics.params import TABLE2, TABLE2_ERRORS
+from labctl.paper import TABLE2 as PAPER_TABLE2
+
+TABLE2 = [
+    (float(t), float(r["tau_fs"]), r["c"], r["N_m3"]) for t, r in sorted(PAPER_TABLE2.items())
+]
+TABLE2_ERRORS = [
+    (float(t), float(r["tau_fs_err"]), r["c_err"], r["N_m3_err"])
+    for t, r in sorted(PAPER_TABLE2.items())
+]
 
 
 def measure(tmp_path, kind, anneal_c, *extra, seed=0):
@@ -57,8 +66,9 @@ def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3", "--noise", "white")
     with path.open() as fh:
         header = fh.readline().strip()
-    assert header == "time_ps,E_ref,dE"
+    assert header == "time_ps,E_ref,dE,sweep"  # the sweeps kept: errors from their scatter
     fit = analyze_tds(path, meta, capsys)
+    assert fit["noise_source"] == "sweep-scatter" and fit["n_sweeps"] == 3
     assert fit["tau_fs"] == pytest.approx(tau_fs, abs=3 * tau_err)
     assert fit["c"] == pytest.approx(c, abs=3 * c_err)
     assert fit["N_m3"] == pytest.approx(n_m3, abs=3 * n_err)
@@ -68,20 +78,26 @@ def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     assert meta["tds_pump_delay_ps"] == pytest.approx(meta["optp_peak_delay_ps"] + 0.2)
 
 
-def test_tds_is_the_procedures_run_files_averaged(tmp_path):
-    """FILE.csv is the sweep average of the TDS procedure's run file beside it; the anneal
-    that preceded it is a run file too, and the live fit's result is in FILE.json."""
+def test_tds_is_the_procedures_run_files_sweeps(tmp_path):
+    """FILE.csv holds the complete sweeps of the TDS procedure's run file beside it (issue
+    16, item 1: the README's path gets errors from their scatter); the anneal that preceded
+    it is a run file too, and the live fit's result is in FILE.json."""
     import pandas as pd
 
     path, meta = measure(tmp_path, "tds", 300, "--sweeps", "2", "--step-ps", "0.1")
     assert meta["runs"] == {"anneal": "tds_300.anneal.csv", "tds": "tds_300.tds.csv"}
     run = pd.read_csv(tmp_path / meta["runs"]["tds"], comment="#")
     assert sorted(run.sweep.unique()) == [1, 2] and meta["sweeps"] == 2
-    mean = run.groupby("time_ps")[["E_ref", "dE"]].mean()
-    averaged = pd.read_csv(path)
-    assert np.allclose(averaged.time_ps, mean.index)
-    assert np.allclose(averaged.E_ref, mean.E_ref, rtol=1e-8, atol=1e-15)
-    assert np.allclose(averaged.dE, mean.dE, rtol=1e-8, atol=1e-15)
+    kept = pd.read_csv(path)
+    assert list(kept.columns) == ["time_ps", "E_ref", "dE", "sweep"]
+    for k in (1, 2):
+        one = run[run.sweep == k].sort_values("time_ps")
+        mine = kept[kept.sweep == k]
+        assert np.allclose(mine.time_ps, one.time_ps)
+        assert np.allclose(mine.E_ref, one.E_ref, rtol=1e-8, atol=1e-15)
+        assert np.allclose(mine.dE, one.dE, rtol=1e-8, atol=1e-15)
+    data = load_tds_csv(path)
+    assert data.n_sweeps == 2
     anneal = pd.read_csv(tmp_path / meta["runs"]["anneal"], comment="#")
     assert anneal.temperature_c.max() == pytest.approx(meta["anneal"]["max_pv_c"])
     assert 299.0 < meta["anneal"]["max_pv_c"] < 310.0 and meta["anneal"]["ended_by"] == "ready"

@@ -6,6 +6,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from labctl.simulators.pm100 import PM100Simulator
 from labctl.simulators.transport import SimServer
@@ -23,21 +26,39 @@ def _read_line(sock: socket.socket) -> bytes:
     return reply
 
 
+def listen_drops() -> int | None:
+    """The kernel's count of connection requests dropped at a full accept queue
+    (TcpExt ListenDrops, which includes ListenOverflows); None where not on Linux.
+    A drop, not the wall time, is what a too-small backlog causes: the client's SYN is
+    retransmitted a second later. Counting drops keeps the test indifferent to load."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(table["ListenDrops"])
+    return None
+
+
 def _connection_threads() -> int:
     return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
 
 
-def test_300_clients_connecting_at_once_are_all_answered_within_seconds(quiet_world):
+def test_300_clients_connecting_at_once_are_all_answered_none_dropped(quiet_world):
+    drops_before = listen_drops()
+    if drops_before is None:
+        pytest.skip("no /proc/net/netstat: the kernel's listen-drop counter is Linux's")
     server = SimServer(PM100Simulator(quiet_world, name="pm")).start()
     socks: list[socket.socket] = []
-    latencies: list[float] = []
+    answered: list[bytes] = []
     errors: list[str] = []
     lock = threading.Lock()
     go = threading.Event()
 
     def client() -> None:
         go.wait(10)
-        t0 = time.perf_counter()
         try:
             s = socket.create_connection((server.host, server.port), timeout=10)
             with lock:
@@ -51,7 +72,7 @@ def test_300_clients_connecting_at_once_are_all_answered_within_seconds(quiet_wo
                 errors.append(repr(exc))
             return
         with lock:
-            latencies.append(time.perf_counter() - t0)
+            answered.append(reply)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(N_CLIENTS)]
     try:
@@ -62,10 +83,10 @@ def test_300_clients_connecting_at_once_are_all_answered_within_seconds(quiet_wo
             t.join(timeout=30)
         assert not any(t.is_alive() for t in threads)
         assert not errors, errors[:3]
-        assert len(latencies) == N_CLIENTS
-        worst = max(latencies)
-        # a dropped SYN costs ≥ 1 s (the first retransmission); none may happen
-        assert worst < 0.9, f"slowest of {N_CLIENTS}: {worst:.2f} s"
+        assert len(answered) == N_CLIENTS
+        # the accept queue held them all: no SYN was dropped (each would cost the
+        # client a 1 s retransmission)
+        assert listen_drops() == drops_before
     finally:
         for s in socks:
             s.close()
@@ -73,16 +94,15 @@ def test_300_clients_connecting_at_once_are_all_answered_within_seconds(quiet_wo
 
 
 def test_sequential_connects_never_wait_for_a_syn_retransmission(quiet_world):
+    drops_before = listen_drops()
+    if drops_before is None:
+        pytest.skip("no /proc/net/netstat: the kernel's listen-drop counter is Linux's")
     server = SimServer(PM100Simulator(quiet_world, name="pm")).start()
     socks = []
     try:
-        worst = 0.0
         for _ in range(200):
-            t0 = time.perf_counter()
-            s = socket.create_connection((server.host, server.port), timeout=10)
-            socks.append(s)
-            worst = max(worst, time.perf_counter() - t0)
-        assert worst < 0.9, f"slowest connect {worst:.2f} s"
+            socks.append(socket.create_connection((server.host, server.port), timeout=10))
+        assert listen_drops() == drops_before
     finally:
         for s in socks:
             s.close()

@@ -154,6 +154,20 @@ MALFORMED = [
         "must be finite and within 0…5 s, got nan",
     ),
     (
+        "baud_rate_not_a_2408_speed",
+        furnace_option("baud_rate: 115200"),
+        14,
+        "instruments.furnace.options.baud_rate",
+        "must be one of 1200, 2400, 4800, 9600, 19200, got 115200",
+    ),
+    (
+        "parity_unknown",
+        furnace_option("parity: mark"),
+        14,
+        "instruments.furnace.options.parity",
+        "must be one of 'none', 'even', 'odd', got 'mark'",
+    ),
+    (
         "min_above_max",
         furnace_option("min_setpoint_c: 500"),
         14,

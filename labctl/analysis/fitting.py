@@ -136,6 +136,8 @@ class FitResult:
         out |= pair("N_m3", "N_1e21", DENSITY_UNIT_M3)
         mu, mu_err = self.mobility()
         out |= {"mobility_cm2_Vs": mu, "mobility_cm2_Vs_err": _finite(mu_err)}
+        if "chi_bound" in v:
+            out |= pair("chi_bound", "chi_bound")
         if "NX_1e21" in v:
             out |= pair("N_X_m3", "NX_1e21", DENSITY_UNIT_M3)
             out |= pair("f0_THz", "f0_THz")

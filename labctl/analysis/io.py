@@ -312,12 +312,22 @@ def _load_tds_sweeps(path, table: CSVTable) -> TDSData:
 
 
 def write_tds_csv(path, time_ps, e_ref, delta_e) -> None:
-    """Write a ``time_ps,E_ref,dE`` file (what :func:`load_tds_csv` reads); the traces are
-    one sweep, or per-sweep arrays of shape (n_sweeps, n) which are averaged."""
-    ref = np.atleast_2d(np.asarray(e_ref, float)).mean(axis=0)
-    de = np.atleast_2d(np.asarray(delta_e, float)).mean(axis=0)
-    arr = np.column_stack([np.asarray(time_ps, float), ref, de])
-    np.savetxt(path, arr, delimiter=",", header="time_ps,E_ref,dE", comments="", fmt="%.10g")
+    """Write a ``time_ps,E_ref,dE`` file (what :func:`load_tds_csv` reads). Per-sweep arrays
+    of shape (n_sweeps, n), n_sweeps ≥ 2, are kept, not averaged: a fourth column
+    ``sweep`` (1, 2, …) numbers them, so the file's reader gets errors from their scatter
+    instead of from one trace's baseline (a lower bound)."""
+    t = np.asarray(time_ps, float)
+    ref = np.atleast_2d(np.asarray(e_ref, float))
+    de = np.atleast_2d(np.asarray(delta_e, float))
+    if ref.shape[0] == 1:
+        arr = np.column_stack([t, ref[0], de[0]])
+        header = "time_ps,E_ref,dE"
+    else:
+        n = ref.shape[0]
+        sweep = np.repeat(np.arange(1, n + 1), t.size)
+        arr = np.column_stack([np.tile(t, n), ref.ravel(), de.ravel(), sweep])
+        header = "time_ps,E_ref,dE,sweep"
+    np.savetxt(path, arr, delimiter=",", header=header, comments="", fmt="%.10g")
 
 
 def write_absorption_csv(path, wavelength_nm, absorbance) -> int:
@@ -334,16 +344,25 @@ def write_absorption_csv(path, wavelength_nm, absorbance) -> int:
 
 @dataclass
 class OPTPData:
+    """An OPTP trace (the mean of the sweeps) and, for a run file with a ``sweep`` column,
+    the complete sweeps (``minus_de_over_e_sweeps``, (n_sweeps, n)) and its header."""
+
     pump_delay_ps: np.ndarray
     minus_de_over_e: np.ndarray
     minus_de_over_e_err: np.ndarray | None
     path: str
+    minus_de_over_e_sweeps: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    header: dict[str, str] = field(default_factory=dict)
 
 
 def load_optp_csv(path) -> OPTPData:
-    """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``."""
+    """Read ``pump_delay_ps`` with ``minus_dE_over_E`` or ``E_ref_peak,dE_peak``, or a
+    ``labctl run optp`` file (a ``sweep`` column: one row per pump delay per sweep)."""
     table = read_csv_table(path, ("pump_delay_ps",))
     cols = table.columns
+    if "sweep" in cols and "minus_dE_over_E" in cols:
+        return _load_optp_sweeps(path, table)
     t = cols["pump_delay_ps"]
     if "minus_dE_over_E" in cols:
         sig = cols["minus_dE_over_E"]
@@ -373,7 +392,40 @@ def load_optp_csv(path) -> OPTPData:
     err = cols.get("minus_dE_over_E_err")
     if err is not None and np.any(err <= 0):
         raise DataFileError(path, "minus_dE_over_E_err must be positive")
-    return OPTPData(t, sig, err, str(path))
+    return OPTPData(t, sig, err, str(path), header=dict(table.header))
+
+
+def _load_optp_sweeps(path, table: CSVTable) -> OPTPData:
+    """The complete sweeps of a run file, each sorted by pump delay, on one delay grid."""
+    cols = table.columns
+    ids = cols["sweep"]
+    groups = []
+    for sid in np.unique(ids):
+        rows = np.nonzero(ids == sid)[0]
+        groups.append((int(sid), rows[np.argsort(cols["pump_delay_ps"][rows], kind="stable")]))
+    grid_rows = max(groups, key=lambda g: g[1].size)[1]
+    grid = cols["pump_delay_ps"][grid_rows]
+    _check_count(path, grid.size, MIN_OPTP_POINTS, "an OPTP trace (points per sweep)")
+    _check_increasing(
+        path, grid, "pump_delay_ps", equal_spacing=False, line_numbers=table.line_numbers[grid_rows]
+    )
+    traces, notes = [], []
+    for sid, rows in groups:
+        t = cols["pump_delay_ps"][rows]
+        if t.size < grid.size:
+            notes.append(f"sweep {sid} has {t.size} of {grid.size} points (incomplete): left out")
+            continue
+        if t.size > grid.size or np.max(np.abs(t - grid)) > 1e-9 * max(1.0, np.ptp(grid)):
+            raise DataFileError(
+                path,
+                f"sweep {sid} (from line {table.line_numbers[rows].min()}) is not on the pump "
+                f"delay grid of the other sweeps ({grid.size} points)",
+            )
+        traces.append(cols["minus_dE_over_E"][rows])
+    sweeps = np.array(traces)
+    return OPTPData(
+        grid, sweeps.mean(axis=0), None, str(path), sweeps, tuple(notes), dict(table.header)
+    )
 
 
 @dataclass

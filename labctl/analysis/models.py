@@ -1,6 +1,7 @@
 """Conductivity models in the physics convention (fields ∝ exp(−iωt), σ = σ₁ + iσ₂).
 
-SI functions (``drude``, ``drude_smith``, ``lorentz``, ``drude_smith_lorentz``) take
+SI functions (``drude``, ``drude_smith``, ``lorentz``, ``drude_smith_lorentz``,
+``polarizability``) take
 frequencies in Hz and parameters in SI units and return σ in S/m. The ``MODELS``
 registry holds the same models in well-scaled *fit units* (τ in fs, densities in
 1e21 m⁻³, frequencies in THz) with analytic Jacobians, for :mod:`labctl.analysis.fitting`.
@@ -73,6 +74,13 @@ def drude_smith_lorentz(
     return drude_smith(freq_hz, tau_s, c, n_m3, effective_mass) + lorentz(
         freq_hz, n_x_m3, f0_hz, gamma_hz, effective_mass
     )
+
+
+def polarizability(freq_hz, chi_bound: float):
+    """Bound charges resonant far above the band (an exciton's 1s→2p line, ~36 THz for
+    4 ML CdSe): σ = −iωε₀χ_b, S/m — purely inductive, Im σ ∝ −ω. The Lorentz term
+    (N_X e²/m*)·iω/(ω² − ω₀² + iωγ) tends to it for ω ≪ ω₀ with χ_b = N_X e²/(ε₀ m* ω₀²)."""
+    return -1j * _omega(freq_hz) * EPSILON_0 * chi_bound
 
 
 # ---------------------------------------------------------------- derived quantities
@@ -168,6 +176,14 @@ def _lor_jac(w, p, a):
     return j
 
 
+def _ds_pol_sigma(w, p, a):
+    return _ds_sigma(w, p[:3], a) - 1j * w * EPSILON_0 * p[3]
+
+
+def _ds_pol_jac(w, p, a):
+    return np.hstack([_ds_jac(w, p[:3], a), (-1j * w * EPSILON_0)[:, None]])
+
+
 def _dsl_sigma(w, p, a):
     return _ds_sigma(w, p[:3], a) + _lor_sigma(w, p[3:], a)
 
@@ -199,6 +215,17 @@ MODELS: dict[str, ConductivityModel] = {
         _lor_jac,
         (0,),
     ),
+    # a resonance far above the band (the 2D exciton's 1s→2p line near 36 THz) seen
+    # in-band: σ = −iωε₀χ_b, one parameter (bound-charge susceptibility), Im σ ∝ −ω
+    "drude-smith+polarizability": ConductivityModel(
+        "drude-smith+polarizability",
+        ("tau_fs", "c", "N_1e21", "chi_bound"),
+        (1e-3, -1.0, 0.0, 0.0),
+        (1e5, 0.0, _INF, _INF),
+        _ds_pol_sigma,
+        _ds_pol_jac,
+        (2, 3),
+    ),
     "drude-smith+lorentz": ConductivityModel(
         "drude-smith+lorentz",
         ("tau_fs", "c", "N_1e21", "NX_1e21", "f0_THz", "gamma_THz"),
@@ -212,7 +239,8 @@ MODELS: dict[str, ConductivityModel] = {
 
 
 def get_model(name: str) -> ConductivityModel:
-    """Look up a model by name (``drude``, ``drude-smith``, ``lorentz``, ``drude-smith+lorentz``)."""
+    """Look up a model by name (``drude``, ``drude-smith``, ``lorentz``,
+    ``drude-smith+polarizability``, ``drude-smith+lorentz``)."""
     from labctl.errors import AnalysisError
 
     try:

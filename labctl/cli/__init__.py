@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "labctl.cli.demo",
     "labctl.cli.run",
     "labctl.cli.series",
+    "labctl.cli.station",
 )
 
 
@@ -41,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labctl.errors import LabctlError, StationError
+    from labctl.errors import (
+        InstrumentError,
+        LabctlError,
+        StationError,
+        brief,
+        describe_os_error,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,7 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except LabctlError as exc:
-        print(f"labctl {args.command}: error: {exc}", file=sys.stderr)
+        text = f"labctl {args.command}: error: {exc}"
+        # an instrument's fault chain is cut to ~200 characters (-v: whole); a message about
+        # a file (path, line, key, hint) is written for the operator and printed whole
+        short = isinstance(exc, InstrumentError) and not args.verbose
+        print(brief(text) if short else brief(text, 10_000), file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, read-only directory, a vanished mount: say which
+        if args.verbose:
+            raise
+        print(brief(f"labctl {args.command}: error: {describe_os_error(exc)}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"labctl {args.command}: interrupted", file=sys.stderr)
@@ -69,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"labctl {args.command}: unexpected {type(exc).__name__}: {exc} "
-            "(run with -v for the traceback)",
+            brief(f"labctl {args.command}: unexpected {type(exc).__name__}: {exc}", 170)
+            + " (run with -v for the traceback)",
             file=sys.stderr,
         )
         return 1

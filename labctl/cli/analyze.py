@@ -20,7 +20,14 @@ from pathlib import Path
 from labctl.cli import analyze_trts
 from labctl.cli.analyze_input import add_input_options
 
-MODEL_CHOICES = ("drude-smith", "drude", "lorentz", "drude-smith+lorentz")
+MODEL_CHOICES = (
+    "auto",
+    "drude-smith",
+    "drude-smith+polarizability",
+    "drude",
+    "lorentz",
+    "drude-smith+lorentz",
+)
 
 
 #: Exit code for a data file refused as malformed or physically impossible.
@@ -73,10 +80,19 @@ def register(subparsers) -> None:
         type=float,
         help="substrate THz index (default: the run file's header)",
     )
-    t.add_argument("--effective-mass", type=float, default=0.13, help="m*/m_e (default 0.13)")
+    t.add_argument(
+        "--effective-mass",
+        type=float,
+        help="m*/m_e (default: the run file's header, else 0.13)",
+    )
     t.add_argument("--fmin", type=float, default=0.3, help="lowest fitted frequency, THz")
     t.add_argument("--fmax", type=float, default=2.2, help="highest fitted frequency, THz")
-    t.add_argument("--model", choices=MODEL_CHOICES, default="drude-smith")
+    t.add_argument(
+        "--model",
+        choices=MODEL_CHOICES,
+        default="auto",
+        help="auto (default): Drude-Smith, with a bound-charge polarizability when the data need it",
+    )
     t.add_argument(
         "--fit-method", choices=("fast", "lmfit"), default="fast", help="least_squares or lmfit"
     )
@@ -115,7 +131,9 @@ def register(subparsers) -> None:
     o.add_argument("--profile", choices=("flat-top", "gaussian"), default="flat-top")
     o.add_argument("--absorptance", type=float, help="film absorptance at the pump (0–1)")
     o.add_argument("--photon-energy-eV", type=float, default=3.10)
-    o.add_argument("--substrate-index", type=float, default=1.95)
+    o.add_argument(
+        "--substrate-index", type=float, help="default: the run file's header, else 1.95"
+    )
     o.add_argument("--n-exp", type=int, default=2, help="number of exponentials, 1–4 (default 2)")
     o.add_argument("--irf-fwhm-ps", type=float, help="fix the instrument response FWHM, ps")
     o.add_argument("--no-fit", action="store_true", help="peak only, no decay fit")
@@ -251,13 +269,8 @@ def _parse_window(text):
 
 
 def run_tds(args: argparse.Namespace) -> int:
-    from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.tds import (
-        check_pad_factor,
-        make_window,
-        photoconductivity,
-        significance,
-    )
+    from labctl.analysis.tds import check_pad_factor, make_window
+    from labctl.analysis.tds_analysis import analyze_tds
     from labctl.cli import analyze_input
     from labctl.errors import AnalysisError
 
@@ -284,64 +297,37 @@ def run_tds(args: argparse.Namespace) -> int:
     _check_positive("--excitation-depth-nm", args.excitation_depth_nm)
     method, thickness_m = analyze_input.conductivity_method(args)
     try:
-        spec = photoconductivity(
+        analysis = analyze_tds(
             data.time_ps,
             data.e_ref_sweeps if sweeps else data.e_ref,
             data.delta_e_sweeps if sweeps else data.delta_e,
             thickness_m=thickness_m,
             substrate_index=args.substrate_index,
+            effective_mass=args.effective_mass,
             fmin_hz=args.fmin * 1e12,
             fmax_hz=args.fmax * 1e12,
+            model=args.model,
             window=window,
             pad_factor=args.pad_factor,
             method=method,
-            require_signal=False,
+            fit_method=args.fit_method,
+            notes=data.notes,
         )
-        test = significance(spec)
-        analyze_input.refuse_negative_real(args, spec, test)
-        fit = None
-        try:
-            fit = fit_spectrum(
-                spec, model=args.model, effective_mass=args.effective_mass, method=args.fit_method
-            )
-        except AnalysisError:
-            if test.significant:
-                raise
+        analyze_input.refuse_negative_real(args, analysis.spectrum, analysis.test)
     except AnalysisError as exc:
         raise AnalysisError(f"{args.file}: {exc}") from None
-    result = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
-    result["warnings"] = list(data.notes) + result["warnings"] + test.warnings
-    if data.overload:  # read with the data (a second read doubled the time on 1 M rows)
-        result["warnings"].append(data.overload)
-    result |= test.to_dict() | {
-        "file": str(args.file),
+    result = {"file": str(args.file)} | analysis.to_dict()
+    result |= {
         "thickness_nm": args.thickness_nm,
-        "substrate_index": args.substrate_index,
-        "error_source": spec.noise_source,
-        "noise_source": spec.noise_source,
-        "n_sweeps": spec.n_sweeps,
-        "conductivity_method": spec.method,
         "n_time_points": int(data.time_ps.size),
         "sweeps": sweeps,
-        "n_dropped_low_ref": spec.n_dropped_low_ref,
-        "usable_band_THz": (
-            [b / 1e12 for b in spec.usable_band_hz] if spec.usable_band_hz else None
-        ),
-        "echo": (
-            {
-                "delay_ps": spec.echo.delay_ps,
-                "relative_amplitude": spec.echo.relative_amplitude,
-                "arrival_ps": spec.echo.arrival_ps,
-            }
-            if spec.echo
-            else None
-        ),
     }
-    if test.negative_real:
-        result["success"] = False
+    if data.overload:  # read with the data (a second read doubled the time on 1 M rows)
+        result["warnings"].append(data.overload)
     analyze_input.add_input_result(result, args, data, method)
     if args.plot:
-        _plot_tds(args.plot, spec, fit if test.significant else None)
+        shown = analysis.fit if analysis.significant is not False else None
+        _plot_tds(args.plot, analysis.spectrum, shown)
         result["plot"] = args.plot
     if args.json:
         _print_json(result)
@@ -350,33 +336,10 @@ def run_tds(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the fitted quantities of ``analyze tds`` (each with ``_err``)
-_FIT_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs", "N_X_m3", "f0_THz", "gamma_THz")
-
-
-def _null_fit_dict(fit, spec) -> dict:
-    """A null measurement: no fitted value is presented as measured (all ``null``);
-    the fit of the noise, if one converged, is kept under ``fit_of_noise``."""
-    if fit is not None:
-        out = fit.to_dict()
-    else:
-        out = {"model": None, "chi2": None, "chi2_red": None, "dof": None, "warnings": []}
-        out |= {"fmin_THz": spec.freq_hz.min() / 1e12, "fmax_THz": spec.freq_hz.max() / 1e12}
-    noise_fit = {k: out.get(k) for k in _FIT_KEYS if out.get(k) is not None}
-    noise_fit |= {f"{k}_err": out.get(f"{k}_err") for k in noise_fit}
-    for k in _FIT_KEYS:
-        if k in out or k in ("tau_fs", "c", "N_m3", "mobility_cm2_Vs"):
-            out[k] = None
-            out[f"{k}_err"] = None
-    out["fit_of_noise"] = noise_fit or None
-    out["success"] = False
-    out.setdefault("converged", False)
-    return out
-
-
 def _tds_data_and_sample(args):
     """The TDS data; fills ``--thickness-nm``/``--substrate-index`` from a run file's header."""
-    from labctl.analysis.io import header_number
+    from labctl.analysis.constants import DEFAULT_EFFECTIVE_MASS
+    from labctl.analysis.tds_analysis import HEADER_NAMES, sample_from_header
     from labctl.cli.analyze_input import load_tds_input, needs_thickness
     from labctl.errors import AnalysisError
 
@@ -387,16 +350,19 @@ def _tds_data_and_sample(args):
         args.substrate_index = 1.0  # unused: the table gives ñ(f)
     if not needs_thickness(args) and args.thickness_nm is None:
         args.thickness_nm = 1.0  # unused: reflection gives Δσ·d (see conductivity_method)
-    for option, attr, name in (
-        ("--thickness-nm", "thickness_nm", "Film thickness"),
-        ("--substrate-index", "substrate_index", "Substrate index"),
+    sample = sample_from_header(data.header)
+    for option, attr in (
+        ("--thickness-nm", "thickness_nm"),
+        ("--substrate-index", "substrate_index"),
     ):
         if getattr(args, attr) is None:
-            value = header_number(data.header, name)
-            if value is None:
+            if sample[attr] is None:
+                name = HEADER_NAMES[attr]
                 where = "its header has no" if data.header else "it is not a run file with a"
                 raise AnalysisError(f"{args.file}: give {option} ({where} '{name}')")
-            setattr(args, attr, value)
+            setattr(args, attr, sample[attr])
+    if args.effective_mass is None:
+        args.effective_mass = sample["effective_mass"] or DEFAULT_EFFECTIVE_MASS
     return data
 
 
@@ -416,6 +382,7 @@ def _table_tds(r: dict) -> None:
         ("c", "c", ""),
         ("N", "N_m3", "m⁻³"),
         ("μ (DC)", "mobility_cm2_Vs", "cm²/Vs"),
+        ("χ_b", "chi_bound", ""),
         ("N_X", "N_X_m3", "m⁻³"),
         ("f₀", "f0_THz", "THz"),
         ("γ/2π", "gamma_THz", "THz"),
@@ -430,15 +397,21 @@ def _table_tds(r: dict) -> None:
     analyze_input.print_input(console, r)
     console.print(table)
     console.print(
-        f"errors from: {r['error_source'] or 'none (errors scaled by χ²_red)'}"
+        f"errors from: {r['noise_source'] or 'none (errors scaled by χ²_red)'}"
         f" ({r['n_sweeps']} sweep{'s' if r['n_sweeps'] != 1 else ''})"
     )
-    if r["error_source"] == "baseline":
+    sel = r.get("model_selection")
+    if sel:
+        console.print(f"model: {sel['chosen']} ({sel['rule']}; p = {_g(sel['p_value'])})")
+    if r["errors_are_lower_bounds"]:
         console.print(
-            "note: the pre-pulse baseline of one trace holds neither multiplicative noise, "
-            "timebase jitter nor drift; record ≥ 3 sweeps for honest errors"
+            "[yellow]note: these errors are lower bounds[/yellow]: the pre-pulse baseline of one "
+            "trace holds neither multiplicative noise, timebase jitter nor drift; record ≥ 2 "
+            "sweeps for honest errors"
         )
-    if not r["significant"]:
+    if r["significant"] is None:
+        console.print("significance: not assessable from one trace (significant: null)")
+    elif not r["significant"]:
         console.print(
             f"[red]ΔE is not significant[/red] (p = {r['significance_p_value']:.2g}): "
             "no photoconductivity measured"
@@ -447,6 +420,10 @@ def _table_tds(r: dict) -> None:
         console.print("[red]fit flagged unsuccessful[/red] (see the warnings)")
     for w in r["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _g(value) -> str:
+    return "—" if value is None else f"{value:.2g}"
 
 
 def _display_points(x, y, max_points: int = 5000):
@@ -570,62 +547,86 @@ def _optp_guards(path, t, y) -> list[str]:
     return []
 
 
+def _optp_run_file_pump(args, data) -> tuple[float | None, float | None, list[str]]:
+    """Fluence (J/m²) and absorptance for ``analyze optp``: the options first, else what a
+    ``labctl run optp`` file says (its header's Parameters; a fluence measured with the
+    power meter is in its run summary beside it)."""
+    from labctl.analysis.io import header_number
+    from labctl.analysis.optp_analysis import absorptance_from
+
+    fluence = _fluence(args)
+    absorptance = args.absorptance
+    notes: list[str] = []
+    if not data.header:
+        return fluence, absorptance, notes
+    if fluence is None:
+        uj = header_number(data.header, "Pump fluence")
+        if uj is None:
+            from labctl.runs import summary_path
+
+            try:
+                summary = json.loads(summary_path(args.file).read_text())
+                uj = (summary.get("results") or {}).get("fluence_uj_cm2")
+            except (OSError, ValueError):
+                uj = None
+        if uj is not None:
+            fluence = float(uj) * 1e-2  # µJ/cm² → J/m²
+            notes.append(f"fluence {float(uj):.4g} µJ/cm² from the run file")
+    if absorptance is None:
+        absorptance = absorptance_from(
+            header_number(data.header, "Absorptance at 400 nm"),
+            header_number(data.header, "Absorbance at 400 nm"),
+        )
+    if args.substrate_index is None:
+        args.substrate_index = header_number(data.header, "Substrate index")
+    return fluence, absorptance, notes
+
+
 def run_optp(args: argparse.Namespace) -> int:
-    from labctl.analysis import optp
+    from labctl.analysis.constants import DEFAULT_SUBSTRATE_INDEX
     from labctl.analysis.io import load_optp_csv, overload_warning
+    from labctl.analysis.optp_analysis import analyze_optp
     from labctl.errors import AnalysisError
 
     _check_optp_options(args)
-    fluence = _fluence(args)
-    if args.absorptance is not None and fluence is None:
+    if args.absorptance is not None and _fluence(args) is None:
         raise AnalysisError(
             "--absorptance needs --fluence-uJcm2 or all of --pump-power-mW, "
             "--rep-rate-kHz, --spot-diameter-mm"
         )
     data = load_optp_csv(args.file)
+    fluence, absorptance, notes = _optp_run_file_pump(args, data)
+    if args.substrate_index is None:
+        args.substrate_index = DEFAULT_SUBSTRATE_INDEX
     guard_warnings = _optp_guards(args.file, data.pump_delay_ps, data.minus_de_over_e)
-    peak = optp.optp_peak(data.pump_delay_ps, data.minus_de_over_e, data.minus_de_over_e_err)
-    result: dict = {
-        "file": str(args.file),
-        "peak_delay_ps": peak.pump_delay_ps,
-        "peak_minus_dE_over_E": peak.value,
-        "peak_minus_dE_over_E_err": peak.value_err,
-        "warnings": guard_warnings,
-    }
+    signal = (
+        data.minus_de_over_e_sweeps
+        if data.minus_de_over_e_sweeps is not None
+        else data.minus_de_over_e
+    )
+    try:
+        analysis = analyze_optp(
+            data.pump_delay_ps,
+            signal,
+            data.minus_de_over_e_err,
+            fluence_j_m2=fluence,
+            absorptance=absorptance,
+            photon_energy_ev=args.photon_energy_eV,
+            substrate_index=args.substrate_index,
+            n_exp=args.n_exp,
+            irf_fwhm_ps=args.irf_fwhm_ps,
+            fit=not args.no_fit,
+        )
+    except AnalysisError as exc:
+        raise AnalysisError(f"{args.file}: {exc}") from None
+    result: dict = {"file": str(args.file)} | analysis.to_dict()
+    result["warnings"] = list(data.notes) + notes + guard_warnings + result["warnings"]
     if overloaded := overload_warning(args.file):
         result["warnings"].append(overloaded)
-    n_abs = None
-    if fluence is not None:
-        result["fluence_uJcm2"] = fluence * 1e2  # 1 J/m² = 100 µJ/cm²
-        if args.absorptance is None:
-            result["warnings"].append("no --absorptance: N_abs, peak/N_abs and φμ are not computed")
-        else:
-            n_abs = optp.absorbed_photon_density(fluence, args.absorptance, args.photon_energy_eV)
-    if n_abs is not None:
-        result |= {
-            "N_abs_per_cm2": n_abs * 1e-4,
-            "peak_per_N_abs_cm2": peak.value / (n_abs * 1e-4),
-            "peak_per_N_abs_cm2_err": peak.value_err / (n_abs * 1e-4),
-            "phi_mu_cm2_Vs": float(
-                optp.yield_mobility_cm2_vs(peak.value, n_abs, args.substrate_index)
-            ),
-            "phi_mu_cm2_Vs_err": float(
-                optp.yield_mobility_cm2_vs(peak.value_err, n_abs, args.substrate_index)
-            ),
-        }
-    fit = None
-    if not args.no_fit:
-        try:
-            fit = optp.fit_decay(
-                data.pump_delay_ps,
-                data.minus_de_over_e,
-                data.minus_de_over_e_err,
-                n_exp=args.n_exp,
-                irf_fwhm_ps=args.irf_fwhm_ps,
-            )
-        except AnalysisError as exc:
-            raise AnalysisError(f"{args.file}: {exc}") from None
-        result["decay"] = fit.to_dict()
+    if not args.no_fit and analysis.decay is None:
+        raise AnalysisError(f"{args.file}: {analysis.decay_error}")
+    fit = analysis.decay
+    peak = result["optp_peak"]
     if args.plot:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -648,23 +649,26 @@ def run_optp(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     c = Console()
-    c.print(f"[bold]OPTP[/bold] {args.file}")
-    c.print(f"peak −ΔE/E = {peak.value:.4g} ± {peak.value_err:.2g} at {peak.pump_delay_ps:.3f} ps")
-    if fluence is not None:
-        c.print(f"pump fluence = {result['fluence_uJcm2']:.4g} µJ/cm²")
+    c.print(f"[bold]OPTP[/bold] {args.file} ({analysis.n_sweeps} sweeps)")
+    err = peak["minus_dE_over_E_err"]
+    c.print(
+        f"peak −ΔE/E = {peak['minus_dE_over_E']:.4g}"
+        + (f" ± {err:.2g}" if err is not None else "")
+        + f" at {peak['pump_delay_ps']:.3f} ps ({peak['method']})"
+    )
+    if result["fluence_uj_cm2"] is not None:
+        c.print(f"pump fluence = {result['fluence_uj_cm2']:.4g} µJ/cm²")
     for w in result["warnings"]:
         c.print(f"[yellow]warning:[/yellow] {w}")
-    if n_abs is not None:
+    if result["absorbed_photons_m2"] is not None:
         c.print(
-            f"N_abs = {result['N_abs_per_cm2']:.3g} cm⁻²; peak/N_abs = "
-            f"{result['peak_per_N_abs_cm2']:.3g} cm²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"
+            f"N_abs = {result['absorbed_photons_m2']:.3g} m⁻²; peak/N_abs = "
+            f"{peak['per_absorbed_photon_m2']:.3g} m²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"
         )
     if fit is not None:
         for k, (tau, e) in enumerate(zip(fit.lifetimes_ps, fit.lifetimes_ps_err, strict=True)):
             c.print(f"τ{k + 1} = {tau:.3g} ± {e:.2g} ps (amplitude {fit.amplitudes[k]:.3g})")
         c.print(f"IRF FWHM = {fit.irf_fwhm_ps:.3g} ps, χ²_red = {fit.chi2_red:.3g}")
-        for w in fit.warnings:
-            c.print(f"[yellow]warning:[/yellow] {w}")
     return 0
 
 
@@ -672,7 +676,7 @@ def run_optp(args: argparse.Namespace) -> int:
 
 
 def run_absorption(args: argparse.Namespace) -> int:
-    from labctl.analysis import uvvis
+    from labctl.analysis.absorption_analysis import analyze_absorption
     from labctl.analysis.io import load_absorption_csv
     from labctl.errors import AnalysisError
 
@@ -682,35 +686,22 @@ def run_absorption(args: argparse.Namespace) -> int:
     _check_positive("--thickness-nm", args.thickness_nm)
     _check_plot_path(args.plot)
     data = load_absorption_csv(args.file)
+    analysis = analyze_absorption(
+        data.wavelength_nm,
+        data.absorbance,
+        search_nm=tuple(args.search_nm),
+        tauc_range_ev=tuple(args.tauc_range_eV) if args.tauc_range_eV else None,
+        tauc_max_ev=args.tauc_max_eV,
+        thickness_m=args.thickness_nm * 1e-9 if args.thickness_nm else None,
+    )
+    if analysis.peaks is None:
+        raise AnalysisError(f"{args.file}: {analysis.warnings[0].removeprefix('exciton peaks: ')}")
     warnings: list[str] = []
     if data.n_invalid:
         warnings.append(f"{data.n_invalid} points without valid absorbance (sample ≤ dark) skipped")
-    try:
-        peaks = uvvis.find_exciton_peaks(
-            data.wavelength_nm, data.absorbance, search_nm=tuple(args.search_nm)
-        )
-    except AnalysisError as exc:
-        raise AnalysisError(f"{args.file}: {exc}") from None
-    try:
-        tauc = uvvis.tauc_gap(
-            data.wavelength_nm,
-            data.absorbance,
-            fit_range_ev=tuple(args.tauc_range_eV) if args.tauc_range_eV else None,
-            max_ev=args.tauc_max_eV,
-            thickness_m=args.thickness_nm * 1e-9 if args.thickness_nm else None,
-        )
-    except AnalysisError as exc:
-        tauc = None
-        warnings.append(f"Tauc gap: {exc}")
-    caveat = uvvis.excitonic_tauc_warning(peaks)
-    if tauc is not None and caveat:
-        warnings.append(caveat)
-    result = {
-        "file": str(args.file),
-        "peaks": peaks.to_dict(),
-        "tauc": tauc.to_dict() if tauc else None,
-        "warnings": warnings + peaks.warnings,
-    }
+    peaks, tauc = analysis.peaks, analysis.tauc
+    result = {"file": str(args.file)} | analysis.to_dict()
+    result["warnings"] = warnings + result["warnings"]
     if args.plot:
         plt = _pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
@@ -732,7 +723,11 @@ def run_absorption(args: argparse.Namespace) -> int:
             ax2.axvspan(*tauc.fit_range_ev, color="C3", alpha=0.1)
             ax2.set_xlabel("photon energy (eV)")
             ax2.set_ylabel("(αhν)²")
-            ax2.set_title(f"Eg = {tauc.gap_ev:.3f} eV")
+            ax2.set_title(
+                f"Tauc gap {tauc.gap_ev:.3f} eV"
+                if not analysis.excitonic
+                else "Tauc fit (excitonic: not a gap)"
+            )
         _save_figure(plt, fig, args.plot)
         result["plot"] = args.plot
     if args.json:
@@ -748,7 +743,7 @@ def run_absorption(args: argparse.Namespace) -> int:
                 f"{key} exciton: {pk.wavelength_nm:.2f} ± {pk.wavelength_nm_err:.2f} nm "
                 f"({pk.energy_ev:.4f} eV, {pk.kind}, {pk.significance:.0f}σ)"
             )
-    if tauc:
+    if tauc and not analysis.excitonic:
         c.print(
             f"Tauc gap (direct): {tauc.gap_ev:.3f} ± {tauc.gap_ev_err:.3f} eV, fit "
             f"{tauc.fit_range_ev[0]:.3f}–{tauc.fit_range_ev[1]:.3f} eV (R² {tauc.r_squared:.4f})"

@@ -51,27 +51,16 @@ def register(sub) -> None:
 
 
 def _fit_delay(gate, e_ref, de, args) -> dict:
-    from labctl.analysis.fitting import fit_spectrum
-    from labctl.analysis.tds import photoconductivity, significance
-    from labctl.cli.analyze import _null_fit_dict
-    from labctl.errors import AnalysisError
+    """One pump delay: the one TDS analysis (``labctl.analysis.tds_analysis.analyze_tds``:
+    significance first, null values when not significant)."""
+    from labctl.analysis.tds_analysis import analyze_tds
 
-    spec = photoconductivity(
+    analysis = analyze_tds(
         gate, e_ref, de, thickness_m=args.thickness_nm * 1e-9,
-        substrate_index=args.substrate_index, fmin_hz=args.fmin * 1e12,
-        fmax_hz=args.fmax * 1e12, require_signal=False,
+        substrate_index=args.substrate_index, effective_mass=args.effective_mass,
+        fmin_hz=args.fmin * 1e12, fmax_hz=args.fmax * 1e12, model=args.model,
     )  # fmt: skip
-    test = significance(spec)
-    fit = None
-    try:
-        fit = fit_spectrum(spec, model=args.model, effective_mass=args.effective_mass)
-    except AnalysisError:
-        if test.significant:
-            raise
-    out = fit.to_dict() if test.significant else _null_fit_dict(fit, spec)
-    out["warnings"] = list(out["warnings"]) + list(test.warnings)
-    out |= test.to_dict() | {"error_source": spec.noise_source}
-    return out
+    return analysis.to_dict()
 
 
 def run_trts(args: argparse.Namespace) -> int:

@@ -37,8 +37,8 @@ def demo_plan_path() -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from labctl.cli.series import quiet_library_logs
+    from labctl.cli.series_session import run_series
     from labctl.series.plan import load_plan
-    from labctl.series.session import run_series
 
     quiet_library_logs()
     out = Path(args.out)

@@ -33,6 +33,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import signal
+    import threading
+
+    # From the first moment (Qt takes seconds to import on a busy machine): a stop signal
+    # is noted, and the GUI quits the orderly way as soon as its event loop runs.
+    early: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: early.append(signum))
 
     if not getattr(args, "verbose", False):  # pymeasure warns at import of extras it lacks
         logging.getLogger("pymeasure").setLevel(logging.ERROR)
@@ -44,4 +53,4 @@ def run(args: argparse.Namespace) -> int:
         raise LabctlError(problem)
     from labctl.gui.app import run_gui
 
-    return run_gui(args.station, args.time_scale, args.data)
+    return run_gui(args.station, args.time_scale, args.data, early_signals=early)

@@ -9,15 +9,18 @@ Parameters (``anneal_c`` → ``--anneal-c``, with units, range and default in
 point is on disk as it is measured (``DIR/KIND_SAMPLE_DATE.csv``, pymeasure
 Results format, and its ``.json`` run summary beside it). A progress bar and
 the phase go to stderr; the one-line result and the data file to stdout.
-Ctrl-C aborts: the instruments are put in their safe state and the data kept.
+Ctrl-C or SIGTERM stops the run within a second: the instruments are put in
+their safe state (a second Ctrl-C does not interrupt it) and the data and
+summary kept. The last line says whether the safe state was confirmed by
+reading it back.
 
-Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted, 2 bad options.
+Exit codes: 0 finished, 1 failed (one-line reason), 130 aborted (Ctrl-C),
+143 stopped by SIGTERM, 2 bad options.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 from contextlib import contextmanager
@@ -49,16 +52,14 @@ def option_name(parameter_name: str) -> str:
 
 
 def procedure_parameters(cls) -> dict[str, Any]:
-    """The pymeasure Parameters of a Procedure class, base class first, in definition order."""
-    from pymeasure.experiment import Parameter
+    """The Parameters a user may set (:func:`labctl.procedures.parameters`), base class first."""
+    from labctl.procedures import parameters
 
-    out: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, Parameter):
-                out.pop(name, None)
-                out[name] = value
-    return out
+    return parameters(cls)
+
+
+#: Beyond this speed-up a float clock cannot resolve a record interval (1e300 hung).
+MAX_TIME_SCALE = 1e7
 
 
 def time_scale_arg(text: str) -> str | float:
@@ -69,8 +70,10 @@ def time_scale_arg(text: str) -> str | float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"'virtual', 'real' or a positive factor, not {text!r}")
+    if not (0 < value <= MAX_TIME_SCALE):
+        raise argparse.ArgumentTypeError(
+            f"'virtual', 'real' or a speed-up factor in (0, {MAX_TIME_SCALE:g}], not {text!r}"
+        )
     return value
 
 
@@ -137,7 +140,7 @@ def build_parser(
     parser = argparse.ArgumentParser(
         prog=f"labctl run {kind}",
         description=doc[0] if doc else None,
-        epilog="Exit codes: 0 finished, 1 failed, 130 aborted, 2 bad options.",
+        epilog="Exit codes: 0 finished, 1 failed, 130 aborted (Ctrl-C), 143 SIGTERM, 2 bad options.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="directory of the run file")
     parser.add_argument(
@@ -168,9 +171,13 @@ def build_parser(
     return parser, params
 
 
-def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> dict[str, Any]:
-    """The options given, checked against their Parameter (range, choices); errors exit 2."""
+def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace, cls=None) -> dict:
+    """The options given, checked by :func:`labctl.procedures.validate` (finite, in range,
+    cross-field rules); a refused one exits 2 naming its option."""
     from pymeasure.experiment import ListParameter
+
+    from labctl.checking import ParameterError
+    from labctl.procedures import validate
 
     values: dict[str, Any] = {}
     for name, param in params.items():
@@ -179,13 +186,13 @@ def parameter_values(parser, params: dict[str, Any], ns: argparse.Namespace) -> 
             continue
         if isinstance(param, ListParameter):
             given = {str(c): c for c in param.choices}[given]
-        check = copy.deepcopy(param)
-        try:
-            check.value = given
-        except (ValueError, TypeError) as exc:
-            parser.error(f"{option_name(name)} {given}: {exc}")
-        values[name] = check.value
-    return values
+        values[name] = given
+    try:
+        return validate(cls, values) if cls is not None else values
+    except ParameterError as exc:
+        given = values.get(exc.name, "")
+        parser.error(f"{option_name(exc.name)} {given}: {exc.problem}")
+    raise AssertionError("unreachable")  # parser.error exits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,7 +218,10 @@ def _quiet_logs():
 
 
 def _run(args: argparse.Namespace) -> int:
-    from labctl.errors import LabctlError
+    import threading
+
+    from labctl.cli.stopping import StopOnSignals
+    from labctl.errors import LabctlError, brief
     from labctl.procedures import procedure_class
     from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
     from labctl.station import Station
@@ -227,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     parser, params = build_parser(kind, cls, station_arg)
     try:
         ns = parser.parse_args(args.options)
-        values = parameter_values(parser, params, ns)
+        values = parameter_values(parser, params, ns, cls)
     except SystemExit as exc:  # --help (0) or a bad option (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     out = Path(ns.out)
@@ -236,33 +246,40 @@ def _run(args: argparse.Namespace) -> int:
     station_name = values.get("station_file") or params["station_file"].default
     values["station_file"] = station_name
     procedure = cls(**values)
-    station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
-    try:
-        _say_pace(station, kind, params, values)
-        path = new_run_file(out, kind, values.get("sample_id") or "")
-        with _Display(kind, quiet=ns.quiet) as display:
-            outcome = run_procedure(procedure, path, station=station, on_emit=display.on_emit)
-    finally:
-        station.close()
+    stop = threading.Event()
+    with StopOnSignals(stop, f"labctl run {kind}") as signals:
+        station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
+        try:
+            _say_pace(station, kind, params, values)
+            path = new_run_file(out, kind, values.get("sample_id") or "")
+            with _Display(kind, quiet=ns.quiet) as display:
+                outcome = run_procedure(
+                    procedure, path, station=station, stop=stop, on_emit=display.on_emit
+                )
+        finally:
+            station.close()
     rows = f"{outcome.points} rows"
+    where = f"({rows}; summary {summary_path(outcome.data_file)})"
     if outcome.status == FINISHED:
         print(cls.summary_line(outcome.results))
-        print(f"data: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
+        print(f"data: {outcome.data_file} {where}")
+        print(outcome.safe_state)
         return 0
     word = "aborted" if outcome.status == ABORTED else "failed"
-    print(f"labctl run {kind}: {word}: {outcome.message}", file=sys.stderr)
-    print(f"data kept: {outcome.data_file} ({rows}; summary {summary_path(outcome.data_file)})")
-    return 130 if outcome.status == ABORTED else 1
+    print(brief(f"labctl run {kind}: {word}: {outcome.message}"), file=sys.stderr)
+    print(f"data kept: {outcome.data_file} {where}")
+    print(brief(outcome.safe_state))
+    return signals.exit_code() if outcome.status == ABORTED else 1
 
 
 def _say_pace(station, kind: str, params: dict[str, Any], values: dict[str, Any]) -> None:
     """On a simulated station at real pace, say how long this takes and how to speed up."""
     from labctl.pace import pace_notice
-    from labctl.series.estimate import run_duration_s
+    from labctl.procedures import estimate
 
     full = {name: values.get(name, param.value) for name, param in params.items()}
     try:
-        estimate_s = run_duration_s(kind, full)
+        estimate_s = estimate(kind, full)
     except (KeyError, TypeError, ValueError):
         return
     notice = pace_notice(station, estimate_s, f"this {kind} run")

@@ -53,8 +53,9 @@ def register(sub) -> None:
     _exposure_args(r, prefix="watch-")
     r.set_defaults(func=run)
 
-    c = ssub.add_parser("check", help="validate a plan and print its schedule")
+    c = ssub.add_parser("check", help="validate a plan against its station and print its schedule")
     c.add_argument("plan", metavar="PLAN.yaml")
+    c.add_argument("--station", default=None, help="station file or name (default: the plan's)")
     c.set_defaults(func=check)
 
     s = ssub.add_parser("status", help="each step's state in a series directory")
@@ -141,8 +142,14 @@ def check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labctl.series.estimate import step_duration_s
+    from labctl.series.station_fit import station_problems
 
     plan = _plan(args.plan)
+    problems = station_problems(plan, args.station)
+    if problems:
+        for problem in problems:
+            print(f"labctl series: error: {problem}", file=sys.stderr)
+        return 2
     table = Table(title=f"{plan.name}: {len(plan.steps)} steps")
     for col in ("#", "step", "T (°C)", "slot", "sample", "≈ min"):
         table.add_column(col, justify="right" if col in ("#", "slot", "≈ min") else "left")
@@ -160,12 +167,18 @@ def check(args: argparse.Namespace) -> int:
 
 @_refused
 def run(args: argparse.Namespace) -> int:
+    from labctl.cli.series_session import run_series
     from labctl.series.notify import notify_series_end
     from labctl.series.plan import PlanError
     from labctl.series.runner import SeriesError
-    from labctl.series.session import run_series
+    from labctl.series.station_fit import station_problems
 
     plan = _plan(args.plan)
+    problems = station_problems(plan, args.station)  # what `series check` refuses, refused
+    if problems:
+        for problem in problems:
+            print(f"labctl series: error: {problem}", file=sys.stderr)
+        return 2
     watching = contextlib.nullcontext()
     if args.watch_port is not None:
         watching = _watch_alongside(args)

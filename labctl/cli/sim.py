@@ -16,7 +16,9 @@ def positive_time_scale(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
+    from labctl.cli.run import MAX_TIME_SCALE
+
+    if not (math.isfinite(value) and 0 < value <= MAX_TIME_SCALE):
         raise argparse.ArgumentTypeError(
             f"must be a finite positive factor (virtual s per wall s), got {text!r}"
         )
@@ -60,14 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Inject a fault into a simulated instrument served by `labctl sim serve "
             "--write-station OUT` (through the control socket named in OUT), or clear faults. "
-            "Kinds: silent, garbled, disconnect (any instrument), sensor_break (furnace), "
-            "stage_stall (stages; --axis for one axis)."
+            "Kinds: silent, garbled, disconnect, late (any instrument; --delay-s for late), "
+            "sensor_break (furnace), stage_stall (stages; --axis for one axis)."
         ),
     )
     f.add_argument("--station", required=True, help="the station file `sim serve` wrote")
     f.add_argument("role", nargs="?", help="instrument role, e.g. furnace, lockin_pump")
     f.add_argument("kind", nargs="?", help="fault kind (see above)")
     f.add_argument("--axis", type=int, default=None, help="stage_stall: only this axis (1..3)")
+    f.add_argument(
+        "--delay-s", type=float, default=None, help="late: how late replies come (wall s, ≤ 10)"
+    )
     f.add_argument(
         "--clear", action="store_true", help="clear ROLE's faults (every fault without ROLE)"
     )
@@ -125,12 +130,12 @@ def fault(args: argparse.Namespace) -> int:
             raise LabctlError("--status takes no ROLE, KIND or --clear")
         reply = json.dumps(faults.summary())
     elif args.clear:
-        if args.kind is not None or args.axis is not None:
+        if args.kind is not None or args.axis is not None or args.delay_s is not None:
             raise LabctlError("--clear takes at most a ROLE")
         reply = faults.clear(args.role)
     else:
         if not (args.role and args.kind):
             raise LabctlError("give ROLE and KIND to inject, or --clear [ROLE], or --status")
-        reply = faults.inject(args.role, args.kind, axis=args.axis)
+        reply = faults.inject(args.role, args.kind, axis=args.axis, delay_s=args.delay_s)
     print(reply, flush=True)
     return 0

@@ -11,8 +11,9 @@ peak, pump parked 0.2 ps after it, gate scanned sweep by sweep) or
 with its ``.json`` run summary; FILE.csv is made from the measurement's run file,
 and FILE.json holds the simulator's truth.
 
-* tds: FILE.csv ``time_ps,E_ref,dE``, the complete sweeps averaged — what
-  ``labctl analyze tds`` reads (the run file itself carries the sweeps);
+* tds: FILE.csv ``time_ps,E_ref,dE,sweep``, the complete sweeps one after another —
+  what ``labctl analyze tds`` reads, with errors from the sweeps' scatter (one trace
+  has only its baseline: a lower bound);
 * absorption: FILE.csv ``wavelength_nm,absorbance`` (saturated pixels left out).
 
 Beside FILE.csv, FILE.json holds thickness, substrate index, pump fluence, what
@@ -82,9 +83,11 @@ def register_measure(sub) -> None:
         "--t-stop-ps", type=float, default=12.0, help="last gate delay (before the 13 ps echo), ps"
     )
     t.add_argument("--step-ps", type=float, default=0.05, help="gate step, ps")
-    t.add_argument("--sweeps", type=int, default=4, help="averaged sweeps")
+    t.add_argument(
+        "--sweeps", type=int, default=4, help="sweeps, each kept in FILE.csv (default 4)"
+    )
     t.add_argument("--time-constant-s", type=float, default=0.1, help="lock-in time constant, s")
-    t.set_defaults(func=run_tds)
+    t.set_defaults(func=measure_tds)
 
     a = msub.add_parser("absorption", help="absorbance spectrum (wavelength_nm,absorbance)")
     common(a)
@@ -94,7 +97,7 @@ def register_measure(sub) -> None:
     a.add_argument("--averages", type=int, default=10, help="scans averaged per spectrum")
     a.add_argument("--wl-min", type=float, default=380.0, help="shortest wavelength written, nm")
     a.add_argument("--wl-max", type=float, default=850.0, help="longest wavelength written, nm")
-    a.set_defaults(func=run_absorption)
+    a.set_defaults(func=measure_absorption)
 
 
 # --------------------------------------------------------------------------- station and runs
@@ -223,7 +226,7 @@ def _write_json(out: Path, meta: dict) -> None:
 
 
 # --------------------------------------------------------------------------- TDS
-def run_tds(args: argparse.Namespace) -> int:
+def measure_tds(args: argparse.Namespace) -> int:
     from labctl.cli.run import _quiet_logs
 
     with _quiet_logs():
@@ -261,7 +264,13 @@ def _run_tds(args: argparse.Namespace) -> int:
         tds_file = run_file(out, TDS)
         r = _run(procedure, tds_file, station, args.quiet).results
         data = load_tds_csv(tds_file)
-        write_tds_csv(out, data.time_ps, data.e_ref, data.delta_e)
+        sweeps = data.e_ref_sweeps is not None
+        write_tds_csv(
+            out,
+            data.time_ps,
+            data.e_ref_sweeps if sweeps else data.e_ref,
+            data.delta_e_sweeps if sweeps else data.delta_e,
+        )
         meta = _metadata(
             station,
             film,
@@ -271,8 +280,9 @@ def _run_tds(args: argparse.Namespace) -> int:
                 "anneal": anneal,
                 "columns": {
                     "time_ps": "gate delay, ps",
-                    "E_ref": "X_ref − X_pump, V (mean of the complete sweeps)",
-                    "dE": "2·X_pump, V (mean of the complete sweeps)",
+                    "E_ref": "X_ref − X_pump, V (one complete sweep per 'sweep')",
+                    "dE": "2·X_pump, V (one complete sweep per 'sweep')",
+                    "sweep": "sweep number, 1 … n (absent for a single sweep)",
                 },
                 "gate_peak_ps": r.get("thz_peak_ps"),
                 "optp_peak_delay_ps": r.get("optp_peak_ps"),
@@ -281,7 +291,7 @@ def _run_tds(args: argparse.Namespace) -> int:
                 "sweeps": data.n_sweeps,
                 "time_constant_s": args.time_constant_s,
                 "overloads": r.get("overloads", []),
-                "optp_scan": r.get("optp_peak"),
+                "optp_scan": r.get("optp_peak_search"),
                 "live_fit": r.get("fit"),
                 "live_fit_noise_source": r.get("noise_source"),
             },
@@ -294,7 +304,7 @@ def _run_tds(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- absorption
-def run_absorption(args: argparse.Namespace) -> int:
+def measure_absorption(args: argparse.Namespace) -> int:
     from labctl.cli.run import _quiet_logs
 
     with _quiet_logs():

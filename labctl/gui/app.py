@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +73,22 @@ def open_station(station: str, time_scale, data_dir: str | Path = "labctl-runs")
     return OpenedStation(opened, scale, str(path), served)
 
 
-def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labctl-runs") -> int:
+def run_gui(
+    station: str = "sim",
+    time_scale=None,
+    data_dir: str | Path = "labctl-runs",
+    early_signals: list[int] | None = None,
+) -> int:
+    """Open the station and the window; ``early_signals`` are stop signals received before
+    (the GUI then quits the orderly way as soon as it runs). Exit 128 + the signal that
+    closed it, else Qt's code."""
     from qtpy import QtCore, QtWidgets
 
     from labctl.gui.window import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("labctl")
-    stop = _quit_on_signals(app)  # from the start: opening a station takes seconds
+    signals = _quit_on_signals(app, early_signals or [])
     opened = open_station(station, time_scale, data_dir)
     scale = opened.time_scale
     try:
@@ -97,36 +104,48 @@ def run_gui(station: str = "sim", time_scale=None, data_dir: str | Path = "labct
                 "runs on a simulated world of its own (give a --time-scale to share one)"
             )
         window.show()
-        # logged from inside the event loop: from then on SIGTERM/Ctrl-C quit it (a
-        # signal before the loop, while the station opened, ends the GUI at once)
-        QtCore.QTimer.singleShot(
-            0,
-            lambda: log.info(
+
+        def in_the_event_loop() -> None:
+            # logged from inside the event loop: from then on SIGTERM/Ctrl-C quit it; a
+            # signal before it ran found nothing to quit, so quit now
+            log.info(
                 "labctl gui: station %s, time scale %s, data in %s", opened.name, scale, data_dir
-            ),
-        )
-        code = 0 if stop.is_set() else app.exec()
-        window.shutdown()
-        return int(code)
+            )
+            if signals:
+                app.quit()
+
+        QtCore.QTimer.singleShot(0, in_the_event_loop)
+        code = app.exec()
+        window.shutdown()  # returns once a running measurement's safe state is done
+        return 128 + signals[0] if signals else int(code)
     finally:
         opened.close()
 
 
-def _quit_on_signals(app) -> threading.Event:
+def _quit_on_signals(app, seen: list[int]) -> list[int]:
     """Ctrl-C and SIGTERM close the window the orderly way (a running measurement is
-    aborted and made safe); a timer lets Python see the signal while Qt waits. The
-    returned event is set by a signal, also one that arrives before the event loop."""
-    from qtpy import QtCore
+    aborted and made safe, a series process stopped and waited for); a second signal
+    while that happens is acknowledged and does not interrupt it. A timer lets Python
+    see the signal while Qt waits."""
+    import sys
 
-    stop = threading.Event()
-
-    def handle(*_) -> None:
-        stop.set()
+    def handle(signum, _frame) -> None:
+        if seen:
+            print("labctl gui: still setting the safe state; not interrupted", file=sys.stderr)
+            return
+        seen.append(signum)
+        print("labctl gui: stopping — safe state first, then quit", file=sys.stderr)
         app.quit()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)
+    _keep_python_awake(app)
+    return seen
+
+
+def _keep_python_awake(app) -> None:
+    from qtpy import QtCore
+
     timer = QtCore.QTimer(app)
     timer.timeout.connect(lambda: None)
     timer.start(200)
-    return stop

@@ -2,9 +2,9 @@
 
 A run is its pymeasure Results CSV and the ``.json`` run summary beside it
 (:func:`labctl.runs.summary_path`). Reopening reads both in a thread; a TDS run's
-Δσ(ω) and Drude-Smith fit are recomputed from its complete sweeps exactly as the
-live fit did (:class:`labctl.livefit.LiveTDSFit`, inline), so the plots show what
-they showed during the run.
+Δσ(ω) and fit are recomputed from its complete sweeps by the one TDS analysis
+(:func:`labctl.analysis.tds_analysis.analyze_tds_run_file`), so the panels show the
+numbers of the run summary and of ``labctl analyze tds``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qtpy import QtCore, QtWidgets
 
 from labctl.errors import DataFileError, LabctlError
@@ -135,34 +134,27 @@ def load_run(path: str | Path) -> dict[str, Any]:
     kind = getattr(results.procedure, "KIND", "") or path.name.split("_", 1)[0]
     out = {"path": str(path), "kind": kind, "data": data, "summary": summary, "update": None}
     if kind == "tds" and data.get("sweep") is not None and len(data["sweep"]):
-        out["update"] = refit_tds(data, summary.get("parameters") or {})
+        out["update"] = refit_tds(path)
     return out
 
 
-def refit_tds(data: dict[str, np.ndarray], parameters: dict[str, Any]):
-    """The live fit of a TDS run's complete sweeps (the last LiveFitUpdate), or None."""
-    from labctl.livefit import LiveTDSFit
+def refit_tds(path: str | Path):
+    """A TDS run's analysis as a live-fit update (for the panels): the one analysis of
+    :func:`labctl.analysis.tds_analysis.analyze_tds_run_file` — the numbers of
+    ``labctl analyze tds`` and of the run summary — or an error update."""
+    from labctl.analysis.io import load_tds_csv
+    from labctl.analysis.tds_analysis import analyze_tds_run_file
+    from labctl.errors import AnalysisError
+    from labctl.livefit import LiveFitUpdate, update_from_analysis
 
-    sweeps = data["sweep"].astype(int)
-    full = max(np.bincount(sweeps)) if sweeps.size else 0
-    live = LiveTDSFit(
-        float(parameters.get("film_thickness_nm", 100.0)) * 1e-9,
-        float(parameters.get("substrate_index", 1.95)),
-        effective_mass=float(parameters.get("effective_mass", 0.13)),
-        threaded=False,
-    )
     try:
-        for s in np.unique(sweeps):
-            rows = sweeps == s
-            if rows.sum() < full:
-                continue  # an interrupted sweep: not part of the fit, as during the run
-            order = np.argsort(data["time_ps"][rows])
-            live.add_sweep(
-                data["time_ps"][rows][order], data["E_ref"][rows][order], data["dE"][rows][order]
-            )
-        return live.latest
-    finally:
-        live.close()
+        data = load_tds_csv(path)
+        analysis = analyze_tds_run_file(path)
+    except AnalysisError as exc:
+        return LiveFitUpdate(0, 0, 0, None, None, None, None, None, None, 0.0, error=str(exc))
+    return update_from_analysis(
+        analysis, n_sweeps=data.n_sweeps, n_points=int(data.time_ps.size * data.n_sweeps)
+    )
 
 
 class RunBrowser(QtWidgets.QWidget):

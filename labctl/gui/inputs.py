@@ -30,9 +30,10 @@ class ParameterInputs(InputsWidget):
     """Inputs for every Parameter of ``procedure_class`` (base class first)."""
 
     def __init__(self, procedure_class, parent=None) -> None:
-        from labctl.cli.run import procedure_parameters
+        from labctl.procedures import parameters
 
-        names = tuple(procedure_parameters(procedure_class))
+        self._procedure_class = procedure_class
+        names = tuple(parameters(procedure_class))  # internal parameters get no input
         super().__init__(procedure_class, inputs=names, parent=parent, inputs_in_scrollarea=True)
 
     def _setup_ui(self):
@@ -60,7 +61,11 @@ class ParameterInputs(InputsWidget):
                 element.setMinimum(low)
 
     def values(self) -> dict:
-        """The entered values by parameter name (ValueError names a refused one)."""
+        """The entered values by parameter name, checked by :func:`labctl.procedures.validate`
+        (finite, in range, cross-field rules); ValueError names a refused one."""
+        from labctl.checking import ParameterError
+        from labctl.procedures import validate
+
         out = {}
         for name in self._inputs:
             element = getattr(self, name)
@@ -68,7 +73,10 @@ class ParameterInputs(InputsWidget):
                 out[name] = element.parameter.value
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        return out
+        try:
+            return validate(self._procedure_class, out)
+        except ParameterError as exc:
+            raise ValueError(f"{exc.name}: {exc.problem}") from None
 
     def set_value(self, name: str, value) -> None:
         """Set one input (scripts and tests)."""

@@ -187,7 +187,7 @@ class OPTPPlot(Panel):
         self.latest_sweep: int | None = None
         self.mean = GridMean(1)
         self.fit: dict | None = None
-        self.per_abs: float | None = None
+        self.absorbed_photons_m2: float | None = None
         self.plot = self.graphics.addPlot()
         self.plot.setLabel("bottom", "pump delay (ps)")
         self.plot.setLabel("left", "−ΔE/E")
@@ -216,7 +216,7 @@ class OPTPPlot(Panel):
         self.latest_sweep = None
         self.mean.clear()
         self.fit = None
-        self.per_abs = None
+        self.absorbed_photons_m2 = None
         self.dirty = True
 
     def add_row(self, row: dict) -> None:
@@ -235,13 +235,14 @@ class OPTPPlot(Panel):
         self.points.append(delay, s)
         self.latest.append(delay, s)
         self.mean.add(delay, s)
-        per = row.get("minus_dE_over_E_per_abs_m3")
-        if per is not None and math.isfinite(per) and s:
-            self.per_abs = s / per  # absorbed photons per m³
         self.dirty = True
 
     def set_fit(self, record: dict) -> None:
+        """A record of the OPTP analysis (``optp_peak``, ``decay``, ``absorbed_photons_m2``)."""
         self.fit = record
+        n_abs = record.get("absorbed_photons_m2")
+        if n_abs is not None and math.isfinite(n_abs) and n_abs > 0:
+            self.absorbed_photons_m2 = n_abs
         self.dirty = True
 
     def fit_curve_data(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -275,11 +276,12 @@ class OPTPPlot(Panel):
                 curve.setData([], [])
         curve = self.fit_curve_data()
         self.fit_curve.setData(*(curve if curve else ([], [])))
-        if self.per_abs:  # right axis: the same trace per absorbed photon density
+        n_abs = self.absorbed_photons_m2
+        if n_abs:  # right axis: the same trace per absorbed photon per m² (thickness-free)
             self.plot.showAxis("right")
             right = self.plot.getAxis("right")
-            right.setScale(1.0 / self.per_abs)
-            right.setLabel(f"per N_abs (m³), N_abs = {self.per_abs:.3g} m⁻³")
+            right.setScale(1.0 / n_abs)
+            right.setLabel(f"per N_abs (m²), N_abs = {n_abs:.3g} m⁻²")
         else:
             self.plot.hideAxis("right")
         self.note.setText(self._describe())
@@ -291,8 +293,8 @@ class OPTPPlot(Panel):
         peak = self.fit.get("optp_peak") or {}
         if peak:
             parts.append(f"peak {peak['minus_dE_over_E']:.3g} at {peak['pump_delay_ps']:.2f} ps")
-            if peak.get("minus_dE_over_E_per_abs_m3") is not None:
-                parts.append(f"per N_abs {peak['minus_dE_over_E_per_abs_m3']:.3g} m³")
+            if peak.get("per_absorbed_photon_m2") is not None:
+                parts.append(f"per N_abs {peak['per_absorbed_photon_m2']:.3g} m²")
         decay = self.fit.get("decay")
         if decay:
             lifetimes = ", ".join(

@@ -8,6 +8,11 @@ Qt signal, which Qt queues to the GUI thread. Abort sets the run engine's stop
 event; after an aborted or failed run the furnace is read back and, if it is not
 in its safe state, put there and read back again (:func:`ensure_furnace_safe`) — by a
 run that drives the furnace; otherwise the state is reported and left alone.
+
+Abort and Quit take the one stop path: the stop event ends the run's current
+wait within a second (the clocks watch it), the procedure's safe state runs to
+its end, and :meth:`RunQueue.close` returns only when it has — the GUI never
+exits with a furnace program still running.
 """
 
 from __future__ import annotations
@@ -155,14 +160,27 @@ class RunQueue(QtCore.QObject):
         with self._cond:
             return self.current is not None or bool(self.pending)
 
-    def close(self, timeout_s: float = 15.0) -> bool:
-        """Abort the running request, drop the queue, end the thread (True if it ended)."""
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Abort the running request, drop the queue, and wait until its safe state is done.
+
+        ``timeout_s=None`` (Quit) waits as long as the safe state takes — bounded by the
+        drivers' I/O timeouts, not by a guess — logging while it waits. True if it ended.
+        """
+        import time
+
         with self._cond:
             self._closing = True
             self.pending.clear()
             self._cond.notify_all()
         self._stop.set()
-        self._thread.join(timeout_s)
+        t0 = time.monotonic()
+        while self._thread.is_alive():
+            left = None if timeout_s is None else timeout_s - (time.monotonic() - t0)
+            if left is not None and left <= 0:
+                break
+            self._thread.join(5.0 if left is None else min(left, 5.0))
+            if self._thread.is_alive():
+                log.warning("waiting for the running measurement to reach its safe state")
         return not self._thread.is_alive()
 
     # ------------------------------------------------------------------ worker side

@@ -451,10 +451,12 @@ class SeriesView(QtWidgets.QWidget):
         return self.process is not None and self.process.state() != QtCore.QProcess.NotRunning
 
     def stop(self) -> None:
-        """Ask the series process to stop (SIGTERM: it stops between points, safe state)."""
+        """Ask the series process to stop: SIGTERM, the command line's one stop path (the
+        running wait ends within a second, the furnace is made safe and read back, exit 143).
+        It is never killed: the view waits for it to end (``_ended`` reports its exit)."""
         if self.running:
             self.process.terminate()
-            self.message.emit("series: stop requested (stops between points)", False)
+            self.message.emit("series: stop requested (safe state, then it exits)", False)
 
     def report_path(self) -> Path | None:
         out = self.out_edit.text().strip()
@@ -475,12 +477,27 @@ class SeriesView(QtWidgets.QWidget):
         self.stop_button.setEnabled(running)
         self.report_button.setEnabled(not running)
 
-    def close_view(self, timeout_ms: int = 5000) -> None:
+    def close_view(self, timeout_ms: int | None = None) -> None:
+        """Stop the poller; a running series gets SIGTERM and is waited for — never killed,
+        which would leave the furnace program running (``timeout_ms`` None: as long as its
+        safe state takes)."""
+        import logging
+
         self.poller.stop()
-        if self.running:
-            self.process.terminate()
-            if not self.process.waitForFinished(timeout_ms):
-                self.process.kill()
+        if not self.running:
+            return
+        self.process.terminate()
+        waited = 0
+        while not self.process.waitForFinished(1000):
+            if self.process.state() == QtCore.QProcess.NotRunning:
+                break
+            waited += 1000
+            if timeout_ms is not None and waited >= timeout_ms:
+                break
+            if waited % 5000 == 0:
+                logging.getLogger(__name__).warning(
+                    "waiting for the series to reach its safe state"
+                )
 
 
 __all__ = ["SeriesView", "read_catalog"]

@@ -405,8 +405,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if results.get("fit") or results.get("optp_peak"):
                 self.optp.set_fit(
                     {
-                        "sweeps": results.get("sweeps_done"),
+                        "sweeps": results.get("sweeps"),
                         "optp_peak": results.get("optp_peak"),
+                        "absorbed_photons_m2": results.get("absorbed_photons_m2"),
                         "decay": results.get("fit"),
                         "error": results.get("fit_error"),
                     }
@@ -459,8 +460,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for panel in self.panels:
             panel.redraw()
 
-    def shutdown(self, timeout_s: float = 15.0) -> None:
-        """Abort a run (safe state), stop the monitor and the series poller."""
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Abort a run and wait for its safe state, stop a series process and wait for it to
+        exit (its own safe state), stop the monitor. ``timeout_s`` None: as long as it takes."""
         if self._closed:
             return
         self._closed = True

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter
-
 from labctl.errors import LabctlError
 from labctl.yamlfile import YamlDocument, load_document
 
@@ -210,10 +208,14 @@ def parse_plan(
     def add(kind, temperature, slot, sample_id, params):
         steps.append(Step(len(steps), kind, temperature, slot, sample_id, dict(params)))
 
+    seen_ids: dict[str, int] = {}
     for film_index in range(n_films):
         slot = slots[film_index]
         film_temps = temps if films == "one" else [temps[film_index]]
         sample_id = sample if films == "one" else f"{sample}-{film_temps[0]:g}C"
+        seen_ids[sample_id] = seen_ids.get(sample_id, 0) + 1
+        if seen_ids[sample_id] > 1:  # two films at one temperature: two samples, two ids
+            sample_id = f"{sample_id}-{seen_ids[sample_id]}"
         if as_made:
             for kind, params in measurements:
                 add(kind, None, slot, sample_id, params)
@@ -267,37 +269,24 @@ def _measurements(where: _Where, value) -> list[tuple[str, dict]]:
     return out
 
 
-def _check_procedure_parameters(where: _Where, kind: str, params: dict, key_of) -> None:
-    """Each parameter must be a Parameter of the kind's Procedure, within its limits."""
-    from labctl.procedures import procedure_class
+def _check_procedure_parameters(where: _Where, kind: str, params: dict, key_of) -> dict:
+    """The parameters checked by :func:`labctl.procedures.validate` (finite, in range, rules,
+    no internal parameter), the refusal naming file, line and key."""
+    from labctl.checking import ParameterError
+    from labctl.procedures import parameters, validate
 
-    known = procedure_class(kind)()._parameters
-    for name, value in params.items():
-        key = key_of(name)
+    known = parameters(kind)
+    for name in params:
         if name in ("slot", "sample_id", "station_file"):
-            raise where.error(key, "is set by the plan itself ('slots', 'sample', 'station')")
+            raise where.error(
+                key_of(name), "is set by the plan itself ('slots', 'sample', 'station')"
+            )
         if name not in known:
-            raise where.error(key, f"not a parameter of {kind}{_did_you_mean(name, known)}")
-        parameter = known[name]
-        numeric = isinstance(parameter, FloatParameter | IntegerParameter)
-        if (isinstance(value, bool) and not isinstance(parameter, BooleanParameter)) or (
-            numeric and value is not None and not isinstance(value, int | float)
-        ):
-            raise where.error(key, _expected(parameter, value))
-        try:
-            parameter.value = value
-        except (ValueError, TypeError):
-            raise where.error(key, _expected(parameter, value)) from None
-
-
-def _expected(parameter, value) -> str:
-    """What a procedure Parameter accepts, in words (pymeasure's messages name no limits)."""
-    units = f" {parameter.units}" if getattr(parameter, "units", None) else ""
-    if isinstance(parameter, FloatParameter | IntegerParameter):
-        what = "a whole number" if isinstance(parameter, IntegerParameter) else "a number"
-        lo, hi = getattr(parameter, "minimum", None), getattr(parameter, "maximum", None)
-        limits = f" in {lo:g}…{hi:g}{units}" if lo is not None and hi is not None else units
-        return f"must be {what}{limits}, got {value!r}"
-    if isinstance(parameter, BooleanParameter):
-        return f"must be true or false, got {value!r}"
-    return f"{value!r} is not accepted ({parameter.name})"
+            raise where.error(
+                key_of(name), f"not a parameter of {kind}{_did_you_mean(name, known)}"
+            )
+    try:
+        return validate(kind, params)
+    except ParameterError as exc:
+        key = key_of(exc.name) if exc.name in params else key_of(next(iter(params), exc.name))
+        raise where.error(key, exc.problem) from None

@@ -86,7 +86,7 @@ def _points(rows, key, err=None):
 
 def _exciton_vs_t(plt, directory, rows, steps):
     hh = _points(rows, "hh_peak_nm")
-    gap = _points(rows, "optical_gap_ev")
+    gap = _points(rows, "tauc_gap_ev")  # only where it is a gap (a bulk-like edge)
     if hh is None and gap is None:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -144,14 +144,15 @@ def _optp_traces(plt, directory, rows, steps):
 
 
 def _optp_vs_t(plt, directory, rows, steps):
-    pts = _points(rows, "optp_peak_per_nabs") or _points(rows, "optp_peak_minus_dE_over_E")
+    key = "optp_peak_per_absorbed_photon_m2"
+    pts = _points(rows, key) or _points(rows, "optp_peak_minus_dE_over_E")
     if pts is None:
         return None
-    per_nabs = _points(rows, "optp_peak_per_nabs") is not None
+    per_nabs = _points(rows, key) is not None
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot(pts[0], pts[1], "o-")
     ax.set_xlabel("anneal temperature (°C)")
-    ax.set_ylabel("OPTP peak −ΔE/E per N_abs (m³)" if per_nabs else "OPTP peak −ΔE/E")
+    ax.set_ylabel("OPTP peak −ΔE/E per absorbed photon (m²)" if per_nabs else "OPTP peak −ΔE/E")
     return _save(plt, fig, directory / "optp_peak_vs_T.png")
 
 

@@ -37,8 +37,14 @@ TABLE = (
     Column("sample_id", "film", "", "{}"),
     Column("hh_peak_nm", "HH exciton", "nm", "{:.1f}"),
     Column("lh_peak_nm", "LH exciton", "nm", "{:.1f}"),
-    Column("optical_gap_ev", "Tauc gap", "eV", "{:.3f}"),
-    Column("optp_peak_per_nabs", "OPTP peak / N_abs", "10⁻²⁸ m³", "{:.2f}", 1e-28),
+    # only where it is a gap (a bulk-like edge): null for an excitonic spectrum
+    Column("tauc_gap_ev", "Tauc gap", "eV", "{:.3f}"),
+    # per absorbed photon per m² of film (thickness-free), and the yield-mobility product
+    Column("optp_peak_per_absorbed_photon_m2", "OPTP peak / N_abs", "10⁻²¹ m²", "{:.2f}", 1e-21),
+    Column("optp_phi_mu_cm2_Vs", "φμ", "cm²/(V·s)", "{:.3g}"),
+    # false: no photoconductivity measured, so τ, c, N, μ are not shown ("–")
+    Column("tds_significant", "Δσ significant", "", "{}"),
+    Column("tds_model", "model", "", "{}"),
     Column("tau_fs", "τ", "fs", "{:.1f}"),
     Column("c", "c", "", "{:.3f}"),
     Column("N_m3", "N", "10²¹ m⁻³", "{:.2f}", 1e21),
@@ -80,6 +86,8 @@ def value_text(column: Column, row: dict) -> str:
         return "–"
     if column.key == "temperature_c":
         return f"{value:g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     err = row.get(f"{column.key}_err")
     try:
         value = value / column.scale if column.scale != 1.0 else value

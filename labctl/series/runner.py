@@ -71,6 +71,9 @@ class SeriesOutcome:
     done: int
     failed: int
     skipped: int
+    #: How the stop left the furnace: "furnace safe state confirmed (read back): …",
+    #: "… set (not read back)" or what is not safe ("" when the series was not stopped).
+    safe_state: str = ""
 
 
 class SeriesRunner:
@@ -93,6 +96,7 @@ class SeriesRunner:
         self.station = station
         self.stop = stop if stop is not None else threading.Event()
         self.on_event = on_event
+        self.safe_state = ""
         self.allow_other_station = allow_other_station
         self._check_slots()
         claims = self._claim(resume)
@@ -352,15 +356,24 @@ class SeriesRunner:
             state = SeriesState.DONE if count[FAILED] == 0 else SeriesState.DONE_WITH_FAILURES
             self.catalog.set_series_state(state)
             self.catalog.event("info", "series finished")
-        return SeriesOutcome(state, stopped, count[DONE], count[FAILED], count[SKIPPED])
+        return SeriesOutcome(
+            state, stopped, count[DONE], count[FAILED], count[SKIPPED], self.safe_state
+        )
 
     def _furnace_safe_if(self, stopped: str) -> None:
+        """The furnace's safe state when the series stops early, read back and reported."""
         if not stopped or "furnace" not in self.station:
             return
+        from labctl.clock import uninterruptible
+
         try:
-            self.station["furnace"].safe_state()
+            with uninterruptible():
+                report = self.station["furnace"].safe_state() or "safe state set (not read back)"
+            self.safe_state = f"furnace {report}"
+            self.catalog.event("info", self.safe_state)
         except Exception as exc:  # recorded loudly; the series already stopped
-            self.catalog.event("error", f"furnace safe state NOT confirmed: {exc}")
+            self.safe_state = f"furnace safe state NOT confirmed: {exc}"
+            self.catalog.event("error", self.safe_state)
 
     # ------------------------------------------------------------------ steps
     def _run_step(self, step: Step, row: dict) -> tuple[bool, str]:
@@ -406,7 +419,7 @@ class SeriesRunner:
             catalog.checkpoint()
             catalog.event("error", f"{step.label} attempt {attempt}: {message}", step.index)
             self._emit("step-end", step=step, outcome=outcome)
-            if self.stop.is_set() or step.kind == "anneal" or _is_interlock(message):
+            if self.stop.is_set() or step.kind == "anneal" or not outcome.ending.retry_may_help:
                 break
         return False, message
 
@@ -548,10 +561,6 @@ def absorbance_at(run_file: Path, wavelength_nm: float, half_width_nm: float = 2
     except OSError:
         return None
     return float(np.median(values)) if values else None
-
-
-def _is_interlock(message: str) -> bool:
-    return "interlock" in message.lower()
 
 
 __all__ = ["SeriesRunner", "SeriesError", "SeriesOutcome", "PENDING", "absorbance_at"]

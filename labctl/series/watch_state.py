@@ -28,7 +28,7 @@ from labctl.series.catalog import DONE, RUNNING, SKIPPED, Catalog
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "series.log"  # written by labctl.series.session
+LOG_NAME = "series.log"  # written by labctl.cli.series_session
 LOG_TAIL_LINES = 40
 #: The page's plots: name → (step kind, x column, y column, x label, y label).
 TRACES = {
@@ -137,6 +137,8 @@ def _fit(steps: list[dict]) -> dict | None:
     if not fit:
         return None
     values = []
+    if fit.get("significant") is False:  # the one TDS analysis: nothing measured, say so
+        values.append({"key": "significant", "symbol": "Δσ", "unit": "", "text": "not significant"})
     for key, symbol, unit, fmt in FIT_KEYS:
         value, err = fit.get(key), fit.get(f"{key}_err")
         if value is None:

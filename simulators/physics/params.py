@@ -26,14 +26,7 @@ PARAMS_VERSION = "1.3"
 #: the low end of the 0.10–0.28 % measured on air scans (docs/physics.md "Noise floor")
 DETECTOR_FLOOR_V_PER_RTHZ = 1.8e-5
 
-#: Table 2 of the paper as (anneal °C, τ fs, c, N m⁻³) and its 1σ errors; TEM distances.
-TABLE2 = tuple(
-    (float(t), float(r["tau_fs"]), r["c"], r["N_m3"]) for t, r in sorted(paper.TABLE2.items())
-)
-TABLE2_ERRORS = tuple(
-    (float(t), float(r["tau_fs_err"]), r["c_err"], r["N_m3_err"])
-    for t, r in sorted(paper.TABLE2.items())
-)
+#: TEM distances (Table 2 is reachable one way only: :data:`labctl.paper.TABLE2`).
 TEM_DISTANCES_NM = paper.TEM_DISTANCES_NM
 
 

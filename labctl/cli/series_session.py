@@ -1,13 +1,19 @@
-"""A series from the command line: station, log file, live display, report at the end."""
+"""A series from the command line: station, log file, live display, signals, report at the end.
+
+Ctrl-C and SIGTERM take the one stop path of :mod:`labctl.cli.stopping`: the
+running step stops within a second, the furnace is put in its safe state and
+read back, the catalog, data and report are kept; exit 130 (SIGINT) or 143
+(SIGTERM). The last line says whether the safe state was confirmed.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
 
+from labctl.errors import brief
 from labctl.series.plan import Plan
 
 LOG_NAME = "series.log"
@@ -24,9 +30,12 @@ def run_series(
     allow_other_station: bool = False,
     quiet: bool = False,
 ) -> int:
-    """Run ``plan`` into ``out_dir``; exit code 0 done, 1 stopped by a fault, 130 aborted."""
+    """Run ``plan`` into ``out_dir``; exit 0 done, 1 stopped by a fault, 130/143 stopped by
+    SIGINT/SIGTERM (130 also for a stop by other means)."""
+    from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
     from labctl.series.runner import SeriesRunner, recorded_station
+    from labctl.series.station_fit import plan_station_name
     from labctl.station import Station
 
     out_dir = Path(out_dir)
@@ -37,7 +46,7 @@ def run_series(
     if resume and station is None:  # the station the series started on
         station = recorded_station(out_dir)
     try:
-        with Station.from_file(station or _plan_station(plan), **kwargs) as st:
+        with Station.from_file(plan_station_name(plan, station), **kwargs) as st:
             _say_pace(plan, st)
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
             runner = SeriesRunner(
@@ -51,16 +60,10 @@ def run_series(
                 on_event=display.on_event,
             )
             display.catalog = runner.catalog
-            previous = _stop_on_sigterm(stop)
             try:
-                with display:
+                with StopOnSignals(stop, "labctl series run") as signals, display:
                     outcome = runner.run()
-            except KeyboardInterrupt:
-                stop.set()
-                raise
             finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
                 runner.close()
         paths = write_report(out_dir)
     finally:
@@ -69,7 +72,10 @@ def run_series(
     display.print_end(outcome, paths)
     from labctl.series.states import SERIES_EXIT_CODES, SeriesState
 
-    return SERIES_EXIT_CODES.get(SeriesState(outcome.state), 1)
+    state = SeriesState(outcome.state)
+    if state == SeriesState.ABORTED:
+        return signals.exit_code(SERIES_EXIT_CODES[state])  # 143 after SIGTERM
+    return SERIES_EXIT_CODES.get(state, 1)
 
 
 def _say_pace(plan: Plan, station) -> None:
@@ -83,16 +89,6 @@ def _say_pace(plan: Plan, station) -> None:
     notice = pace_notice(station, total_s, f"this series of {len(plan.steps)} steps")
     if notice:
         print(notice, file=sys.stderr, flush=True)
-
-
-def _plan_station(plan: Plan) -> str | None:
-    """The plan's ``station``: a file beside the plan, a path, or a bundled station name."""
-    if plan.station is None:
-        return None
-    beside = Path(plan.path).parent / plan.station
-    if not Path(plan.station).is_absolute() and not Path(plan.station).exists() and beside.exists():
-        return str(beside)
-    return plan.station
 
 
 def _log_to(path: Path) -> logging.Handler:
@@ -109,13 +105,6 @@ def _log_to(path: Path) -> logging.Handler:
     for noisy in ("pymeasure",):  # parameter and connection chatter stays out of the log
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
-
-
-def _stop_on_sigterm(stop: threading.Event):
-    """SIGTERM (a polite kill, systemd) stops between points like Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
 
 def _wall(seconds: float) -> str:
@@ -194,7 +183,8 @@ class SeriesDisplay:
             self.log.info("%s: %s %s", step.label, outcome.status, outcome.message)
             self._advance_series()
             if not outcome.ok:
-                self.console.print(f"[red]{step.label}: {outcome.status}: {outcome.message}")
+                line = brief(f"{step.label}: {outcome.status}: {outcome.message}")
+                self.console.print(line, style="red", markup=False)
 
     def _advance_series(self) -> None:
         if self.catalog is None:
@@ -217,3 +207,5 @@ class SeriesDisplay:
             + (f" — {outcome.message}" if outcome.message else "")
         )
         out.print(f"report: {paths['html']}", soft_wrap=True)
+        if outcome.safe_state:
+            out.print(outcome.safe_state, soft_wrap=True, markup=False)
