@@ -68,8 +68,13 @@ TARGET_GATE_PS = (-2.0, 8.0, 0.15)
 STOP_ON_NOISE_SOURCES = ("sweep-scatter",)
 
 
-def parse_target(text: str | None) -> dict[str, float]:
-    """``"tau_fs_err=2, c_err=0.01"`` → ``{"tau_fs_err": 2.0, "c_err": 0.01}``; clear errors."""
+def parse_target(text: str | dict | None) -> dict[str, float]:
+    """``"tau_fs_err=2, c_err=0.01"`` → ``{"tau_fs_err": 2.0, "c_err": 0.01}``; clear errors.
+    A plan may write the same as a YAML mapping (``{tau_fs_err: 2}``)."""
+    if isinstance(text, dict):
+        text = ", ".join(f"{name}={value}" for name, value in text.items())
+    elif text is not None and not isinstance(text, str):
+        raise LabctlError(f"tds: target {text!r}: expected text like 'tau_fs_err=2'")
     target: dict[str, float] = {}
     for part in (text or "").split(","):
         part = part.strip()

@@ -246,3 +246,18 @@ def test_series_check_names_a_missing_station_file_at_its_line(tmp_path, capsys)
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"labctl series: error: {path}:{line_of(text, 'station:')}: station: ")
     assert "nowhere.yaml" in line
+
+
+def test_tds_target_written_as_a_mapping_is_read_or_refused_by_name(tmp_path, capsys):
+    """A plan's `target: {tau_fs_err: 2}` (the YAML way) is the CLI's `tau_fs_err=2`; a
+    typo in it is one line naming the key — it crashed `series check` with an
+    AttributeError, and a typo in the text form stopped a series hours in."""
+    good = GOOD.replace(
+        "{max_sweeps: 2, min_sweeps: 1}", "{max_sweeps: 4, target: {tau_fs_err: 2}}"
+    )
+    plan = load_plan(write(tmp_path, good))
+    (tds,) = {s.params["target"].__repr__() for s in plan.steps if s.kind == "tds"}
+    assert "tau_fs_err" in tds
+    line, path = refuse(tmp_path, capsys, good.replace("tau_fs_err", "tau_err"))
+    assert f"{path}:{line_of(good, 'tds:')}: measurements.1.tds.target: " in line, line
+    assert "'tau_err=2'" in line and "tau_fs_err" in line

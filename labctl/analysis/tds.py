@@ -612,16 +612,10 @@ def noise_model_covariance(
     n = np.atleast_2d(ref_sweeps).shape[0]
     v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
     v_de, _ = fit_time_domain_noise(t, de_sweeps, probe=np.mean(np.atleast_2d(ref_sweeps), axis=0))
-    dt = time_step_s(t)
-    w = make_window(t.size, window)
-    arg = TWO_PI * np.outer(freq_hz, t * PS)
-    cos_m, sin_m = dt * w * np.cos(arg), dt * w * np.sin(arg)
-    pref = (1.0 + substrate_index) / (Z0_OHM * thickness_m)
-    if method == "exact":
-        ep = e_ref_w + de_w
-        d_ref, d_de = pref * de_w / ep**2, -pref * e_ref_w / ep**2
-    else:
-        d_ref, d_de = pref * de_w / e_ref_w**2, -pref / e_ref_w
+    d_ref, d_de, rows = _linear_maps(
+        t, e_ref_w, de_w, freq_hz, thickness_m, substrate_index, method, window
+    )
+    cos_m, sin_m = rows(freq_hz)
     cov = np.zeros((2 * freq_hz.size, 2 * freq_hz.size))
     for deriv, v in ((d_ref, v_ref), (d_de, v_de)):
         a, b = deriv.real[:, None], deriv.imag[:, None]
