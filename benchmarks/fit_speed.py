@@ -4,7 +4,7 @@ Prints ms per Drude-Smith fit (60 frequency points) for the fast path
 (scipy least_squares + analytic Jacobian) and the lmfit path from the same start,
 checks they agree, and ms per live update (FFT + Δσ + warm-started fit) for
 400-point TDS sweeps — early in a run and after 3 000 sweeps, with a table of the cost
-at several sweep counts (the live fit keeps running sums, so the cost stays flat).
+at several sweep counts (issue 20 asks that it stay flat: ratio ≤ 2).
 The last line is one JSON object.
 
     .venv/bin/python benchmarks/fit_speed.py
