@@ -2,8 +2,14 @@
 
 Design — acquisition never waits for analysis:
 
-- ``add_point``/``add_sweep``/``end_sweep`` only copy numbers into running sums under a
-  lock (microseconds) and, when a refit is due, set a flag and notify a worker thread.
+- ``add_point``/``add_sweep``/``end_sweep`` only add numbers into running sums under a
+  lock (a point: microseconds; a complete sweep: one FFT and one outer product into
+  :class:`~labctl.analysis.tds.SweepSums`, ~0.1 ms) and, when a refit is due, set a flag
+  and notify a worker thread.
+- No sweep is kept after the second: from the third on, the running sums (Welford
+  means, per-point variances and the covariance of the per-sweep Δσ) are all the
+  analysis needs, so an update costs the same after 3 000 sweeps as after 3, and its
+  result equals the batch analysis of every sweep to rounding.
 - The worker snapshots the data and hands them to the one TDS analysis every front
   end uses (:func:`labctl.analysis.tds_analysis.analyze_tds`): Δσ(ω) with errors from
   the scatter of the complete sweeps (≥ 3), the time-domain noise model (2) or the
@@ -65,6 +71,11 @@ class LiveFitUpdate:
     @property
     def ok(self) -> bool:
         return self.error is None and self.analysis is not None
+
+    @property
+    def p_value(self) -> float | None:
+        """The significance test's p-value for Re Δσ = 0 (None when not assessed)."""
+        return None if self.analysis is None else self.analysis.test.p_value
 
     @property
     def params(self) -> dict | None:
@@ -180,7 +191,10 @@ class LiveTDSFit:
         self._cur_t: list[float] = []
         self._cur_ref: list[float] = []
         self._cur_de: list[float] = []
-        self._sweeps: list[tuple[np.ndarray, np.ndarray]] = []  # complete sweeps on the grid
+        # the first two complete sweeps (the noise model at 2 sweeps); from the third on,
+        # running sums only (SweepSums: an update costs the same after 3 000 sweeps as after 3)
+        self._sweeps: list[tuple[np.ndarray, np.ndarray]] = []
+        self._sums = None  # labctl.analysis.tds.SweepSums of the complete sweeps
         self._n_sweeps = 0
         self._n_points = 0
         self._points_since_fit = 0
@@ -283,6 +297,12 @@ class LiveTDSFit:
             steps = np.diff(t)
             if np.any(steps <= 0) or np.ptp(steps) > 0.01 * np.median(steps):
                 return "first sweep's delays are not increasing and equally spaced"
+            from labctl.analysis.tds import SweepSums
+
+            self._sums = SweepSums(
+                t, thickness_m=self.thickness_m, substrate_index=self.substrate_index,
+                fmin_hz=self.fmin_hz, fmax_hz=self.fmax_hz, window=self.window,
+            )  # fmt: skip
             self._grid = t
             self._sum_ref = np.zeros(t.size)
             self._sum_de = np.zeros(t.size)
@@ -291,6 +311,8 @@ class LiveTDSFit:
         full = t.size == self._grid.size and np.allclose(
             t, self._grid, atol=0.5 * (self._grid[1] - self._grid[0])
         )
+        if full and not (np.all(np.isfinite(ref)) and np.all(np.isfinite(d))):
+            return f"sweep {self._n_sweeps + 1}: E_ref or dE contains NaN or infinite values"
         if not already_summed:
             if not full:
                 return (
@@ -301,7 +323,9 @@ class LiveTDSFit:
             self._sum_de += d
             self._count += 1
         if full:
-            self._sweeps.append((ref, d))
+            if len(self._sweeps) < 2:
+                self._sweeps.append((ref, d))
+            self._sums.add(ref, d)
         self._n_sweeps += 1
         self._request_locked()
         return None
@@ -387,6 +411,7 @@ class LiveTDSFit:
                 ref = self._sum_ref / np.maximum(self._count, 1)
                 de = self._sum_de / np.maximum(self._count, 1)
             sweeps = list(self._sweeps)
+            sums = self._sums.copy() if self._sums is not None and self._sums.n >= 3 else None
             n_sweeps, n_points = self._n_sweeps, self._n_points
             warm = self._warm
         if grid is None:
@@ -394,7 +419,9 @@ class LiveTDSFit:
         try:
             from labctl.analysis.tds_analysis import analyze_tds, warm_start
 
-            if len(sweeps) >= 2:  # per-sweep data: scatter (≥ 3) or noise model (2)
+            if sums is not None:  # ≥ 3 sweeps: their running sums (scatter, noise model)
+                ref, de = sums.ref.mean, sums.de.mean
+            elif len(sweeps) >= 2:  # two sweeps: the noise model
                 ref = np.array([r for r, _ in sweeps])
                 de = np.array([d for _, d in sweeps])
             analysis = analyze_tds(
@@ -410,6 +437,7 @@ class LiveTDSFit:
                 window=self.window,
                 initial=warm,
                 max_nfev=self.max_nfev,
+                sums=sums,
             )
             with self._lock:
                 self._warm = warm_start(analysis)

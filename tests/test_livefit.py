@@ -136,11 +136,6 @@ def test_spectrum_warnings_reach_live_subscribers(sweeps):
     assert any("1 %" in w or "dropped" in w for w in updates[-1].fit.warnings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the running sums (branch gui) did not survive the merge with analyze_tds and "
-    "its new significance test; to be redone on top of it (issue 20 item 3)",
-)
 def test_running_sums_give_the_batch_result_to_rounding():
     """No sweep is kept after the second, yet Δσ, its errors from the scatter (with their
     covariance between frequencies), the significance test and the parameter errors are
@@ -179,3 +174,39 @@ def test_running_sums_give_the_batch_result_to_rounding():
     # what is kept does not grow with the sweeps: two raw sweeps, then sums only
     held = [v for v in vars(live).values() if isinstance(v, list)]
     assert max(len(v) for v in held) <= 2
+
+
+@pytest.mark.parametrize("case", ["null", "drifting pump"])
+def test_running_sums_give_the_batch_significance_test(case):
+    """The significance test from the running sums is ``analyze_tds``'s on every sweep:
+    the noise model's band variance (per-point variances and neighbour correlation from
+    sums) on a null, and the switch to the sweeps' scatter (Student t, Welch dof) when
+    the pump drifts between sweeps."""
+    from labctl.analysis.tds_analysis import analyze_tds
+
+    drifting = case == "drifting pump"
+    data = synthetic.synthetic_tds(
+        tau_fs=TRUTH["tau_fs"],
+        c=TRUTH["c"],
+        n_m3=TRUTH["N_m3"] * (0.2 if drifting else 0.002),
+        duration_ps=20,
+        n_sweeps=8,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=11,
+    )
+    de = data.delta_e.copy()
+    if drifting:
+        de *= 1 + 0.5 * np.random.default_rng(3).standard_normal((de.shape[0], 1))
+    live = LiveTDSFit(100e-9, 1.95, threaded=False)
+    for k in range(de.shape[0]):
+        live.add_sweep(data.time_ps, data.e_ref[k], de[k])
+    mine = live.latest.analysis
+    batch = analyze_tds(data.time_ps, data.e_ref, de, thickness_m=100e-9, substrate_index=1.95)
+    assert mine.test.method == batch.test.method
+    assert ("sweep scatter" in batch.test.method) is drifting
+    assert mine.test.statistic == pytest.approx(batch.test.statistic, rel=1e-9)
+    assert mine.test.p_value == pytest.approx(batch.test.p_value, rel=1e-7)
+    assert mine.test.dof == pytest.approx(batch.test.dof, rel=1e-7)
+    assert mine.spectrum.model_band_var == pytest.approx(batch.spectrum.model_band_var, rel=1e-9)
+    assert mine.significant == batch.significant

@@ -226,6 +226,8 @@ def fit_conductivity(
     max_nfev: int | None = None,
     sigma_sweeps=None,
     sigma_cov=None,
+    sweep_cov=None,
+    n_sweeps: int | None = None,
 ) -> FitResult:
     """Fit a conductivity model to Δσ(f).
 
@@ -242,6 +244,9 @@ def fit_conductivity(
         scatter of the sweeps propagated through the (linearised) fit — their covariance
         between frequencies included — see :func:`sweep_parameter_covariance`.
     sigma_cov : covariance (2F × 2F) of [Re Δσ, Im Δσ] (a noise model), propagated the same way.
+    sweep_cov, n_sweeps : instead of ``sigma_sweeps``, the covariance (2F × 2F, ddof 1) of
+        the per-sweep [Re Δσ, Im Δσ] and the number of sweeps (running sums, the live fit):
+        the same parameter covariance as ``sigma_sweeps``.
     """
     m = get_model(model)
     f = np.asarray(freq_hz, float)
@@ -300,6 +305,10 @@ def fit_conductivity(
     correlated = None
     if absolute and sigma_sweeps is not None and np.shape(sigma_sweeps)[0] >= 3:
         correlated = sweep_parameter_covariance(jacobian(p), err, sigma_sweeps, cov_raw)
+    elif absolute and sweep_cov is not None and n_sweeps is not None and n_sweeps >= 3:
+        scatter_of_mean = np.asarray(sweep_cov, float) / n_sweeps
+        correlated = _propagate(jacobian(p), err, cov_raw, scatter_of_mean)
+        correlated *= small_sample_factor(n_sweeps)
     elif absolute and sigma_cov is not None:
         correlated = _propagate(jacobian(p), err, cov_raw, np.asarray(sigma_cov, float))
     if correlated is not None:
@@ -379,6 +388,9 @@ def fit_spectrum(spectrum, **kwargs) -> FitResult:
     kwargs.setdefault("points_per_independent", spectrum.points_per_independent)
     kwargs.setdefault("sigma_sweeps", getattr(spectrum, "sweep_sigma", None))
     kwargs.setdefault("sigma_cov", getattr(spectrum, "sigma_cov", None))
+    if getattr(spectrum, "sweep_cov", None) is not None and kwargs["sigma_sweeps"] is None:
+        kwargs.setdefault("sweep_cov", spectrum.sweep_cov)
+        kwargs.setdefault("n_sweeps", spectrum.n_sweeps)
     fit = fit_conductivity(spectrum.freq_hz, spectrum.sigma, spectrum.sigma_err, **kwargs)
     fit.warnings[:0] = list(getattr(spectrum, "warnings", ()))
     return fit

@@ -28,6 +28,7 @@ from scipy.signal import get_window
 from labctl.errors import AnalysisError
 
 from .constants import TWO_PI, Z0_OHM
+from .sweep_moments import TraceMoments, VectorMoments
 
 PS = 1e-12
 MIN_SWEEPS_FOR_SCATTER = 3
@@ -75,6 +76,10 @@ class TDSSpectrum:
     #: per-sweep Δσ (n_sweeps, n_freq) whenever ≥ 2 sweeps exist (the significance test's
     #: scatter, drift between sweeps included)
     per_sweep_sigma: np.ndarray | None = None
+    #: covariance (2F × 2F, ddof 1) of the per-sweep [Re Δσ, Im Δσ] when the sweeps were
+    #: summed as they came (:class:`SweepSums`, the live fit) instead of kept: it stands
+    #: for ``sweep_sigma`` and ``per_sweep_sigma`` (their scatter is all that is used)
+    sweep_cov: np.ndarray | None = None
 
     @property
     def freq_thz(self) -> np.ndarray:
@@ -110,6 +115,7 @@ class TDSSpectrum:
             sigma_cov=square(self.sigma_cov),
             model_band_var=None,  # a band average over other frequencies
             per_sweep_sigma=None if self.per_sweep_sigma is None else self.per_sweep_sigma[:, keep],
+            sweep_cov=square(self.sweep_cov),
         )
 
 
@@ -354,6 +360,67 @@ def _check_signal(t, ref_mean, de_mean, base_noise, f_cut_hz) -> None:
         )
 
 
+class SweepSums:
+    """Running sums of THz-TDS sweeps on one time grid, for :func:`photoconductivity`
+    with ``sums=``: the per-point moments of E_ref and ΔE (the averages and the
+    time-domain noise model) and the mean and covariance of each sweep's own
+    [Re Δσ, Im Δσ] over every positive frequency in [fmin_hz, fmax_hz] (the scatter
+    errors; the usable band, chosen from the average at analysis time, is a subset).
+    Adding a sweep costs one FFT and one outer product, whatever the sweeps done."""
+
+    def __init__(
+        self,
+        time_ps,
+        *,
+        thickness_m: float,
+        substrate_index: float,
+        fmin_hz: float | None = None,
+        fmax_hz: float | None = None,
+        window: str | tuple | None = None,
+        method: str = "exact",
+    ):
+        self.time_ps = np.asarray(time_ps, float)
+        self.thickness_m, self.substrate_index = float(thickness_m), float(substrate_index)
+        self.window, self.method = window, method
+        freq, _ = spectrum(self.time_ps, np.zeros(self.time_ps.size), window=window)
+        band = freq > 0
+        if fmin_hz is not None:
+            band &= freq >= fmin_hz
+        if fmax_hz is not None:
+            band &= freq <= fmax_hz
+        self.band = band
+        self.freq_hz = freq[band]
+        self.ref = TraceMoments.empty(self.time_ps.size)
+        self.de = TraceMoments.empty(self.time_ps.size)
+        self.spectra = VectorMoments.empty(2 * self.freq_hz.size)
+
+    @property
+    def n(self) -> int:
+        return self.ref.n
+
+    def add(self, e_ref, delta_e) -> None:
+        """One sweep (arrays on ``time_ps``); AnalysisError for NaN or infinite values."""
+        ref = np.asarray(e_ref, float)
+        de = np.asarray(delta_e, float)
+        if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(de))):
+            raise AnalysisError("E_ref or dE contains NaN or infinite values")
+        _, ref_w = spectrum(self.time_ps, ref, window=self.window)
+        _, de_w = spectrum(self.time_ps, de, window=self.window)
+        sig = conductivity_from_fields(
+            ref_w[self.band], de_w[self.band], self.thickness_m, self.substrate_index,
+            self.method, self.freq_hz,
+        )  # fmt: skip
+        self.ref.add(ref)
+        self.de.add(de)
+        self.spectra.add(np.concatenate([sig.real, sig.imag]))
+
+    def copy(self) -> SweepSums:
+        out = object.__new__(SweepSums)
+        out.__dict__.update(self.__dict__)
+        out.ref, out.de, out.spectra = self.ref.copy(), self.de.copy(), self.spectra.copy()
+        return out
+
+
 def photoconductivity(
     time_ps,
     e_ref,
@@ -369,6 +436,7 @@ def photoconductivity(
     noise: str = "auto",
     check_echo: bool = True,
     require_signal: bool = True,
+    sums: SweepSums | None = None,
 ) -> TDSSpectrum:
     """Complex photoconductivity Δσ(ω) of a thin film from E_ref(t) and ΔE(t).
 
@@ -394,7 +462,18 @@ def photoconductivity(
         ``"baseline"``.
     require_signal : refuse a ΔE at the noise level (AnalysisError); with False it is
         analysed and :func:`significance` decides (the CLI and the live fit do this).
+    sums : ≥ 3 sweeps as :class:`SweepSums` (``e_ref``/``delta_e`` are then ignored and
+        its averages used): the same result, to rounding, as the sweeps themselves, with
+        ``sweep_cov`` in place of the per-sweep Δσ (the live fit, whose sweeps are not kept).
     """
+    if sums is not None:
+        if sums.n < MIN_SWEEPS_FOR_SCATTER or noise not in ("auto", "sweeps"):
+            raise AnalysisError(
+                f"running sums need ≥ {MIN_SWEEPS_FOR_SCATTER} sweeps and the scatter noise"
+            )
+        if pad_factor != 1.0 or window != sums.window or method != sums.method:
+            raise AnalysisError("running sums were made with another window or method")
+        e_ref, delta_e = sums.ref.mean, sums.de.mean
     if not (np.isfinite(thickness_m) and thickness_m > 0):
         raise AnalysisError(f"film thickness must be finite and positive, got {thickness_m} m")
     if not (np.isfinite(substrate_index) and substrate_index > 0):
@@ -406,7 +485,7 @@ def photoconductivity(
         raise AnalysisError(f"shapes differ: time {t.shape}, E_ref {ref2.shape}, dE {de2.shape}")
     if not (np.all(np.isfinite(ref2)) and np.all(np.isfinite(de2))):
         raise AnalysisError("E_ref or dE contains NaN or infinite values")
-    n_sweeps = ref2.shape[0]
+    n_sweeps = ref2.shape[0] if sums is None else sums.n
     ref_mean = ref2.mean(axis=0)
     de_mean = de2.mean(axis=0)
     base_noise = baseline_noise(t, ref_mean, de_mean)
@@ -471,7 +550,14 @@ def photoconductivity(
             mode = "model"
         else:
             mode = "baseline"
-    if n_sweeps >= 2 and mode != "none":
+    sweep_cov = None
+    if sums is not None:  # the scatter from running sums: a subset of their band
+        idx = np.searchsorted(sums.freq_hz, freq[keep])
+        if np.any(idx >= sums.freq_hz.size) or not np.array_equal(sums.freq_hz[idx], freq[keep]):
+            raise AnalysisError("running sums do not cover the frequencies analysed")
+        both = np.concatenate([idx, idx + sums.freq_hz.size])
+        sweep_cov = sums.spectra.covariance[np.ix_(both, both)]
+    elif n_sweeps >= 2 and mode != "none":
         _, ref_k = spectrum(t, ref2, window=window, pad_factor=pad_factor)
         _, de_k = spectrum(t, de2, window=window, pad_factor=pad_factor)
         sweep_sigma = conductivity_from_fields(
@@ -480,16 +566,20 @@ def photoconductivity(
     model_band_var = None
     if n_sweeps >= 2 and mode != "none":
         model_band_var = noise_model_band_variance(
-            t, ref2, de2, e_ref_w[keep], de_w[keep], freq[keep], thickness_m,
+            t, ref2 if sums is None else sums.ref, de2 if sums is None else sums.de, e_ref_w[keep], de_w[keep], freq[keep], thickness_m,
             substrate_index, method, window=window,
         )  # fmt: skip
     per_sweep_sigma = sweep_sigma
     if mode == "sweeps":
         if n_sweeps < 2:
             raise AnalysisError("noise from sweeps needs at least 2 sweeps")
-        var = (
-            np.var(sweep_sigma.real, axis=0, ddof=1) + np.var(sweep_sigma.imag, axis=0, ddof=1)
-        ) / 2
+        if sweep_cov is not None:
+            nf = int(keep.sum())
+            var = (np.diag(sweep_cov)[:nf] + np.diag(sweep_cov)[nf:]) / 2
+        else:
+            var = (
+                np.var(sweep_sigma.real, axis=0, ddof=1) + np.var(sweep_sigma.imag, axis=0, ddof=1)
+            ) / 2
         sigma_err = np.sqrt(smooth_variance(var) / n_sweeps)
         source = "sweep-scatter"
     elif mode == "model":
@@ -545,6 +635,7 @@ def photoconductivity(
         sigma_cov=sigma_cov,
         model_band_var=model_band_var,
         per_sweep_sigma=per_sweep_sigma,
+        sweep_cov=sweep_cov,
     )
 
 
@@ -569,11 +660,19 @@ def fit_time_domain_noise(time_ps, sweeps, probe=None) -> tuple[np.ndarray, tupl
     Returns (σ²(t), (σ_α, σ_β, σ_τ in ps[, σ_p, σ_q in ps, √coefficient of |E_ref|])).
     Point-to-point independence is assumed (:func:`neighbour_correlation` corrects it).
     """
+    x = np.atleast_2d(np.asarray(sweeps, float))
+    return fit_time_domain_noise_moments(time_ps, x.mean(axis=0), np.var(x, axis=0, ddof=1), probe)
+
+
+def fit_time_domain_noise_moments(
+    time_ps, mean, var, probe=None
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """:func:`fit_time_domain_noise` from the sweeps' mean and variance (ddof 1) per point
+    (all it uses: running sums serve as well as the sweeps)."""
     from scipy.optimize import nnls
 
-    x = np.atleast_2d(np.asarray(sweeps, float))
-    mean = x.mean(axis=0)
-    var = np.var(x, axis=0, ddof=1)
+    mean = np.asarray(mean, float)
+    var = np.asarray(var, float)
     t = np.asarray(time_ps, float)
     deriv = np.gradient(mean, t)
     columns = [np.ones_like(mean), mean**2, deriv**2]
@@ -658,11 +757,21 @@ def noise_model_band_variance(
 ) -> float:
     """Variance of the band average of Re Δσ of the sweep average, from the fitted
     time-domain noise (as :func:`noise_model_covariance`, projected first: memory
-    O(chunk × points), not O(frequencies × points))."""
+    O(chunk × points), not O(frequencies × points)). ``ref_sweeps``/``de_sweeps``: the
+    sweeps (n, N), or their :class:`~labctl.analysis.sweep_moments.TraceMoments`."""
     t = np.asarray(time_ps, float)
-    n = np.atleast_2d(ref_sweeps).shape[0]
-    v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
-    v_de, _ = fit_time_domain_noise(t, de_sweeps, probe=np.mean(np.atleast_2d(ref_sweeps), axis=0))
+    if isinstance(ref_sweeps, TraceMoments):
+        n = ref_sweeps.n
+        v_ref, _ = fit_time_domain_noise_moments(t, ref_sweeps.mean, ref_sweeps.variance)
+        v_de, _ = fit_time_domain_noise_moments(
+            t, de_sweeps.mean, de_sweeps.variance, probe=ref_sweeps.mean
+        )
+    else:
+        n = np.atleast_2d(ref_sweeps).shape[0]
+        v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
+        v_de, _ = fit_time_domain_noise(
+            t, de_sweeps, probe=np.mean(np.atleast_2d(ref_sweeps), axis=0)
+        )
     d_ref, d_de, rows = _linear_maps(
         t, e_ref_w, de_w, freq_hz, thickness_m, substrate_index, method, window
     )
@@ -691,7 +800,15 @@ def neighbour_correlation(sweeps, model_var) -> float:
     lock-in's output filter remembers e^{−settle/τ} of the last reading (3 τ settling:
     ≈ 5 %), and noise correlated at that level puts ~10 % more variance in the THz band
     than white noise of the same per-point variance (measured: the model's z had sd 1.07
-    on nulls without it). Clipped to [0, 0.5]; 0 with fewer than 2 sweeps."""
+    on nulls without it). Clipped to [0, 0.5]; 0 with fewer than 2 sweeps. ``sweeps``:
+    (n, N), or their :class:`~labctl.analysis.sweep_moments.TraceMoments`."""
+    if isinstance(sweeps, TraceMoments):
+        if sweeps.n < 2:
+            return 0.0
+        scale = 1.0 / np.sqrt(np.maximum(model_var, np.finfo(float).tiny))
+        num = float(np.sum(sweeps.lag1 * scale[1:] * scale[:-1]))
+        den = float(np.sum(sweeps.m2 * scale**2))
+        return float(np.clip(num / den, 0.0, 0.5)) if den > 0 else 0.0
     x = np.atleast_2d(np.asarray(sweeps, float))
     if x.shape[0] < 2:
         return 0.0
@@ -785,18 +902,22 @@ def band_average_variance(spec: TDSSpectrum) -> tuple[float | None, float, str]:
     baseline errors (a lower bound) and infinite degrees of freedom.
     """
     b = _smooth_basis(spec.freq_hz, 1)[:, 0]
-    if spec.model_band_var is not None or spec.per_sweep_sigma is not None:
+    scattered = spec.per_sweep_sigma is not None or spec.sweep_cov is not None
+    if spec.model_band_var is not None or scattered:
         model = spec.model_band_var
         scatter = None
+        nf = spec.freq_hz.size
         if spec.per_sweep_sigma is not None and spec.per_sweep_sigma.shape[0] >= 2:
             n = spec.per_sweep_sigma.shape[0]
-            per = spec.per_sweep_sigma.real @ b[: spec.freq_hz.size]
+            per = spec.per_sweep_sigma.real @ b[:nf]
             scatter = float(np.var(per, ddof=1) / n)
+        elif spec.sweep_cov is not None and spec.n_sweeps >= 2:  # from running sums
+            n = spec.n_sweeps
+            scatter = float(b[:nf] @ spec.sweep_cov[:nf, :nf] @ b[:nf] / n)
         if model is None and scatter is None:
             return None, float("inf"), "none"
         if scatter is None:
             return model, float("inf"), "noise model"
-        n = spec.per_sweep_sigma.shape[0]
         if model is not None and float(stats.chi2.sf(scatter / model * (n - 1), n - 1)) >= (
             EXCESS_SCATTER_P
         ):

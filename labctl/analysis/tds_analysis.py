@@ -201,10 +201,13 @@ def analyze_tds(
     initial: dict | None = None,
     max_nfev: int | None = None,
     notes=(),
+    sums=None,
 ) -> TDSAnalysis:
     """Analyse one TDS measurement: ``e_ref``/``delta_e`` (n,) one trace or
     (n_sweeps, n) sweeps on ``time_ps``. ``initial`` (model name → fit-unit values) warm
-    starts the fits (the live fit). Raises AnalysisError when no answer is possible."""
+    starts the fits (the live fit). ``sums`` (:class:`labctl.analysis.tds.SweepSums`, ≥ 3
+    sweeps) replaces the sweeps by their running sums: the same result to rounding (the
+    live fit, which keeps no sweeps). Raises AnalysisError when no answer is possible."""
     spec = photoconductivity(
         time_ps,
         e_ref,
@@ -217,6 +220,7 @@ def analyze_tds(
         pad_factor=pad_factor,
         method=method,
         require_signal=False,
+        sums=sums,
     )
     test = significance(spec)
     candidates = AUTO_CANDIDATES if model == AUTO_MODEL else (model,)
