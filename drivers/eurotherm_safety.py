@@ -181,10 +181,12 @@ class FurnaceSafety:
         """
         with self.lock:
             self.refresh_scaling()  # a stale decimal point would hide an over-temperature
-            status = self.status
-            broken = self.sensor_broken
+            # PV first, the break flags after it: a thermocouple that opens between the
+            # reads shows as a sensor break, never as an over-temperature at the range limit
             pv = self.temperature_c
             wsp = self.working_setpoint_c
+            status = self.status
+            broken = self.sensor_broken
         if broken or StatusWord.SENSOR_BREAK in status:
             raise FurnaceInterlock(
                 self.name, f"sensor break: thermocouple open (PV reads {pv:g} °C, the range limit)"

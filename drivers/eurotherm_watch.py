@@ -35,8 +35,8 @@ class OverTemperatureGuard:
         """
         with self.lock:
             self.refresh_scaling()
+            pv = self.temperature_c  # before the break flag (see check_interlocks)
             broken = self.sensor_broken
-            pv = self.temperature_c
         if broken:
             problem = "sensor break: thermocouple open, PV unknown"
         elif pv > self.over_temperature_c:

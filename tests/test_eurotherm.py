@@ -601,3 +601,25 @@ def test_driver_over_tcp(served, sim, clock):
         assert furnace.temperature_c == pytest.approx(25.0)
     finally:
         furnace.close()
+
+
+@pytest.mark.parametrize("check", ["check_interlocks", "check_over_temperature"])
+def test_a_break_during_the_check_is_a_sensor_break_not_an_over_temperature(
+    furnace, quiet_world, clock, check, monkeypatch
+):
+    """The thermocouple opening between the check's reads showed as 'over-temperature:
+    PV 1372 °C' (the range limit), and the series named the wrong cause: every check
+    reads PV first and the break flags after it."""
+    furnace.setpoint_c = 200.0
+    clock.advance(600)
+    pv_register = type(furnace).temperature_c
+
+    def pv_then_break(instrument):
+        value = pv_register.__get__(instrument)
+        quiet_world.furnace.sensor_broken = True  # the break lands right after this read
+        clock.advance(5)
+        return value
+
+    monkeypatch.setattr(type(furnace), "temperature_c", property(pv_then_break))
+    with pytest.raises(FurnaceInterlock, match="furnace: sensor break"):
+        getattr(furnace, check)()

@@ -158,6 +158,14 @@ def test_user_code_finds_first_available():
     from seabreeze.spectrometers import Spectrometer
 
     gc.collect()  # simulators of finished tests are unplugged when collected
+    # ... unless an earlier test in this process still holds one (the order of files per
+    # process differs under xdist): unplug the leftovers, so "first" is the only device
+    from labctl.virtual_usb import get_backend
+
+    bus = get_backend()
+    for dev_id in list(bus._devices):
+        if dev_id.device() is not None:
+            bus.unplug(dev_id.device())
     sim = SpectrometerSimulator(World(VirtualClock(), seed=3), name="first", model="USB2000PLUS")
     try:
         spec = Spectrometer.from_first_available()  # skips devices already open
