@@ -169,7 +169,7 @@ def world_pull_study(
     was actually parked (its repeatability offsets a whole run: a systematic).
 
     ``noise_floor_v_per_rthz``: the detector floor common to both lock-ins (None: the
-    per-channel floors). ``nominal_truth``: N's truth at the nominal TDS delay, and N's
+    world's default, a real table's). ``nominal_truth``: N's truth at the nominal TDS delay, and N's
     error including the stage's parking uncertainty (:mod:`labctl.analysis.parking`, with
     the stage repeatability only: this path parks at the nominal delay, no peak search).
 
