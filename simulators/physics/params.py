@@ -28,7 +28,7 @@ PARAMS_VERSION = "1.4"
 #: 0.10–0.28 % measured on air scans (docs/physics.md "Noise floor")
 DETECTOR_FLOOR_V_PER_RTHZ = 1.94e-5
 
-#: A table 7200× quieter than a real one (the pump channel's floor of params ≤ 1.3, now in
+#: A table 7800× quieter than a real one (the pump channel's floor of params ≤ 1.3, now in
 #: both channels): for tests about the ANALYSIS (does it recover known parameters?) and for
 #: the demo, where the signal must be visible in a few sweeps. No real table is this quiet:
 #: at the real floor the paper's films need hours to days per spectrum (docs/physics.md

@@ -134,10 +134,7 @@ class OpticalTable:
         p = self.p
         if channel not in ("ref", "pump"):
             raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
-        return (
-            detector_floor_v_per_rthz(p)
-            + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
-        )
+        return detector_floor_v_per_rthz(p) + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
 
     def lockin_reference_hz(self, channel: str) -> float:
         if channel == "ref":
