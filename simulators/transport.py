@@ -144,7 +144,13 @@ class SimSerial:
     Enough of ``serial.Serial`` for minimalmodbus and our drivers: ``write``,
     ``read(n)`` (returns what is there, possibly fewer bytes, like a timeout),
     ``reset_input_buffer``, ``is_open``, ``in_waiting``.
+
+    Each ``write`` hands one whole frame to the handler: there is no line whose
+    silence delimits frames, so ``frames_delimited_by_silence`` is False and a
+    Modbus link sends without the 3.5-character pause (``labctl/modbus.py``).
     """
+
+    frames_delimited_by_silence = False
 
     def __init__(self, handler: ProtocolHandler, baudrate: int = 19200, timeout: float = 0.05):
         self.handler = handler

@@ -130,3 +130,31 @@ def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_worl
             assert link.out_of_step is None
         finally:
             port.close()
+
+
+class SerialLine(SimSerial):
+    """The same simulator behind a port that is a serial line: frames end in silence."""
+
+    frames_delimited_by_silence = True
+
+
+@pytest.mark.parametrize(("port_class", "waits"), [(SimSerial, False), (SerialLine, True)])
+def test_the_inter_frame_silence_is_kept_on_a_line_and_skipped_in_process(
+    quiet_world, monkeypatch, port_class, waits
+):
+    """minimalmodbus waits 3.5 character times (≥ 1.75 ms) after a reply before the next
+    request, which RTU framing on a line needs; the in-process port hands over whole frames,
+    so it has no such wait (it was ~2000 sleeps per in-process anneal)."""
+    import minimalmodbus
+
+    link = ModbusLink("furnace", port_class(Eurotherm2408Simulator(quiet_world, "furnace")), 1)
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(minimalmodbus.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s))[1])
+    link.write_register(2, SETPOINT_WORD)
+    for _ in range(5):
+        assert link.read_register(2) == SETPOINT_WORD
+    if waits:  # 3.5 characters of 11 bits at the port's 19200 baud: 2.0 ms
+        assert len(sleeps) >= 5 and all(0 < s <= 3.5 * 11 / 19200 for s in sleeps)
+    else:
+        assert sleeps == []
