@@ -42,6 +42,25 @@ def sim_station():
     station.close()
 
 
+@pytest.fixture
+def one_try_station():
+    """The bundled simulated station whose furnace link tries each request once (the
+    station option ``retries: 0``), for tests of a lost, silent or garbled controller.
+
+    There every retry only waits out the link's reply horizon (wall time, 0.25 s in
+    process) before it fails again, and a safe state makes a dozen requests: the
+    default two retries tripled a dead-link test's wall time and tested nothing more.
+    What a retry recovers is tested on its own (tests/test_eurotherm.py, test_modbus.py).
+    """
+    from labctl.station import Station, load_station_spec
+
+    spec = load_station_spec("sim")
+    spec.instruments["furnace"].options["retries"] = 0
+    station = Station(spec, time_scale="virtual")
+    yield station
+    station.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_user_notifications(tmp_path_factory):
     """The tests' series never tell the developer's own targets (their notify.yaml) nor pop
