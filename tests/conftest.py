@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# pyvisa-py, named: with no library named, every ResourceManager() (one per VISA instrument
+# a station opens, here and in the CLI subprocesses) searched for an IVI binary first,
+# 0.2 s each on the 2-core machine; the search finds none here and picks pyvisa-py anyway
+os.environ.setdefault("PYVISA_LIBRARY", "@py")
 
 import pytest  # noqa: E402
 
