@@ -297,3 +297,45 @@ def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows
         summary = json.loads(next(tmp_path.glob("anneal_*.json")).read_text())
         assert summary["status"] == "aborted"
         assert summary["safe_state"].startswith("safe state")
+
+
+def test_a_stop_signal_closes_the_window_from_the_event_loop_not_inside_its_handler(qtbot):
+    """SIGTERM/Ctrl-C while the main thread was inside logging (holding the stream handler's
+    lock): the handler closed the window at once, the window's shutdown joined the monitor
+    thread, whose next log record waited for that lock: `labctl gui` took 5 s more to stop,
+    in half the runs of test_gui_cli. The handler now only asks the event loop to quit."""
+    import signal
+
+    from qtpy import QtCore, QtWidgets
+
+    from labctl.gui.app import _quit_on_signals
+
+    app = QtWidgets.QApplication.instance()
+    order: list[str] = []
+
+    class Window(QtWidgets.QWidget):
+        def closeEvent(self, event) -> None:
+            order.append("window closed")
+            event.accept()
+
+    win = Window()
+    qtbot.addWidget(win)
+    win.show()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timers = set(app.findChildren(QtCore.QTimer))
+    try:
+        seen = _quit_on_signals(app, [])
+
+        def deliver() -> None:
+            signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
+            order.append("handler returned")
+
+        QtCore.QTimer.singleShot(0, deliver)
+        app.exec()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for timer in set(app.findChildren(QtCore.QTimer)) - timers:
+            timer.stop()
+    assert seen == [signal.SIGTERM]
+    assert order == ["handler returned", "window closed"]
