@@ -299,11 +299,11 @@ def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows
         assert summary["safe_state"].startswith("safe state")
 
 
-def test_a_stop_signal_closes_the_window_from_the_event_loop_not_inside_its_handler(qtbot):
+def test_a_stop_signal_quits_from_the_event_loop_not_inside_its_handler(qtbot, monkeypatch):
     """SIGTERM/Ctrl-C while the main thread was inside logging (holding the stream handler's
-    lock): the handler closed the window at once, the window's shutdown joined the monitor
-    thread, whose next log record waited for that lock: `labctl gui` took 5 s more to stop,
-    in half the runs of test_gui_cli. The handler now only asks the event loop to quit."""
+    lock): the handler quit at once, which closed the window, whose shutdown joined the
+    monitor thread, whose next log record waited for that lock: `labctl gui` took 5 s more
+    to stop in half the runs of test_gui_cli. The handler now only asks the event loop."""
     import signal
 
     from qtpy import QtCore, QtWidgets
@@ -312,30 +312,53 @@ def test_a_stop_signal_closes_the_window_from_the_event_loop_not_inside_its_hand
 
     app = QtWidgets.QApplication.instance()
     order: list[str] = []
-
-    class Window(QtWidgets.QWidget):
-        def closeEvent(self, event) -> None:
-            order.append("window closed")
-            event.accept()
-
-    win = Window()
-    qtbot.addWidget(win)
-    win.show()
+    monkeypatch.setattr(app, "quit", lambda: order.append("quit"))  # closes no window here
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     timers = set(app.findChildren(QtCore.QTimer))
     try:
         seen = _quit_on_signals(app, [])
-
-        def deliver() -> None:
-            signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
-            order.append("handler returned")
-
-        QtCore.QTimer.singleShot(0, deliver)
-        app.exec()
+        signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
+        order.append("handler returned")
+        qtbot.waitUntil(lambda: "quit" in order, timeout=WAIT_MS)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         for timer in set(app.findChildren(QtCore.QTimer)) - timers:
             timer.stop()
     assert seen == [signal.SIGTERM]
-    assert order == ["handler returned", "window closed"]
+    assert order == ["handler returned", "quit"]
+
+
+def test_a_run_refused_because_the_furnace_is_in_use_names_the_holder_and_touches_nothing(
+    qtbot, tmp_path, serve, monkeypatch
+):
+    """The GUI's queue while a series anneals on the same served station: the anneal is
+    refused naming the holder, and the other run's program is left running (checking
+    or "restoring" the safe state here would reset that run's anneal)."""
+    from labctl.drivers.eurotherm import Dwell, Ramp
+    from labctl.gui.window import MainWindow
+    from labctl.ownership import claim_station
+
+    monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
+    served = serve(100)
+    station = Station.from_file(served.station)
+    win = MainWindow(
+        station, station_name="served", data_dir=tmp_path / "runs", monitor_interval_s=0.2
+    )
+    qtbot.addWidget(win)
+    other_run = claim_station(station, ["furnace"], owner=object())  # a series' claim
+    try:
+        furnace = station["furnace"]
+        furnace.load_program([Ramp(10.0, 200.0), Dwell(30.0)], 1)  # the series' anneal
+        furnace.run_program(1)
+        run = win.queue_run("anneal", anneal_c=300.0, dwell_min=30.0, sample_id="NPL-x")
+        wait_done(qtbot, win, run)
+        assert run.state == "failed"
+        assert win.outcomes[run.id].ending.value == "in use"
+        assert "in use by" in win.phase_label.text() and "nothing touched" in win.phase_label.text()
+        assert "in use by" in win.safety_label.text()
+        assert furnace.program_status == ProgramStatus.RUN  # the series' anneal goes on
+    finally:
+        other_run.release()
+        win.shutdown(timeout_s=20)
+        station.close()
