@@ -343,6 +343,13 @@ def test_program_layout_in_controller(furnace, sim):
     assert words[32] == 0  # end
 
 
+def test_program_listing_has_the_working_copy_and_the_stored_programs_only(sim):
+    assert sim.program_words(0)[:5] == sim.program_words(sim.n_programs)[:5] == [0, 0, 1, 1, 1]
+    for number in (-1, sim.n_programs + 1):
+        with pytest.raises(ValueError, match=f"no program {number}"):
+            sim.program_words(number)
+
+
 def test_modbus_exception_names_register_and_code(furnace):
     with furnace.over_temperature_watch():
         with pytest.raises(InstrumentError, match=r"register 3 \(output power\).*exception 03"):
