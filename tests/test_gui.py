@@ -292,7 +292,7 @@ def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows
         qtbot.waitUntil(lambda: bool(rows), timeout=WAIT_MS)  # the first row; then an hour's wait
         assert station["furnace"].program_status == ProgramStatus.RUN
         win.shutdown()  # Quit → Yes
-        assert not win.queue._thread.is_alive()  # nothing left running behind the GUI
+        assert win.queue.close(timeout_s=0)  # the worker has ended: nothing left running
         assert station["furnace"].program_status == ProgramStatus.RESET
         summary = json.loads(next(tmp_path.glob("anneal_*.json")).read_text())
         assert summary["status"] == "aborted"
