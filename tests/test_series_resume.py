@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from quiet_table import write_quiet_station
-from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
+from served import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
 
 from labctl.series.catalog import Catalog
 
