@@ -58,6 +58,11 @@ def _reply_delay_s(handler: ProtocolHandler) -> float:
     return faults.reply_delay_s(handler.name) if faults is not None else 0.0
 
 
+#: how often a serving loop looks for shutdown(): stopping a station's servers one after
+#: another took socketserver's default 0.5 s each (~2 s per served station)
+SHUTDOWN_POLL_S = 0.05
+
+
 class SimAdapter(Adapter):
     """In-process pymeasure adapter onto a simulator's protocol handler."""
 
@@ -335,7 +340,10 @@ class SimServer:
         self._server.protocol_handler = handler  # type: ignore[attr-defined]
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sim-{handler.name}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name=f"sim-{handler.name}",
+            daemon=True,
         )
         self._faults = getattr(handler.world, "faults", None)
         if self._faults is not None:
