@@ -51,7 +51,9 @@ Interface contract (used by simulators in this package):
   leaves the controller's output as it is while the plant is at rest (see "Rest"
   above); ``coasts_above_c()`` (optional) returns the PV (°C) above which any step
   leaves the controller heating nothing and integrating nothing it would not
-  integrate exactly (``-inf``: any PV; ``None``: it needs 1 s steps now).
+  integrate exactly (``-inf``: any PV; ``None``: it needs 1 s steps now). A
+  controller called for a long step acts on the time since its last call only
+  (the step may be cut to 1 s after it has acted: when it turned the heater on).
 * ``world.furnace`` — :class:`~labctl.simulators.physics.furnace.FurnacePlant`:
   ``heater_fraction`` (0..1, set by the controller), ``thermocouple_c``
   (reads ``range_max_c`` while ``sensor_broken``: upscale burnout),
@@ -399,6 +401,11 @@ class World:
                         dt = self._coasting_step_s(slots, x, t_end - self.t)
                 for fn in self._controllers:
                     fn(self.t, dt)
+                if dt > self.max_step_s and furnace.heater_fraction > _HEATER_OFF:
+                    # a controller heats after all (a PID holding the room: its integral
+                    # back-calculated above 0): this step is 1 s, as it would have been;
+                    # resting and coasting controllers integrate nothing over the step ahead
+                    dt = self.max_step_s
                 furnace.step(dt)
                 x = holder_stage.position_mm(self.t + dt)
                 for i, slot in enumerate(slots):
