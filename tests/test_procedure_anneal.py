@@ -111,12 +111,12 @@ def test_refused_recipe_writes_nothing_to_the_controller(
     sim_station, tmp_path, furnace_writes, params, match
 ):
     sim = sim_station.simulators["furnace"]
-    programs_before = [list(p) for p in sim._programs]
+    programs_before = [sim.program_words(p) for p in range(sim.n_programs + 1)]
     outcome, path = anneal(sim_station, tmp_path, **params)
     assert outcome.status == FAILED
     assert "\n" not in outcome.message
     assert furnace_writes == []
-    assert [list(p) for p in sim._programs] == programs_before
+    assert [sim.program_words(p) for p in range(sim.n_programs + 1)] == programs_before
     assert re.search(match, outcome.message), outcome.message
     assert outcome.results["ended_by"] == f"error: {outcome.message}"
     assert outcome.points == 0 and rows(path).empty
@@ -190,8 +190,9 @@ def test_sensor_break_mid_dwell(sim_station, tmp_path):
 
 
 def test_lost_controller_fails_and_says_the_safe_state_is_unconfirmed(
-    sim_station, tmp_path, monkeypatch
+    one_try_station, tmp_path, monkeypatch
 ):
+    sim_station = one_try_station
     port = sim_station["furnace"].port
     write = port.write
     unplugged = []
@@ -215,8 +216,9 @@ def test_lost_controller_fails_and_says_the_safe_state_is_unconfirmed(
 
 
 def test_silent_controller_fails_and_is_made_safe_once_it_answers_again(
-    sim_station, tmp_path, monkeypatch
+    one_try_station, tmp_path, monkeypatch
 ):
+    sim_station = one_try_station
     sim, clock = sim_station.simulators["furnace"], sim_station.clock
     handle = sim.handle
     silence = {"asked": False, "from": None}
