@@ -457,7 +457,8 @@ def photoconductivity(
     method : ``"exact"`` (Tinkham), ``"small-signal"``, or a geometry callable
         (:class:`labctl.analysis.reflection.Geometry`; ``thickness_m`` then scales Δσ·d).
     noise : ``"auto"`` (scatter of ≥ 3 sweeps; the fitted time-domain noise model with 2;
-        the pre-pulse baseline with 1), ``"sweeps"``, ``"model"``, ``"baseline"`` or ``"none"``.
+        the pre-pulse baseline with 1), ``"sweeps"``, ``"model"`` (≥ 2 sweeps: many degrees
+        of freedom, what a precision target is judged on), ``"baseline"`` or ``"none"``.
         The source used is ``noise_source``: ``"sweep-scatter"``, ``"noise-model"`` or
         ``"baseline"``.
     require_signal : refuse a ΔE at the noise level (AnalysisError); with False it is
@@ -691,6 +692,35 @@ def fit_time_domain_noise_moments(
     return model_var, tuple(float(np.sqrt(c)) for c in coef)
 
 
+def fit_cross_noise(time_ps, ref_sweeps, de_sweeps, v_ref, v_de) -> np.ndarray:
+    """Per-point covariance of the noise of E_ref and ΔE, c(t) = a·E(t)ΔE(t) + b·E'(t)ΔE'(t),
+    fitted (weighted least squares, every point of every sweep) to their covariance over
+    ≥ 2 sweeps ``(n, N)``; clipped to |c| ≤ √(v_ref·v_de) (a valid 2 × 2 covariance).
+
+    One detector and one gate feed both lock-ins: the probe's intensity noise scales E_ref
+    and ΔE together (a), and a gate error shifts both (b). Both cancel to first order in
+    Δσ ∝ ΔE/E_ref; neglected, they made the noise model's τ error 2.4× too large on the
+    simulated table (τ pull rms 0.41–0.47 at 2–6 sweeps on the coarse target grid, 100
+    seeds; with this term 0.70–0.77 there and 0.96–1.01 on the full grid at 2–4 sweeps:
+    docs/analysis.md, tests/test_error_bars.py)."""
+    t = np.asarray(time_ps, float)
+    ref = np.atleast_2d(np.asarray(ref_sweeps, float))
+    de = np.atleast_2d(np.asarray(de_sweeps, float))
+    n = ref.shape[0]
+    bound = np.sqrt(np.maximum(v_ref, 0.0) * np.maximum(v_de, 0.0))
+    if n < 2:
+        return np.zeros(t.size)
+    ref_mean, de_mean = ref.mean(axis=0), de.mean(axis=0)
+    cxy = np.sum((ref - ref_mean) * (de - de_mean), axis=0) / (n - 1)
+    basis = np.column_stack(
+        [ref_mean * de_mean, np.gradient(ref_mean, t) * np.gradient(de_mean, t)]
+    )
+    # the sample covariance of a point has variance ≈ v_ref·v_de/(n − 1): weight by 1/√ of it
+    weight = 1.0 / np.maximum(bound, np.finfo(float).tiny)
+    coef, *_ = np.linalg.lstsq(basis * weight[:, None], cxy * weight, rcond=None)
+    return np.clip(basis @ coef, -bound, bound)
+
+
 def noise_model_covariance(
     time_ps,
     ref_sweeps,
@@ -704,9 +734,9 @@ def noise_model_covariance(
     window=None,
 ) -> np.ndarray:
     """Covariance (2F × 2F) of [Re Δσ, Im Δσ] of the sweep average, from the fitted
-    time-domain noise (:func:`fit_time_domain_noise`) of E_ref and ΔE, propagated
-    linearly through the FFT and the thin-film formula (E_ref–ΔE noise correlation
-    neglected)."""
+    time-domain noise (:func:`fit_time_domain_noise`) of E_ref and ΔE and their
+    covariance (:func:`fit_cross_noise`), propagated linearly through the FFT and the
+    thin-film formula."""
     t = np.asarray(time_ps, float)
     n = np.atleast_2d(ref_sweeps).shape[0]
     v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
@@ -716,10 +746,16 @@ def noise_model_covariance(
     )
     cos_m, sin_m = rows(freq_hz)
     cov = np.zeros((2 * freq_hz.size, 2 * freq_hz.size))
+    lins = []
     for deriv, v in ((d_ref, v_ref), (d_de, v_de)):
         a, b = deriv.real[:, None], deriv.imag[:, None]
         lin = np.vstack([a * cos_m - b * sin_m, b * cos_m + a * sin_m])
+        lins.append(lin)
         cov += (lin * (v / n)) @ lin.T
+    if n >= 2:  # the noise E_ref and ΔE share (one detector, one gate)
+        c = fit_cross_noise(t, ref_sweeps, de_sweeps, v_ref, v_de)
+        cross = (lins[0] * (c / n)) @ lins[1].T
+        cov += cross + cross.T
     return cov
 
 
