@@ -199,8 +199,9 @@ def test_the_noise_model_counts_what_e_ref_and_de_share_once(film):
     """The time-domain noise model's errors over 60 seeds of the realistic table, 3 sweeps
     on a precision target's coarse grid: the τ and c pulls have an rms near 1 — not
     overconfident (≤ 1.33; a unit normal's rms over 60 seeds has sd 0.09) and not inflated
-    (≥ 0.5). Before the E_ref–ΔE covariance (the probe's intensity noise and gate errors
-    reach both traces and cancel in ΔE/E_ref) τ's was 0.4: an error 2.4× too large."""
+    (≥ 0.5; measured 0.89 and 1.02). Before the joint fit of E_ref's and ΔE's noise (the
+    probe's intensity noise and gate errors reach both traces and cancel in ΔE/E_ref)
+    τ's was 0.44: an error 2.4× too large."""
     from labctl.procedures.tds import TARGET_GATE_PS
 
     start, stop, step = TARGET_GATE_PS

@@ -202,12 +202,15 @@ def analyze_tds(
     max_nfev: int | None = None,
     notes=(),
     sums=None,
+    noise: str = "auto",
 ) -> TDSAnalysis:
     """Analyse one TDS measurement: ``e_ref``/``delta_e`` (n,) one trace or
     (n_sweeps, n) sweeps on ``time_ps``. ``initial`` (model name → fit-unit values) warm
     starts the fits (the live fit). ``sums`` (:class:`labctl.analysis.tds.SweepSums`, ≥ 3
     sweeps) replaces the sweeps by their running sums: the same result to rounding (the
-    live fit, which keeps no sweeps). Raises AnalysisError when no answer is possible."""
+    live fit, which keeps no sweeps). ``noise``: where the errors come from
+    (:func:`~labctl.analysis.tds.photoconductivity`'s ``noise``; ``"model"`` is what a TDS
+    precision target is judged on). Raises AnalysisError when no answer is possible."""
     spec = photoconductivity(
         time_ps,
         e_ref,
@@ -221,6 +224,7 @@ def analyze_tds(
         method=method,
         require_signal=False,
         sums=sums,
+        noise=noise,
     )
     test = significance(spec)
     candidates = AUTO_CANDIDATES if model == AUTO_MODEL else (model,)

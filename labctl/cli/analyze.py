@@ -28,6 +28,8 @@ MODEL_CHOICES = (
     "lorentz",
     "drude-smith+lorentz",
 )
+#: ``--noise``: photoconductivity's noise modes a user may ask for
+NOISE_CHOICES = ("auto", "sweeps", "model", "baseline")
 
 
 #: Exit code for a data file refused as malformed or physically impossible.
@@ -106,6 +108,14 @@ def register(subparsers) -> None:
     )
     t.add_argument(
         "--small-signal", action="store_true", help="use -(1+n)/(Z0 d)·dE/E_ref, not the exact form"
+    )
+    t.add_argument(
+        "--noise",
+        choices=NOISE_CHOICES,
+        default="auto",
+        help="where the errors come from: auto (default: the scatter of ≥ 3 sweeps, the "
+        "noise model with 2, the baseline with 1), sweeps, model (the time-domain noise "
+        "model, ≥ 2 sweeps: what 'labctl run tds --target' reports) or baseline",
     )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
@@ -312,6 +322,7 @@ def run_tds(args: argparse.Namespace) -> int:
             method=method,
             fit_method=args.fit_method,
             notes=data.notes,
+            noise=args.noise,
         )
         analyze_input.refuse_negative_real(args, analysis.spectrum, analysis.test)
     except AnalysisError as exc:
