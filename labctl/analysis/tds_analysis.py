@@ -274,6 +274,22 @@ HEADER_NAMES = {
 }
 
 
+#: where a precision-target run's errors come from (``photoconductivity``'s ``noise``):
+#: the time-domain noise model, many degrees of freedom (docs/procedures/tds.md)
+TARGET_RUN_NOISE = "model"
+#: a run file's header name of the TDS procedure's precision target
+TARGET_HEADER = "Precision target"
+
+
+def noise_for_run(header: dict[str, str], n_sweeps: int) -> str:
+    """The ``noise`` a run file is analysed with: :data:`TARGET_RUN_NOISE` when its header
+    names a precision target and it holds ≥ 2 sweeps (the errors its target was judged on
+    and its run reported), else ``"auto"`` — so every front end reading the file gives the
+    run's numbers."""
+    targeted = bool(header.get(TARGET_HEADER, "").strip())
+    return TARGET_RUN_NOISE if targeted and n_sweeps >= 2 else "auto"
+
+
 def sample_from_header(header: dict[str, str]) -> dict[str, float | None]:
     """Film thickness (nm), substrate index and m*/mₑ from a run file's header (None where
     absent): every front end reads a run file's sample the same way, with no defaults
@@ -285,8 +301,9 @@ def sample_from_header(header: dict[str, str]) -> dict[str, float | None]:
 
 def analyze_tds_run_file(path, **options) -> TDSAnalysis:
     """:func:`analyze_tds` of a run file (or any file :func:`labctl.analysis.io.load_tds_csv`
-    reads), its sweeps, with the sample from its header; ``options`` (e.g.
-    ``thickness_nm``) override the header. AnalysisError when a number is missing."""
+    reads), its sweeps, with the sample (and, for a precision-target run, the noise:
+    :func:`noise_for_run`) from its header; ``options`` (e.g. ``thickness_nm``, ``noise``)
+    override the header. AnalysisError when a number is missing."""
     from .io import load_tds_csv
 
     data = load_tds_csv(path)
@@ -302,6 +319,8 @@ def analyze_tds_run_file(path, **options) -> TDSAnalysis:
         if sample[key] is None:
             raise AnalysisError(f"{path}: its header has no '{HEADER_NAMES[key]}'")
     sweeps = data.e_ref_sweeps is not None
+    n_sweeps = np.atleast_2d(data.e_ref_sweeps).shape[0] if sweeps else 1
+    options.setdefault("noise", noise_for_run(data.header, n_sweeps))
     return analyze_tds(
         data.time_ps,
         data.e_ref_sweeps if sweeps else data.e_ref,
