@@ -371,6 +371,13 @@ class TDS(AlignedProcedure):
                 )
             )
             return
+        if judged.get("significant") is False:
+            self.run_results["stopped_because"] = (
+                f"max_sweeps {self.max_sweeps} reached, target not reached: no significant "
+                f"photoconductivity in {judged['sweeps']} sweeps "
+                f"(p = {_g(judged.get('significance_p_value'))}): the values are null"
+            )
+            return
         missing = target_shortfall(target, judged)
         detail = ", ".join(
             f"{name} {_g(err)} > {_g(target[name])}" for name, err in missing.items()
@@ -400,6 +407,8 @@ class TDS(AlignedProcedure):
         self.run_results["target_fit"] = {
             "sweeps": sweeps,
             "noise_source": analysis.noise_source,
+            "significant": judged.get("significant"),
+            "significance_p_value": judged.get("significance_p_value"),
             **{name: judged.get(name) for name in target},
         }
         if analysis.noise_source not in STOP_ON_NOISE_SOURCES or target_shortfall(target, judged):
