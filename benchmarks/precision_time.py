@@ -81,6 +81,7 @@ def main() -> int:
         if v is not None
     }
     ratios, pulls, rows = [], [], []
+    nan = float("nan")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             w0 = time.perf_counter()
@@ -113,9 +114,9 @@ def main() -> int:
             rows.append((reached, row))
             print(
                 f"seed {seed:3d}: {r.get('sweeps')} sweeps, {target_s:6.0f} s vs fixed "
-                f"{fixed_s:6.0f} s (ratio {target_s / fixed_s:.2f}), τ {fit.get('tau_fs', 0):.2f}"
-                f" ± {fit.get('tau_fs_err', 0):.2f} fs (truth {truth:.2f}, pull {pull:+.2f})"
-                f"  [{r.get('stopped_because', '')[:60]}]  [{time.perf_counter() - w0:.0f} s]",
+                f"{fixed_s:6.0f} s (ratio {target_s / fixed_s:.2f}), τ {fit.get('tau_fs') or nan:.2f}"
+                f" ± {fit.get('tau_fs_err') or nan:.2f} fs (truth {truth:.2f}, pull {pull:+.2f})"
+                f"  [{r.get('stopped_because', '')[:90]}]  [{time.perf_counter() - w0:.0f} s]",
                 flush=True,
             )
     ratios_a = np.array(ratios)
@@ -127,6 +128,11 @@ def main() -> int:
         if values.size == 0:
             return None, None
         return round(float(np.std(values)), 3), round(float(np.max(np.abs(values))), 3)
+
+    def mean(selected, key):
+        values = np.array([row[key] for row in selected])
+        values = values[np.isfinite(values)]
+        return round(float(np.mean(values)), 3) if values.size else None
 
     summary = {
         "seeds": args.seeds,
@@ -140,6 +146,7 @@ def main() -> int:
     for key in PULL_KEYS:
         short = key.split("_")[0]
         summary[f"{short}_pull_std"], summary[f"{short}_pull_max_abs"] = stats(stopped, key)
+        summary[f"{short}_pull_mean"] = mean(stopped, key)
         summary[f"{short}_pull_std_all"], summary[f"{short}_pull_max_abs_all"] = stats(
             [row for _reached, row in rows], key
         )

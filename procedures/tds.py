@@ -29,7 +29,9 @@ small one stops on the underestimates (measured: stopped-τ pull std 1.65, a pul
 over 40 seeds; an 84 % χ² bound on top cost sweeps and did not cure it). The noise
 model's few parameters are fitted to every point of every sweep (many degrees of
 freedom), E_ref's and ΔE's shared noise included, so its error neither scatters like that
-nor needs a confidence factor (benchmarks/precision_time.py, docs/procedures/tds.md).
+nor needs a confidence factor: 300 °C, τ ± 2 fs, 40 seeds — 3 sweeps in 0.30 of the full
+4-sweep scan's time, stopped-τ pull std 0.95, max 2.5 (benchmarks/precision_time.py,
+docs/procedures/tds.md).
 One sweep has only a baseline error (no drift, no jitter): a run never stops on it.
 """
 
