@@ -70,16 +70,7 @@ def main() -> dict:
     print(f"  agreement: max rel. diff values {max_rel_diff:.1e}, errors {max_err_diff:.1e}")
 
     # live update: 400-point sweeps (0.05 ps → 20 ps), inline mode to time the work itself
-    data = synthetic.synthetic_tds(
-        tau_fs=p["tau_fs"],
-        c=p["c"],
-        n_m3=p["N_m3"],
-        duration_ps=20.0,
-        n_sweeps=60,
-        noise_de=1e-5,
-        noise_ref=1e-4,
-        rng=1,
-    )
+    data = synthetic.table2_sweeps(60, rng=1)
     assert data.time_ps.size == 400
     live = LiveTDSFit(100e-9, 1.95, threaded=False)
     times = []
@@ -101,16 +92,7 @@ def main() -> dict:
     # growth: the cost of an update at several sweep counts, up to 3 000 sweeps
     checkpoints = (10, 100, 300, 1000, 3000)
     n_total = checkpoints[-1]
-    many = synthetic.synthetic_tds(
-        tau_fs=p["tau_fs"],
-        c=p["c"],
-        n_m3=p["N_m3"],
-        duration_ps=20.0,
-        n_sweeps=n_total,
-        noise_de=1e-5,
-        noise_ref=1e-4,
-        rng=2,
-    )
+    many = synthetic.table2_sweeps(n_total, rng=2)
     live = LiveTDSFit(100e-9, 1.95, threaded=False)
     per_sweep_ms = np.empty(n_total)
     for k in range(n_total):

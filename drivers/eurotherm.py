@@ -321,7 +321,7 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
     def setpoint_limits_c(self) -> tuple[float, float]:
         """The controller's own SP1 low/high limits (registers 112/111), °C."""
         high, low = self._read_words(111, 2)
-        return self._decode(low, "temperature"), self._decode(high, "temperature")
+        return self.decode_word(low, "temperature"), self.decode_word(high, "temperature")
 
     # ------------------------------------------------------------ misc
     def settings(self) -> dict:

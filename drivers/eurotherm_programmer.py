@@ -145,7 +145,7 @@ class Programmer:
                 raise SafetyLimitError(
                     self.name, f"holdback band must be a number > 0 °C, got {holdback_c!r}"
                 )
-            holdback_word = self._encode(holdback_c, "temperature", "holdback band")
+            holdback_word = self.encode_word(holdback_c, "temperature", "holdback band")
             if holdback_word == 0:
                 raise SafetyLimitError(
                     self.name,

@@ -6,7 +6,8 @@ communications handbook, HA026230; ``docs/instruments/eurotherm.md``), the
 programmer's and status words' enumerations, declarative register properties
 (pymeasure's ``control``/``measurement`` idiom, for Modbus) and
 :class:`ScaledRegisters`, which turns values into words and back at the
-controller's current decimal places. Every written number is checked to
+controller's current decimal places (``encode_word``/``decode_word``, public so a
+caller can check a value before anything is sent). Every written number is checked to
 survive the scaling: a value the word cannot hold, or one that would not
 decode back to itself within one count, is refused before anything is sent.
 The decimal places and rate units are re-read before every safety-relevant
@@ -195,7 +196,7 @@ class ScaledRegisters:
     def _decimals(self, kind: str) -> int:
         return {"temperature": self.decimal_places, "percent": 1}.get(kind, 0)
 
-    def _encode(
+    def encode_word(
         self, value: Any, kind: str, what: str, rounding: Callable[[float], int] = round
     ) -> int:
         """Scale ``value`` to a register word, refusing what the word cannot hold.
@@ -228,7 +229,9 @@ class ScaledRegisters:
             )
         return raw & 0xFFFF
 
-    def _decode(self, word: int, kind: str) -> Any:
+    def decode_word(self, word: int, kind: str) -> Any:
+        """The value a register word holds at the current decimal places (the inverse of
+        :meth:`encode_word`; a temperature word is signed)."""
         if kind == "int":
             return word
         if kind == "bool":
@@ -238,10 +241,10 @@ class ScaledRegisters:
         return round(signed / 10**decimals, decimals)
 
     def _read_value(self, address: int, kind: str) -> Any:
-        return self._decode(self._read_word(address), kind)
+        return self.decode_word(self._read_word(address), kind)
 
     def _write_value(self, address: int, value: Any, kind: str) -> None:
-        self._write_word(address, self._encode(value, kind, self._where(address)))
+        self._write_word(address, self.encode_word(value, kind, self._where(address)))
 
     def _write_verified(self, address: int, word: int) -> None:
         """Write one word and read it back: a mismatch is reported, not ignored."""

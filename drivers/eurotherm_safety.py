@@ -92,13 +92,15 @@ class FurnaceSafety:
         rounded down and low up, so the controller's window lies inside ours.
         """
         with self.lock:
-            high = self._encode(self.max_setpoint_c, "temperature", "SP1 high limit", floor_count)
-            low = self._encode(self.min_setpoint_c, "temperature", "SP1 low limit", ceil_count)
+            high = self.encode_word(
+                self.max_setpoint_c, "temperature", "SP1 high limit", floor_count
+            )
+            low = self.encode_word(self.min_setpoint_c, "temperature", "SP1 low limit", ceil_count)
             wanted = f"{self.min_setpoint_c:g}..{self.max_setpoint_c:g} °C"
             try:
-                current_low = self._decode(self._read_word(112), "temperature")
+                current_low = self.decode_word(self._read_word(112), "temperature")
                 # keep low < high at every step, whatever the controller held before
-                if self._decode(high, "temperature") > current_low:
+                if self.decode_word(high, "temperature") > current_low:
                     self._write_word(111, high)
                     self._write_word(112, low)
                 else:
@@ -112,7 +114,7 @@ class FurnaceSafety:
                     f"111/112) to {wanted}: {exc}; refusing to run without them",
                 ) from exc
             if back != [high, low]:
-                got = [self._decode(w, "temperature") for w in back]
+                got = [self.decode_word(w, "temperature") for w in back]
                 raise SafetyLimitError(
                     self.name,
                     f"the controller's setpoint limits read back as {got[1]:g}..{got[0]:g} °C, "
@@ -122,14 +124,14 @@ class FurnaceSafety:
     def _encode_setpoint(self, value_c: Any, what: str) -> int:
         """A setpoint word at the current decimal places, checked before and after scaling."""
         self.check_setpoint(value_c, what)
-        word = self._encode(value_c, "temperature", what)
-        self.check_setpoint(self._decode(word, "temperature"), f"{what} (as written)")
+        word = self.encode_word(value_c, "temperature", what)
+        self.check_setpoint(self.decode_word(word, "temperature"), f"{what} (as written)")
         return word
 
     def _encode_rate(self, rate_c_per_min: Any, what: str, unit_s: float) -> int:
         """A rate word in display units per ``unit_s``, rounded down, never 0 ("no limit")."""
         self.check_ramp_rate(rate_c_per_min, what)
-        word = self._encode(rate_c_per_min * unit_s / 60.0, "temperature", what, floor_count)
+        word = self.encode_word(rate_c_per_min * unit_s / 60.0, "temperature", what, floor_count)
         if word == 0:
             smallest = 60.0 / unit_s / 10**self.decimal_places
             raise SafetyLimitError(

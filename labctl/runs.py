@@ -45,6 +45,7 @@ from labctl.errors import (
     SafetyLimitError,
     describe_os_error,
 )
+from labctl.ownership import Busy
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Ending(Enum):
     INTERLOCK = "interlock"
     INSTRUMENT_FAULT = "instrument fault"
     INVALID_INPUT = "invalid input"
+    #: refused before touching anything: an instrument is owned by another run
+    IN_USE = "in use"
     FAILED = "failed"
 
     @classmethod
@@ -90,6 +93,7 @@ class Ending(Enum):
 _ENDINGS: tuple[tuple[Any, Ending], ...] = (
     ((Aborted, KeyboardInterrupt), Ending.ABORTED),
     (InterlockError, Ending.INTERLOCK),
+    (Busy, Ending.IN_USE),
     (InvalidInputError, Ending.INVALID_INPUT),
     (SafetyLimitError, Ending.INVALID_INPUT),  # refused before anything was written
     (InstrumentError, Ending.INSTRUMENT_FAULT),

@@ -92,6 +92,13 @@ class TextProtocolHandler(ProtocolHandler):
         super().__init__(world, name)
         self._inputs: dict[object, _LineInput] = {}
 
+    @property
+    def held_input_bytes(self) -> int:
+        """Bytes of half-received command lines held for all clients: at most
+        :attr:`input_buffer_size` per client, however much garbage arrived."""
+        with self.lock:
+            return sum(len(state.data) for state in self._inputs.values())
+
     def handle(self, data: bytes, source: object = None) -> bytes:
         with self.lock:
             state = self._inputs.get(source)

@@ -182,6 +182,15 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self.cycles_remaining = 0
         world.add_controller(self._control, at_rest=self._at_rest)
 
+    def program_words(self, number: int) -> list[int]:
+        """A copy of program ``number``'s words as the controller holds them (0: the working
+        copy the programmer runs; 1…``n_programs``: the stored programs), as its front
+        panel lists them: what a client wrote, or left alone."""
+        if not 0 <= number <= self.n_programs:
+            raise ValueError(f"no program {number} (0…{self.n_programs})")
+        with self.lock:
+            return list(self._programs[number])
+
     # ------------------------------------------------------------------ wire
     def handle(self, data: bytes, source: object = None) -> bytes:
         # Framing runs outside the instrument lock (each framer has its own), so

@@ -123,6 +123,31 @@ def synthetic_tds(
     return SyntheticTDS(time_ps, e_ref_out, de_out, thickness_m, substrate_index, truth)
 
 
+def table2_sweeps(
+    n_sweeps: int,
+    rng: np.random.Generator | int | None,
+    *,
+    anneal_c: int = 300,
+    density_scale: float = 1.0,
+) -> SyntheticTDS:
+    """``n_sweeps`` 400-point sweeps (0–20 ps, 0.05 ps) of the film of Table 2 annealed at
+    ``anneal_c`` (carrier density × ``density_scale``), white noise 10⁻⁵ on ΔE and 10⁻⁴ on
+    E_ref (pulse peak 1): the sweeps the live-fit tests and ``benchmarks/fit_speed.py`` feed."""
+    from labctl.paper import TABLE2
+
+    p = TABLE2[anneal_c]
+    return synthetic_tds(
+        tau_fs=p["tau_fs"],
+        c=p["c"],
+        n_m3=p["N_m3"] * density_scale,
+        duration_ps=20.0,
+        n_sweeps=n_sweeps,
+        noise_de=1e-5,
+        noise_ref=1e-4,
+        rng=rng,
+    )
+
+
 def write_tds_csv(path, data: SyntheticTDS) -> None:
     """Write a single-sweep scan in the ``time_ps,E_ref,dE`` format of ``labctl analyze tds``."""
     from labctl.analysis.io import write_tds_csv as write

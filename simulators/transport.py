@@ -354,6 +354,11 @@ class SimServer:
                 pass
 
     @property
+    def client_count(self) -> int:
+        """Clients connected now (a dropped or closed one is gone once its thread has ended)."""
+        return len(self._server.clients)
+
+    @property
     def resource(self) -> str:
         """The address a client uses: a VISA SOCKET resource or a pyserial URL."""
         if self.handler.kind == "visa":

@@ -84,6 +84,35 @@ def _drain(stream, sink) -> None:
             sink.put(None)
 
 
+def read_lines_until(source, last: str, timeout_s: float) -> list[str]:
+    """Lines (stripped) up to and including ``last``, or up to EOF, within ``timeout_s``.
+
+    ``source`` is a queue of lines fed by a drain thread (``None`` at EOF), or a
+    ``subprocess.Popen`` with a text stdout pipe, which gets its drain thread here. The
+    blocking reads are the thread's, so a process that hangs without printing fails the
+    test after the timeout instead of hanging the suite.
+    """
+    import time
+
+    if not isinstance(source, queue.Queue):
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_drain, args=(source.stdout, lines), daemon=True).start()
+        source = lines
+    out: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = source.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        out.append(line.strip())
+        if out[-1] == last:
+            break
+    return out
+
+
 def start_served(
     directory: Path,
     time_scale: float | str = 100,
@@ -94,8 +123,6 @@ def start_served(
 
     The caller must ``stop()`` it (or use :func:`served_world`).
     """
-    import time
-
     station = Path(directory) / "served.yaml"
     proc = subprocess.Popen(
         [*LABCTL, "sim", "serve", "--time-scale", str(time_scale)]
@@ -113,19 +140,10 @@ def start_served(
     for thread in threads:
         thread.start()
     served = Served(proc, station, {}, stderr, threads)
-    printed: list[str] = []
-    deadline = time.monotonic() + ready_timeout_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        printed.append(line.strip())
-        if printed[-1] == "ready":
-            served.resources = dict(entry.split(" ", 1) for entry in printed[:-1])
-            return served
+    printed = read_lines_until(lines, "ready", ready_timeout_s)
+    if printed[-1:] == ["ready"]:
+        served.resources = dict(entry.split(" ", 1) for entry in printed[:-1])
+        return served
     served.stop()
     raise RuntimeError(
         f"sim serve did not get ready within {ready_timeout_s:g} s: "

@@ -108,8 +108,8 @@ def test_scan_path_reproduces_the_table_fields(film):
     world, scan = _scan(film, n_sweeps=2, noise=False)
     table, pulse = world.table, world.table.pulse
     tp = world.tds_pump_delay_ps()
-    de = [pulse.field_from(pulse.phase(t), table._pumped_spec_change(film, tp)) for t in TIMES]
-    ref = [pulse.field_from(pulse.phase(t), table._sample_spec) for t in TIMES]
+    de = [pulse.field_from(pulse.phase(t), table.pumped_spectrum_change(film, tp)) for t in TIMES]
+    ref = [pulse.field_from(pulse.phase(t), table.sample_spectrum) for t in TIMES]
     assert np.allclose(scan.delta_e, de, rtol=0, atol=1e-10 * np.max(np.abs(de)))
     assert np.allclose(scan.e_ref, ref, rtol=0, atol=1e-10 * np.max(np.abs(ref)))
 

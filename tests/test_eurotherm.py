@@ -62,9 +62,15 @@ def furnace(port, clock) -> Eurotherm2408:
 # --- wire protocol ------------------------------------------------------------------
 
 
-def test_crc_matches_minimalmodbus():
-    frame = bytes.fromhex("01 03 00 01 00 01")
-    assert struct.pack("<H", crc16(frame)) == minimalmodbus._calculate_crc(frame)
+def test_crc_matches_the_spec_and_pymodbus():
+    from pymodbus.framer.rtu import FramerRTU
+
+    frame = bytes.fromhex("01 03 00 01 00 01")  # read register 1 of slave 1
+    assert struct.pack("<H", crc16(frame)) == bytes.fromhex("D5 CA")  # low byte first
+    rng = random.Random(5)
+    for n in range(1, 40):
+        frame = bytes(rng.randrange(256) for _ in range(n))
+        assert struct.pack("<H", crc16(frame)) == struct.pack(">H", FramerRTU.compute_CRC(frame))
 
 
 def test_read_pv_and_setpoint_scaled(sim):
@@ -320,21 +326,28 @@ def test_setpoint_write_enforces_rate_limit(furnace, sim):
     ],
 )
 def test_program_violating_limits_refused_before_writing(furnace, sim, port, segments, match):
-    program_before = list(sim._programs[1])
+    program_before = sim.program_words(1)
     with pytest.raises(SafetyLimitError, match=match):
         furnace.load_program(segments)
     assert port.writes() == []
-    assert sim._programs[1] == program_before
+    assert sim.program_words(1) == program_before
 
 
 def test_program_layout_in_controller(furnace, sim):
     furnace.load_program([Ramp(10.0, 300.0), Dwell(30), Ramp(5.0, 25.0), End()], program=2)
-    words = sim._programs[2]
+    words = sim.program_words(2)
     assert words[:5] == [0, 0, 1, 0, 1]  # no holdback, ramp per min, dwell in s, 1 cycle
     assert words[8:11] == [1, 3000, 100]  # ramp rate to 300.0 at 10.0/min
     assert words[16:18] == [3, 1800]  # dwell 1800 s
     assert words[24:27] == [1, 250, 50]  # cooling ramp to 25.0 at 5.0/min
     assert words[32] == 0  # end
+
+
+def test_program_listing_has_the_working_copy_and_the_stored_programs_only(sim):
+    assert sim.program_words(0)[:5] == sim.program_words(sim.n_programs)[:5] == [0, 0, 1, 1, 1]
+    for number in (-1, sim.n_programs + 1):
+        with pytest.raises(ValueError, match=f"no program {number}"):
+            sim.program_words(number)
 
 
 def test_modbus_exception_names_register_and_code(furnace):

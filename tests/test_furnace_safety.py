@@ -102,11 +102,11 @@ def test_smallest_rate_follows_the_rate_units(furnace, sim):
 
 
 def test_program_ramp_that_rounds_to_zero_is_refused(furnace, sim, port):
-    before = list(sim._programs[1])
+    before = sim.program_words(1)
     with pytest.raises(SafetyLimitError, match=r"segment 1 ramp rate 0\.04 °C/min .*0\.1 °C/min"):
         furnace.load_program([Ramp(0.04, 300.0), Dwell(10)])
     assert port.writes() == []
-    assert sim._programs[1] == before
+    assert sim.program_words(1) == before
 
 
 def test_rates_are_never_written_faster_than_asked(furnace, sim):
@@ -151,10 +151,10 @@ def test_holdback_that_cannot_be_written_is_a_clear_error(furnace, port, holdbac
 
 def test_encode_refuses_values_the_register_cannot_hold(furnace):
     with pytest.raises(SafetyLimitError, match="does not fit the register"):
-        furnace._encode(1e308, "temperature", "test value")
+        furnace.encode_word(1e308, "temperature", "test value")
     with pytest.raises(SafetyLimitError, match="does not fit"):
-        furnace._encode(3276.8, "temperature", "test value")  # 32768 at one decimal
-    assert furnace._encode(-3276.8, "temperature", "test value") == 0x8000
+        furnace.encode_word(3276.8, "temperature", "test value")  # 32768 at one decimal
+    assert furnace.encode_word(-3276.8, "temperature", "test value") == 0x8000
 
 
 # --- 2. no stale scaling -------------------------------------------------------------------
@@ -373,12 +373,12 @@ def test_property_encode_round_trips_or_refuses(furnace):
     def check(value, decimals):
         furnace.decimal_places = decimals
         try:
-            word = furnace._encode(value, "temperature", "value")
+            word = furnace.encode_word(value, "temperature", "value")
         except LabctlError:
             return
         assert is_number(value) and math.isfinite(value)
         assert 0 <= word <= 0xFFFF
-        assert abs(furnace._decode(word, "temperature") - value) <= 10**-decimals
+        assert abs(furnace.decode_word(word, "temperature") - value) <= 10**-decimals
 
     check()
 

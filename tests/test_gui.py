@@ -290,8 +290,43 @@ def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows
         qtbot.waitUntil(lambda: bool(rows), timeout=WAIT_MS)  # the first row; then an hour's wait
         assert station["furnace"].program_status == ProgramStatus.RUN
         win.shutdown()  # Quit → Yes
-        assert not win.queue._thread.is_alive()  # nothing left running behind the GUI
+        assert win.queue.close(timeout_s=0)  # the worker has ended: nothing left running
         assert station["furnace"].program_status == ProgramStatus.RESET
         summary = json.loads(next(tmp_path.glob("anneal_*.json")).read_text())
         assert summary["status"] == "aborted"
         assert summary["safe_state"].startswith("safe state")
+
+
+def test_a_run_refused_because_the_furnace_is_in_use_names_the_holder_and_touches_nothing(
+    qtbot, tmp_path, serve, monkeypatch
+):
+    """The GUI's queue while a series anneals on the same served station: the anneal is
+    refused naming the holder, and the other run's program is left running (checking
+    or "restoring" the safe state here would reset that run's anneal)."""
+    from labctl.drivers.eurotherm import Dwell, Ramp
+    from labctl.gui.window import MainWindow
+    from labctl.ownership import claim_station
+
+    monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
+    served = serve(100)
+    station = Station.from_file(served.station)
+    win = MainWindow(
+        station, station_name="served", data_dir=tmp_path / "runs", monitor_interval_s=0.2
+    )
+    qtbot.addWidget(win)
+    other_run = claim_station(station, ["furnace"], owner=object())  # a series' claim
+    try:
+        furnace = station["furnace"]
+        furnace.load_program([Ramp(10.0, 200.0), Dwell(30.0)], 1)  # the series' anneal
+        furnace.run_program(1)
+        run = win.queue_run("anneal", anneal_c=300.0, dwell_min=30.0, sample_id="NPL-x")
+        wait_done(qtbot, win, run)
+        assert run.state == "failed"
+        assert win.outcomes[run.id].ending.value == "in use"
+        assert "in use by" in win.phase_label.text() and "nothing touched" in win.phase_label.text()
+        assert "in use by" in win.safety_label.text()
+        assert furnace.program_status == ProgramStatus.RUN  # the series' anneal goes on
+    finally:
+        other_run.release()
+        win.shutdown(timeout_s=20)
+        station.close()

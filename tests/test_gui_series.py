@@ -3,23 +3,14 @@
 import sys
 
 import pytest
+from series_plans import two_film_plan
 
 from labctl.series.catalog import DONE, FAILED, Catalog
 from labctl.series.plan import load_plan
 
 pytest.importorskip("pytestqt")
 
-PLAN = """\
-name: gui-test
-sample: NPL
-films: per-temperature
-slots: [1, 2]
-temperatures_c: [250, 300]
-anneal: {ramp_c_per_min: 10, dwell_min: 30, cool_min: 60}
-measurements:
-  - optp: {sweeps: 2}
-  - tds: {max_sweeps: 4}
-"""
+PLAN = two_film_plan("gui-test")
 
 
 @pytest.fixture

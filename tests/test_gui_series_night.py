@@ -5,6 +5,7 @@ that ended with warnings said so (not plain success)."""
 from datetime import datetime, timedelta
 
 import pytest
+from series_plans import two_film_plan
 
 from labctl.gui.series_progress import series_progress
 from labctl.run_warnings import finished_text, run_warnings, series_warnings
@@ -15,17 +16,7 @@ from labctl.series.plan_changes import plan_changes
 
 pytest.importorskip("pytestqt")
 
-PLAN = """\
-name: night
-sample: NPL
-films: per-temperature
-slots: [1, 2]
-temperatures_c: [250, 300]
-anneal: {ramp_c_per_min: 10, dwell_min: 30, cool_min: 60}
-measurements:
-  - optp: {sweeps: 2}
-  - tds: {max_sweeps: 4}
-"""
+PLAN = two_film_plan("night")
 
 
 @pytest.fixture
@@ -154,6 +145,7 @@ def test_resume_with_a_changed_plan_shows_the_changes_and_asks(qtbot, started_se
     qtbot.addWidget(view)
     asked = []
     launched = []
+    # the QProcess launch is replaced (private): the subject is the decision and the command
     view._launch = lambda command, what: launched.append(command) or True
     try:
         view.load_plan(changed)

@@ -45,10 +45,10 @@ def _deviation(world, film, freq_hz, sigma) -> float:
 def _traces(world, film, transient, pump_of_gate):
     tab = world.table
     pulse = tab.pulse
-    e_ref = np.array([pulse.field_from(pulse.phase(t), tab._sample_spec) for t in GATE])
+    e_ref = np.array([pulse.field_from(pulse.phase(t), tab.sample_spectrum) for t in GATE])
     resp = world.photoresponse(film)
     de = np.array([
-        intrapulse_delta_e(pulse, tab._sample_spec, resp, transient, film.thickness_nm, t,
+        intrapulse_delta_e(pulse, tab.sample_spectrum, resp, transient, film.thickness_nm, t,
                            pump_of_gate(t))
         for t in GATE
     ])  # fmt: skip
@@ -61,7 +61,7 @@ def test_constant_density_is_the_quasi_static_world(station):
     tds = world.photo.tds_delay_ps
     e_ref, de = _traces(world, film, np.ones_like, lambda t: tds)
     tab = world.table
-    dspec = tab._pumped_spec_change(film, tds)
+    dspec = tab.pumped_spectrum_change(film, tds)
     quasi = np.array([tab.pulse.field_from(tab.pulse.phase(t), dspec) for t in GATE])
     # the same ΔE to the small-signal approximation (|ΔE/E| ~ 1e-3)
     assert np.max(np.abs(de - quasi)) < 5e-3 * np.max(np.abs(quasi))

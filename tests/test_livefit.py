@@ -14,16 +14,7 @@ TRUTH = paper.TABLE2[300]
 
 @pytest.fixture(scope="module")
 def sweeps():
-    return synthetic.synthetic_tds(
-        tau_fs=TRUTH["tau_fs"],
-        c=TRUTH["c"],
-        n_m3=TRUTH["N_m3"],
-        duration_ps=20,
-        n_sweeps=12,
-        noise_de=1e-5,
-        noise_ref=1e-4,
-        rng=1,
-    )
+    return synthetic.table2_sweeps(12, rng=1)
 
 
 def test_feeding_sweeps_converges_to_the_truth(sweeps):
@@ -143,16 +134,7 @@ def test_running_sums_give_the_batch_result_to_rounding():
     from labctl.analysis import tds
     from labctl.analysis.fitting import fit_spectrum
 
-    data = synthetic.synthetic_tds(
-        tau_fs=TRUTH["tau_fs"],
-        c=TRUTH["c"],
-        n_m3=TRUTH["N_m3"],
-        duration_ps=20,
-        n_sweeps=40,
-        noise_de=1e-5,
-        noise_ref=1e-4,
-        rng=7,
-    )
+    data = synthetic.table2_sweeps(40, rng=7)
     live = LiveTDSFit(100e-9, 1.95, threaded=False)
     for k in range(40):
         live.add_sweep(data.time_ps, data.e_ref[k], data.delta_e[k])
@@ -185,16 +167,7 @@ def test_running_sums_give_the_batch_significance_test(case):
     from labctl.analysis.tds_analysis import analyze_tds
 
     drifting = case == "drifting pump"
-    data = synthetic.synthetic_tds(
-        tau_fs=TRUTH["tau_fs"],
-        c=TRUTH["c"],
-        n_m3=TRUTH["N_m3"] * (0.2 if drifting else 0.002),
-        duration_ps=20,
-        n_sweeps=8,
-        noise_de=1e-5,
-        noise_ref=1e-4,
-        rng=11,
-    )
+    data = synthetic.table2_sweeps(8, rng=11, density_scale=0.2 if drifting else 0.002)
     de = data.delta_e.copy()
     if drifting:
         de *= 1 + 0.5 * np.random.default_rng(3).standard_normal((de.shape[0], 1))

@@ -34,6 +34,7 @@ def test_nothing_is_said_at_virtual_time_or_for_a_short_run(sim_real):
 
 
 def test_labctl_run_says_it_at_start(sim_real, capsys):
+    # the private start-up notice itself: `labctl run` at real time would run for hours
     from labctl.cli.run import _say_pace, procedure_parameters
     from labctl.procedures.anneal import Anneal
 
@@ -81,6 +82,7 @@ def test_gui_inputs_write_celsius_and_stop_where_the_station_does(qtbot):
 
 
 def test_labctl_series_run_says_it_at_start(sim_real, capsys):
+    # the private start-up notice itself: `labctl series run` at real time runs for hours
     from labctl.cli.demo import demo_plan_path
     from labctl.cli.series_session import _say_pace
     from labctl.series.plan import load_plan

@@ -47,15 +47,18 @@ def test_anneals_integrate_fast_and_spare_the_neighbours(annealed):
 
 
 def test_history_integrates_and_annealing_is_irreversible():
+    """The film's history is the subject, so its anneals take the physics shortcut (the
+    paper's program on an ideal furnace, ~0.1 s each); the anneals through the simulated
+    controller are the ``annealed`` fixture's."""
     from labctl.clock import VirtualClock
+    from labctl.simulators.physics.scan import anneal_nominal
 
     world = World(VirtualClock(), seed=0, noise=False)
-    anneal_slot(world, 1, 300.0)
-    step_film = world.slots[1].film
+    step_film, fresh = world.slots[1].film, world.slots[2].film
+    anneal_nominal(step_film, 300.0)
     d300 = step_film.distance_nm
-    anneal_slot(world, 1, 340.0)  # same film, again
-    anneal_slot(world, 2, 340.0)  # a fresh one
-    fresh = world.slots[2].film
+    anneal_nominal(step_film, 340.0)  # same film, again
+    anneal_nominal(fresh, 340.0)  # a fresh one
     assert d300 > 1.3
     assert step_film.distance_nm == pytest.approx(fresh.distance_nm, abs=0.05)
     assert step_film.anneal_equivalent_c() == pytest.approx(fresh.anneal_equivalent_c(), abs=2.5)
@@ -64,7 +67,7 @@ def test_history_integrates_and_annealing_is_irreversible():
     assert r_step.n_free_m3 == pytest.approx(r_fresh.n_free_m3, rel=0.02)
     # cooling and a milder anneal restore nothing
     d_before = step_film.distance_nm
-    anneal_slot(world, 1, 250.0)
+    anneal_nominal(step_film, 250.0)
     assert step_film.distance_nm <= d_before + 1e-9
     assert step_film.bound_fraction < 0.05
 

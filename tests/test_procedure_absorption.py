@@ -1,5 +1,7 @@
-"""The Absorption procedure on the simulated station: films annealed by the Anneal procedure
-on the same station, then dark, blank and film spectra through the spectrometer."""
+"""The Absorption procedure on the simulated station: dark, blank and film spectra through
+the spectrometer, of films annealed on the physics shortcut (the paper's program on an
+ideal furnace: the subject is the spectra; ``labctl sim measure absorption`` runs the
+Anneal procedure before Absorption on one station, ``tests/test_sim_measure.py``)."""
 
 import threading
 
@@ -9,7 +11,6 @@ import pytest
 from pymeasure.experiment import Results
 
 from labctl.procedures.absorption import Absorption
-from labctl.procedures.anneal import Anneal
 from labctl.runs import ABORTED, FAILED, FINISHED, run_procedure
 from labctl.station import Station
 
@@ -17,14 +18,14 @@ ANNEALED = {2: 250.0, 3: 350.0}  # slot → anneal temperature; slot 1 stays as 
 
 
 @pytest.fixture(scope="module")
-def station(tmp_path_factory):
-    """One simulated station (all instruments, virtual time) whose films the Anneal procedure annealed."""
-    tmp = tmp_path_factory.mktemp("anneals")
+def station():
+    """One simulated station (all instruments, virtual time) with its films annealed."""
+    from labctl.simulators.physics.scan import anneal_nominal
+
     with Station.from_file("sim", time_scale="virtual") as st:
-        for slot, temp in ANNEALED.items():
-            proc = Anneal(slot=slot, anneal_c=temp, record_interval_s=600.0)
-            outcome = run_procedure(proc, tmp / f"anneal_{slot}.csv", station=st)
-            assert outcome.status == FINISHED, outcome.message
+        with st.world.lock:
+            for slot, temp in ANNEALED.items():
+                anneal_nominal(st.world.slots[slot].film, temp)
         yield st
 
 

@@ -111,12 +111,12 @@ def test_refused_recipe_writes_nothing_to_the_controller(
     sim_station, tmp_path, furnace_writes, params, match
 ):
     sim = sim_station.simulators["furnace"]
-    programs_before = [list(p) for p in sim._programs]
+    programs_before = [sim.program_words(p) for p in range(sim.n_programs + 1)]
     outcome, path = anneal(sim_station, tmp_path, **params)
     assert outcome.status == FAILED
     assert "\n" not in outcome.message
     assert furnace_writes == []
-    assert [list(p) for p in sim._programs] == programs_before
+    assert [sim.program_words(p) for p in range(sim.n_programs + 1)] == programs_before
     assert re.search(match, outcome.message), outcome.message
     assert outcome.results["ended_by"] == f"error: {outcome.message}"
     assert outcome.points == 0 and rows(path).empty

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
+from served import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
 
 from labctl.series.catalog import Catalog
 

@@ -247,7 +247,9 @@ def test_watch_of_a_directory_without_a_series_is_one_line(tmp_path):
 def test_eta_is_learned_from_how_long_the_finished_steps_took():
     from datetime import datetime, timedelta
 
-    from labctl.series.watch_state import _estimate_s, eta
+    from labctl.series.estimate import step_duration_s
+    from labctl.series.plan import Step
+    from labctl.series.watch_state import eta
 
     def step(idx, kind, state, started=None, took_s=None):
         ended = None if took_s is None else started + timedelta(seconds=took_s)
@@ -259,13 +261,17 @@ def test_eta_is_learned_from_how_long_the_finished_steps_took():
             "ended": ended and ended.isoformat(timespec="seconds"),
         }  # fmt: skip
 
+    def estimate_s(row):  # the planner's real-time estimate of the step a row records
+        keys = ("idx", "kind", "temperature_c", "slot", "sample_id", "params")
+        return step_duration_s(Step(*(row[k] for k in keys)))
+
     t0 = datetime(2026, 12, 6, 1, 0, 0)
     anneal = step(0, "anneal", "done", t0, None)
-    estimate = _estimate_s(anneal)
+    estimate = estimate_s(anneal)
     anneal = step(0, "anneal", "done", t0, estimate / 10)  # ran 10× faster than estimated
     left = [step(1, "absorption", "pending"), step(2, "tds", "pending")]
     doc = eta({"state": "running"}, [anneal, *left])
-    expected = sum(_estimate_s(s) for s in left) / 10
+    expected = sum(estimate_s(s) for s in left) / 10
     assert doc["remaining_s"] == pytest.approx(expected, abs=1.0)
     assert (doc["done"], doc["total"]) == (1, 3)
     assert "0.1× their real-time estimate" in doc["text"]

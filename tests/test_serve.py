@@ -1,45 +1,10 @@
 """`labctl sim serve` in a subprocess: the fixed interface, and unmodified clients over TCP."""
 
 import signal
-import time
 
 import pytest
 
 pytestmark = pytest.mark.tcp
-
-
-def read_lines_until(proc, last: str, timeout_s: float) -> list[str]:
-    """Lines of ``proc``'s stdout up to ``last`` (or EOF), waiting at most ``timeout_s``.
-
-    A reader thread does the blocking reads, so a server that hangs without printing
-    fails the test after the timeout instead of hanging the suite.
-    """
-    import queue
-    import threading
-
-    lines: queue.Queue = queue.Queue()
-
-    def reader() -> None:
-        for line in proc.stdout:
-            lines.put(line.strip())
-            if line.strip() == last:
-                break
-        lines.put(None)  # EOF or done
-
-    threading.Thread(target=reader, daemon=True).start()
-    out: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        out.append(line)
-        if line == last:
-            break
-    return out
 
 
 @pytest.fixture

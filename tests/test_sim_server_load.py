@@ -120,7 +120,7 @@ def test_client_threads_end_when_their_clients_go_away(quiet_world):
             s.sendall(b"SYST:ERR?\n")
             assert _read_line(s).startswith(b"0,")
             socks.append(s)
-        assert len(server._server.clients) == 50
+        assert server.client_count == 50
         for i, s in enumerate(socks):
             if i % 2:  # an abrupt reset (RST) for half of them, a clean close for the rest
                 s.setsockopt(
@@ -128,11 +128,11 @@ def test_client_threads_end_when_their_clients_go_away(quiet_world):
                 )
             s.close()
         deadline = time.monotonic() + 5
-        while (server._server.clients or _connection_threads() > baseline) and (
+        while (server.client_count or _connection_threads() > baseline) and (
             time.monotonic() < deadline
         ):
             time.sleep(0.02)
-        assert not server._server.clients
+        assert server.client_count == 0
         assert _connection_threads() <= baseline
     finally:
         server.stop()
@@ -144,7 +144,7 @@ def test_stop_ends_every_client_thread(quiet_world):
     socks = [socket.create_connection((server.host, server.port), timeout=10) for _ in range(20)]
     try:
         deadline = time.monotonic() + 5
-        while len(server._server.clients) < 20 and time.monotonic() < deadline:
+        while server.client_count < 20 and time.monotonic() < deadline:
             time.sleep(0.02)
         server.stop()
         deadline = time.monotonic() + 5

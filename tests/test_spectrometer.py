@@ -163,9 +163,9 @@ def test_user_code_finds_first_available():
     from labctl.virtual_usb import get_backend
 
     bus = get_backend()
-    for dev_id in list(bus._devices):
-        if dev_id.device() is not None:
-            bus.unplug(dev_id.device())
+    for dev_id in bus.enumerate_devices():  # the live ones, as pyusb sees them
+        if (device := dev_id.device()) is not None:
+            bus.unplug(device)
     sim = SpectrometerSimulator(World(VirtualClock(), seed=3), name="first", model="USB2000PLUS")
     try:
         spec = Spectrometer.from_first_available()  # skips devices already open

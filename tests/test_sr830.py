@@ -614,13 +614,17 @@ def test_labctl_driver_over_tcp(quiet_world):
             lockin.shutdown()
 
 
-def test_quick_range_waits_on_the_station_clock(sim_station):
+def test_quick_range_waits_on_the_station_clock(sim_station, monkeypatch):
     import time as _time
 
     lockin = sim_station["lockin_ref"]
     lockin.time_constant = 1.0  # pymeasure's version would sleep 5 s of wall time per step
     lockin.sensitivity = 2e-9  # far too sensitive: overload
-    t0 = _time.monotonic()
+    wall_sleeps = []
+    real_sleep = _time.sleep
+    monkeypatch.setattr(_time, "sleep", lambda s: (wall_sleeps.append(s), real_sleep(s)))
+    v0 = sim_station.clock.now()
     chosen = lockin.quick_range()
-    assert _time.monotonic() - t0 < 2.0
+    assert sum(wall_sleeps) < 0.5, wall_sleeps  # no settling in real time
+    assert sim_station.clock.now() - v0 >= 5 * 1.0  # it settled on the station's clock
     assert chosen > 2e-9 and not lockin.read_overload()

@@ -91,11 +91,18 @@ def test_bundled_sim_station_spec():
 def test_time_scale_override():
     spec = load_station_spec("sim")
     assert spec.time_scale is None  # real time by default, like hardware
-    from labctl.station import _parse_time_scale, make_clock
+    from labctl.clock import RealClock, VirtualClock
 
-    assert math.isinf(_parse_time_scale("virtual", "x"))
-    assert type(make_clock(_parse_time_scale("virtual", "x"))).__name__ == "VirtualClock"
-    assert make_clock(_parse_time_scale(250, "x")).scale == 250
+    for time_scale, clock_type in (
+        ("station", RealClock),
+        (None, RealClock),
+        ("virtual", VirtualClock),
+        (math.inf, VirtualClock),
+    ):
+        with Station(spec, time_scale=time_scale) as station:
+            assert type(station.clock) is clock_type, time_scale
+    with Station(spec, time_scale=250) as station:
+        assert station.clock.scale == 250
 
 
 def test_unreachable_hardware_address_gives_station_error(tmp_path):

@@ -342,6 +342,7 @@ def test_disk_full_is_called_disk_full_in_one_line_and_the_catalog_is_not_left_r
     from labctl.series.plan import load_plan
     from labctl.series.runner import SeriesRunner
 
+    # the disk fills mid-run: injected at the one private place rows are written
     real_write = runs._Recorder._write
 
     def write(self, record):

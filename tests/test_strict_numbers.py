@@ -114,6 +114,7 @@ def test_sweep_order_fast_path_equals_the_general_sort():
     sweeps = np.repeat(np.arange(k), n).astype(float)
     t = np.concatenate([rng.permutation(n) * 0.05 for _ in range(k)])
     t[5] = t[6]  # a tie keeps file order
+    # reads the private sort: the subject is its fast path, equal to the general one
     fast = io._sweep_order(sweeps, t)
     assert np.array_equal(fast, np.lexsort((t, sweeps)))
     sweeps[-1] = k + 1  # an incomplete last sweep: the general path

@@ -140,7 +140,7 @@ def test_garbled_data_from_seabreeze_is_a_communication_error(tunnelled, monkeyp
     """Data pyseabreeze cannot parse (struct.error/ValueError) never reaches the user raw."""
     driver, _link = tunnelled
     before = driver.acquire(0.01)
-    spec = driver._spec
+    spec = driver._spec  # private: no bytes on the wire make pyseabreeze raise struct.error
 
     def short_spectrum():
         raise struct.error("unpack requires a buffer of 4097 bytes")

@@ -28,7 +28,7 @@ from typing import Any
 from qtpy import QtCore
 
 from labctl.errors import LabctlError
-from labctl.runs import ABORTED, FAILED, FINISHED, RunOutcome
+from labctl.runs import ABORTED, FAILED, FINISHED, Ending, RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,14 @@ class RunQueue(QtCore.QObject):
                 procedure, path, station=self.station, stop=self._stop, on_emit=on_emit
             )
         except LabctlError as exc:  # refused before anything ran (a parameter out of range)
-            outcome = RunOutcome(FAILED, str(path), str(exc))
+            outcome = RunOutcome(FAILED, str(path), str(exc), ending=Ending.of(exc), error=exc)
         request.state, request.message = outcome.status, outcome.message
-        if outcome.status != FINISHED:
+        if outcome.ending is Ending.IN_USE:
+            # Refused before touching anything: the furnace belongs to the run that
+            # holds it (a series annealing a film); checking or "restoring" its safe
+            # state here would reset that run's program.
+            self.safety.emit(True, f"{request.kind} refused, nothing touched: {outcome.message}")
+        elif outcome.status != FINISHED:
             uses_furnace = "furnace" in getattr(cls, "ROLES", ())
             safe, message = ensure_furnace_safe(self.station, restore=uses_furnace)
             if not safe and not uses_furnace:

@@ -24,6 +24,7 @@ from labctl.gui.plots import (
 from labctl.gui.runner import FAILED, FINISHED, RunQueue
 from labctl.gui.series_view import SeriesView
 from labctl.run_warnings import finished_text, run_warnings
+from labctl.runs import Ending
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if request.kind == "tds" and outcome.results.get("stopped_because"):
                 self.fit_panel.status.setText(outcome.results["stopped_because"])
             self.say(f"{request.label} {finished_text(warnings)}: {line}", False, source="run")
+        elif outcome.ending is Ending.IN_USE:  # refused: name the holder, nothing was touched
+            self.phase_label.setText(
+                f"{request.label}: refused, nothing touched — {outcome.message}"
+            )
+            self.phase_label.setStyleSheet("color: #ef6c00")
+            self.say(f"{request.label} refused: {outcome.message}", True, source="run")
         else:
             self.phase_label.setText(f"{request.label}: {outcome.status} — {outcome.message}")
             self.phase_label.setStyleSheet("")

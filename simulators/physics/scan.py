@@ -93,7 +93,7 @@ def simulate_sweeps(
     delta = gate - nominal
     arg = np.outer(times, pulse._omega_ps)
     grid = (np.cos(arg), np.sin(arg), pulse._omega_ps)
-    e_ref = _fields_at(grid, order, delta, table._sample_spec)
+    e_ref = _fields_at(grid, order, delta, table.sample_spectrum)
     de = np.zeros(gate.size)
     if not pump_blocked:
         # Tinkham transfer, linear in the small change of g(t_pump) about the parked delay
@@ -108,7 +108,7 @@ def simulate_sweeps(
         r_ratio = (n_sub - 1.0 - s_e) / (n_sub + 1.0 + s_e) / r0
         d_r_ratio = -2.0 * n_sub * sheet / (n_sub + 1.0 + s_e) ** 2 / r0
         echo = 1.0 + pulse._echo0 * r_ratio
-        spec0 = pulse.spectrum * main * echo - table._sample_spec
+        spec0 = pulse.spectrum * main * echo - table.sample_spectrum
         spec_main = pulse.spectrum * d_main * echo
         spec_echo = pulse.spectrum * main * pulse._echo0 * d_r_ratio
         photo = world.photo

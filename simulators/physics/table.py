@@ -52,7 +52,8 @@ class OpticalTable:
         self._sigma_val = None
         self._dspec_key = None
         self._dspec_val = None
-        self._sample_spec = self.pulse.spectrum * self.pulse.sample_transfer()
+        #: E_ref(ω): the probe's spectrum through the unpumped sample (substrate and film)
+        self.sample_spectrum = self.pulse.spectrum * self.pulse.sample_transfer()
         self._free_spec = self.pulse.spectrum * self.pulse.free_space_transfer()
 
     # --- THz -------------------------------------------------------------------
@@ -73,23 +74,25 @@ class OpticalTable:
             e_ref = pulse.field_from(phase, self._free_spec)
             de = 0.0
         else:
-            e_ref = pulse.field_from(phase, self._sample_spec)
+            e_ref = pulse.field_from(phase, self.sample_spectrum)
             de = 0.0
             if pumpable and self.p.get("intrapulse_response", False):
                 de = intrapulse_delta_e(
-                    pulse, self._sample_spec, w.photoresponse(item), w.photo.transient_many,
+                    pulse, self.sample_spectrum, w.photoresponse(item), w.photo.transient_many,
                     item.thickness_nm, ts, tp,
                 )  # fmt: skip
             elif pumpable:
-                dspec = self._pumped_spec_change(item, tp)
+                dspec = self.pumped_spectrum_change(item, tp)
                 if dspec is not None:
                     de = pulse.field_from(phase, dspec)
         self._cache_key = key
         self._cache_val = (e_ref, de, abs(e_ref))
         return self._cache_val
 
-    def _pumped_spec_change(self, film, tp: float):
-        """E_pumped(ω) − E_ref(ω) for the film at pump delay ``tp`` (cached), or None if unpumped."""
+    def pumped_spectrum_change(self, film, tp: float):
+        """ΔE(ω) = E_pumped(ω) − E_ref(ω) of ``film`` at pump delay ``tp`` (ps; cached), or None
+        where the pump has left no carriers: the quasi-static field change the table's
+        lock-ins see, which the scan path and the intrapulse checks compare against."""
         key = (tp, id(film), film.revision, self.world.pump_fluence_uj_cm2)
         if key == self._dspec_key:
             return self._dspec_val
@@ -102,7 +105,7 @@ class OpticalTable:
         else:
             sheet = self._sheet(film)
             t_pumped = pulse.sample_transfer(sheet * g_main, sheet * g_echo)
-            val = pulse.spectrum * t_pumped - self._sample_spec
+            val = pulse.spectrum * t_pumped - self.sample_spectrum
         self._dspec_key, self._dspec_val = key, val
         return val
 
