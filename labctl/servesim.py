@@ -29,7 +29,7 @@ import yaml
 from labctl.clock import ScaledClock
 from labctl.errors import LabctlError, StationError
 from labctl.simulators.faults import FaultError
-from labctl.simulators.transport import LOOPBACK, SimServer
+from labctl.simulators.transport import LOOPBACK, STOP_POLL_S, SimServer
 from labctl.station import build_world, load_station_spec, make_simulator, station_path
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class FaultControlServer:
         self._server = server
         self.address = f"{LOOPBACK}:{server.server_address[1]}"
         self._thread = threading.Thread(
-            target=server.serve_forever, name="sim-fault-control", daemon=True
+            target=server.serve_forever, args=(STOP_POLL_S,), name="sim-fault-control", daemon=True
         )
         self._thread.start()
 

@@ -388,8 +388,9 @@ SIMULATION = Record(
             doc="films of one batch differ in thickness and yield", default=False
         ),
         "noise_floor_v_per_rthz": Number(
-            doc="detector noise floor, the same in both lock-ins (a real table: 1.8e-5)",
-            default=None,
+            doc="detector noise floor, the same in both lock-ins (default: a real table's; "
+            "2.5e-9: the analysis-test table)",
+            default=1.94e-5,
             lo=0.0,
             hi=1e-3,
             unit="V/√Hz",

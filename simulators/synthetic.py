@@ -173,6 +173,10 @@ SYSTEMATIC_SOURCES = ("stage_repeatability_um", "pump_channel_gain_error_rms")
 PULL_KEYS = ("tau_fs", "c", "N_m3", "mobility_cm2_Vs")
 
 
+def _finite_positive(x) -> bool:
+    return x is not None and np.isfinite(x) and x > 0
+
+
 def world_pull_study(
     noise: str = "realistic",
     seeds=range(20),
@@ -181,6 +185,7 @@ def world_pull_study(
     n_sweeps: int = 8,
     anneal_c: float = 300.0,
     time_ps=None,
+    time_constant_s: float = 0.1,
     noise_floor_v_per_rthz: float | None = None,
     nominal_truth: bool = False,
 ) -> dict:
@@ -194,7 +199,7 @@ def world_pull_study(
     was actually parked (its repeatability offsets a whole run: a systematic).
 
     ``noise_floor_v_per_rthz``: the detector floor common to both lock-ins (None: the
-    per-channel floors). ``nominal_truth``: N's truth at the nominal TDS delay, and N's
+    world's default, a real table's). ``time_constant_s``: the lock-ins' (3 τ per point). ``nominal_truth``: N's truth at the nominal TDS delay, and N's
     error including the stage's parking uncertainty (:mod:`labctl.analysis.parking`, with
     the stage repeatability only: this path parks at the nominal delay, no peak search).
 
@@ -236,7 +241,7 @@ def world_pull_study(
     for seed in seeds:
         world = World(VirtualClock(), seed=seed, noise=noise, params=params)
         truth = world.true_parameters(film)
-        scan = simulate_sweeps(world, film, times, n_sweeps)
+        scan = simulate_sweeps(world, film, times, n_sweeps, time_constant_s=time_constant_s)
         if not nominal_truth:
             truth["N_m3"] *= scan.transient_at_parked
         try:  # a noise floor may bury the signal: counted, not a crash
@@ -252,6 +257,9 @@ def world_pull_study(
             r = fit_spectrum(spec, effective_mass=float(params.photo["effective_mass"])).to_dict()
         except AnalysisError:
             failed += 1
+            continue
+        if not all(_finite_positive(r.get(f"{k}_err")) and r.get(k) for k in PULL_KEYS):
+            failed += 1  # a fit at the bounds of a buried signal has no error to pull against
             continue
         if nominal_truth:
             photo = world.photo

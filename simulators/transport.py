@@ -144,7 +144,13 @@ class SimSerial:
     Enough of ``serial.Serial`` for minimalmodbus and our drivers: ``write``,
     ``read(n)`` (returns what is there, possibly fewer bytes, like a timeout),
     ``reset_input_buffer``, ``is_open``, ``in_waiting``.
+
+    Each ``write`` hands one whole frame to the handler: there is no line whose
+    silence delimits frames, so ``frames_delimited_by_silence`` is False and a
+    Modbus link sends without the 3.5-character pause (``labctl/modbus.py``).
     """
+
+    frames_delimited_by_silence = False
 
     def __init__(self, handler: ProtocolHandler, baudrate: int = 19200, timeout: float = 0.05):
         self.handler = handler
@@ -245,6 +251,11 @@ SEND_TIMEOUT_S = 30.0
 #: TCP keepalive: a client that vanished without closing (cable pulled, host crashed) is
 #: detected after about IDLE + COUNT × INTERVAL seconds and its thread ends.
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 60, 10, 3
+#: How often a serving loop looks for a stop request (``serve_forever``'s poll interval).
+#: socketserver's 0.5 s default made stopping a served station (six instruments and the
+#: fault control, stopped one after another) take ~2.7 s: every ``sim serve`` teardown
+#: and every GUI quit waited it out.
+STOP_POLL_S = 0.05
 
 
 def _ack_now(sock: socket.socket) -> None:
@@ -335,7 +346,10 @@ class SimServer:
         self._server.protocol_handler = handler  # type: ignore[attr-defined]
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sim-{handler.name}", daemon=True
+            target=self._server.serve_forever,
+            args=(STOP_POLL_S,),
+            name=f"sim-{handler.name}",
+            daemon=True,
         )
         self._faults = getattr(handler.world, "faults", None)
         if self._faults is not None:

@@ -152,8 +152,8 @@ CONFIG_OPTIONS = {
     "substrate_index": "THz refractive index of the substrate (default 1.95)",
     "slot_pitch_mm": "slot spacing on the holder (default 40)",
     "film_variation": "films of one batch differ in thickness and yield (default false)",
-    "noise_floor_v_per_rthz": "detector noise floor of both lock-ins, V/√Hz (default: the "
-    "per-channel floors; a real table's is 1.8e-5)",
+    "noise_floor_v_per_rthz": "detector noise floor of both lock-ins, V/√Hz (default 1.94e-5, "
+    "a real table's; 2.5e-9 is the analysis-test table)",
 }
 
 

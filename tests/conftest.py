@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# pyvisa-py, named: with no library named, every ResourceManager() (one per VISA instrument
+# a station opens, here and in the CLI subprocesses) searched for an IVI binary first,
+# 0.2 s each on the 2-core machine; the search finds none here and picks pyvisa-py anyway
+os.environ.setdefault("PYVISA_LIBRARY", "@py")
 
 import pytest  # noqa: E402
 
@@ -38,6 +42,25 @@ def sim_station():
     from labctl.station import Station
 
     station = Station.from_file("sim", time_scale="virtual")
+    yield station
+    station.close()
+
+
+@pytest.fixture
+def one_try_station():
+    """The bundled simulated station whose furnace link tries each request once (the
+    station option ``retries: 0``), for tests of a lost, silent or garbled controller.
+
+    There every retry only waits out the link's reply horizon (wall time, 0.25 s in
+    process) before it fails again, and a safe state makes a dozen requests: the
+    default two retries tripled a dead-link test's wall time and tested nothing more.
+    What a retry recovers is tested on its own (tests/test_eurotherm.py, test_modbus.py).
+    """
+    from labctl.station import Station, load_station_spec
+
+    spec = load_station_spec("sim")
+    spec.instruments["furnace"].options["retries"] = 0
+    station = Station(spec, time_scale="virtual")
     yield station
     station.close()
 

@@ -151,6 +151,18 @@ def start_served(
     )
 
 
+def station_with_options(station: Path, out: Path, role: str, **options) -> Path:
+    """A copy of a station file (as ``sim serve`` wrote it) with ``options`` set on
+    ``role``'s driver, written to ``out``: e.g. a furnace link that tries once
+    (``retries=0``) for a test of a silent or garbled controller."""
+    import yaml
+
+    data = yaml.safe_load(Path(station).read_text())
+    data["instruments"][role].setdefault("options", {}).update(options)
+    Path(out).write_text(yaml.safe_dump(data, sort_keys=False))
+    return Path(out)
+
+
 @contextlib.contextmanager
 def served_world(
     directory: Path, time_scale: float | str = 100, *extra: str, **options

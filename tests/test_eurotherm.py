@@ -502,7 +502,8 @@ def test_safe_state_not_reached_raises_what_is_not_safe(quiet_world, clock, stuc
     assert isinstance(err.value, InstrumentError)
 
 
-def test_safe_state_of_a_silent_furnace_is_not_confirmed(sim_station):
+def test_safe_state_of_a_silent_furnace_is_not_confirmed(one_try_station):
+    sim_station = one_try_station
     sim_station.world.faults.inject("furnace", "silent")
     with pytest.raises(SafeStateError, match="furnace: safe state NOT confirmed: cannot read"):
         sim_station["furnace"].safe_state()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from quiet_table import QUIET_TABLE
 from sim_furnace import annealed_station
 
 from labctl.drivers.eurotherm import ProgramStatus
@@ -19,7 +20,9 @@ WAIT_MS = 60_000
 def window(qtbot, tmp_path):
     from labctl.gui.window import MainWindow
 
-    station = annealed_station()
+    # the analysis-test table (tests/quiet_table.py): the GUI's fit is compared with the
+    # simulator's truth, which a real table's floor hides in a few sweeps
+    station = annealed_station(**QUIET_TABLE)
     win = MainWindow(
         station, station_name="sim", data_dir=tmp_path / "runs", monitor_interval_s=0.2
     )
@@ -270,15 +273,17 @@ def test_columns_grow_in_place_and_give_views():
 
 def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows(qtbot, tmp_path):
     """Issue 15: Quit ('Abort it (safe state) and quit? — Yes') exited after 15 s with the
-    furnace program still running. Real time, an hour between rows: shutdown returns only
-    when the anneal's safe state is done, its summary written, the furnace read back safe."""
+    furnace program still running. An hour between rows: shutdown returns only when the
+    anneal's safe state is done, its summary written, the furnace read back safe. At 100×
+    the hour is still 36 s of wall time, past the old 15 s give-up (at real time the
+    stage's move to the slot alone took 4.6 s)."""
     import json
 
     from labctl.drivers.eurotherm import ProgramStatus
     from labctl.gui.window import MainWindow
     from labctl.station import Station
 
-    with Station.from_file("sim", time_scale=1.0) as station:
+    with Station.from_file("sim", time_scale=100.0) as station:
         win = MainWindow(station, data_dir=tmp_path, monitor_interval_s=5.0)
         qtbot.addWidget(win)
         rows = []
@@ -295,6 +300,36 @@ def test_quit_mid_anneal_waits_for_the_safe_state_even_with_an_hour_between_rows
         summary = json.loads(next(tmp_path.glob("anneal_*.json")).read_text())
         assert summary["status"] == "aborted"
         assert summary["safe_state"].startswith("safe state")
+
+
+def test_a_stop_signal_quits_from_the_event_loop_not_inside_its_handler(qtbot, monkeypatch):
+    """SIGTERM/Ctrl-C while the main thread was inside logging (holding the stream handler's
+    lock): the handler quit at once, which closed the window, whose shutdown joined the
+    monitor thread, whose next log record waited for that lock: `labctl gui` took 5 s more
+    to stop in half the runs of test_gui_cli. The handler now only asks the event loop."""
+    import signal
+
+    from qtpy import QtCore, QtWidgets
+
+    from labctl.gui.app import _quit_on_signals
+
+    app = QtWidgets.QApplication.instance()
+    order: list[str] = []
+    monkeypatch.setattr(app, "quit", lambda: order.append("quit"))  # closes no window here
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timers = set(app.findChildren(QtCore.QTimer))
+    try:
+        seen = _quit_on_signals(app, [])
+        signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
+        order.append("handler returned")
+        qtbot.waitUntil(lambda: "quit" in order, timeout=WAIT_MS)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for timer in set(app.findChildren(QtCore.QTimer)) - timers:
+            timer.stop()
+    assert seen == [signal.SIGTERM]
+    assert order == ["handler returned", "quit"]
 
 
 def test_a_run_refused_because_the_furnace_is_in_use_names_the_holder_and_touches_nothing(

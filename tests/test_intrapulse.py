@@ -5,6 +5,7 @@ against the quasi-static assumption it makes."""
 
 import numpy as np
 import pytest
+from quiet_table import QUIET_TABLE
 from sim_furnace import annealed_station
 
 from labctl.analysis.fitting import fit_spectrum
@@ -89,7 +90,8 @@ def test_paper_delay_is_not_quasi_static_and_the_locked_scan_recovers_it(station
 
 
 def test_procedure_pump_locked_scan(tmp_path):
-    st = annealed_station(350.0)
+    # one sweep must show the film: the analysis-test table (tests/quiet_table.py)
+    st = annealed_station(350.0, **QUIET_TABLE)
     try:
         world = st.world
         world.params.table["intrapulse_response"] = True

@@ -95,9 +95,9 @@ def test_modbus_exception_is_an_instrument_error_naming_the_register(furnace_sim
 
 @pytest.mark.tcp
 def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_world):
-    """A served controller stalled longer than the reply horizon (1 s on a 0.2 s link), as
-    a served world catching up after idling under load: the late reply to register 2
-    arrives while register 35 is being asked. The link proves it is back in step with a
+    """A served controller stalled longer than the reply horizon (5 read timeouts: 0.5 s on
+    this 0.1 s link), as a served world catching up after idling under load: the late reply
+    to register 2 arrives while register 35 is being asked. The link proves it is back in step with a
     function-4 marker first, so the read fails clearly instead of returning 1234.
     (Without the marker it returned register 2's word.)"""
     from labctl.simulators.transport import SimServer
@@ -105,12 +105,12 @@ def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_worl
 
     sim = Eurotherm2408Simulator(quiet_world, name="furnace")
     with SimServer(sim) as server:
-        port = open_serial(server.resource)  # 0.2 s read timeout
+        port = open_serial(server.resource, timeout=0.1)  # half the production 0.2 s
         try:
             link = ModbusLink("furnace", port, 1, retries=0)
             link.write_register(35, RATE_WORD)
             link.write_register(2, SETPOINT_WORD)
-            quiet_world.faults.inject("furnace", "late", delay_s=1.1)
+            quiet_world.faults.inject("furnace", "late", delay_s=0.55)  # 5.5 timeouts
             with pytest.raises(CommunicationError):
                 link.read_register(2)
             try:
@@ -130,3 +130,36 @@ def test_replies_later_than_the_horizon_never_answer_the_next_request(quiet_worl
             assert link.out_of_step is None
         finally:
             port.close()
+
+
+class SerialLine(SimSerial):
+    """The same simulator behind a port that is a serial line: frames end in silence."""
+
+    frames_delimited_by_silence = True
+
+
+@pytest.mark.parametrize(("port_class", "waits"), [(SimSerial, False), (SerialLine, True)])
+def test_the_inter_frame_silence_is_kept_on_a_line_and_skipped_in_process(
+    quiet_world, monkeypatch, port_class, waits
+):
+    """minimalmodbus waits 3.5 character times (≥ 1.75 ms) after a reply before the next
+    request, which RTU framing on a line needs; the in-process port hands over whole frames,
+    so it has no such wait (it was ~2000 sleeps per in-process anneal)."""
+    import types
+
+    import minimalmodbus
+
+    port = port_class(Eurotherm2408Simulator(quiet_world, "furnace"))
+    link = ModbusLink("furnace", port, 1)
+    sleeps: list[float] = []
+    # minimalmodbus's own clock stands still (every request comes at once after the last
+    # reply, however busy the machine) and its sleeps are recorded, not slept; its record
+    # of this port's last read starts (and is left) as it was before the test
+    frozen = types.SimpleNamespace(monotonic=lambda: 1e12, sleep=sleeps.append)
+    monkeypatch.setattr(minimalmodbus, "time", frozen)
+    monkeypatch.setitem(minimalmodbus._latest_read_times, port.port, 0.0)
+    link.write_register(2, SETPOINT_WORD)
+    for _ in range(5):
+        assert link.read_register(2) == SETPOINT_WORD
+    # 3.5 characters of 11 bits at the port's 19200 baud, before each request after the first
+    assert sleeps == ([pytest.approx(3.5 * 11 / 19200)] * 5 if waits else [])

@@ -190,8 +190,9 @@ def test_sensor_break_mid_dwell(sim_station, tmp_path):
 
 
 def test_lost_controller_fails_and_says_the_safe_state_is_unconfirmed(
-    sim_station, tmp_path, monkeypatch
+    one_try_station, tmp_path, monkeypatch
 ):
+    sim_station = one_try_station
     port = sim_station["furnace"].port
     write = port.write
     unplugged = []
@@ -215,8 +216,9 @@ def test_lost_controller_fails_and_says_the_safe_state_is_unconfirmed(
 
 
 def test_silent_controller_fails_and_is_made_safe_once_it_answers_again(
-    sim_station, tmp_path, monkeypatch
+    one_try_station, tmp_path, monkeypatch
 ):
+    sim_station = one_try_station
     sim, clock = sim_station.simulators["furnace"], sim_station.clock
     handle = sim.handle
     silence = {"asked": False, "from": None}

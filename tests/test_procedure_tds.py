@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymeasure.experiment import Results
+from quiet_table import QUIET_TABLE, write_quiet_station
 from sim_furnace import anneal_film, annealed_station
 
 from labctl.cli import main
@@ -28,8 +29,9 @@ def within_errors(fit: dict, truth: dict) -> None:
 
 @pytest.fixture(scope="module")
 def quiet_run(tmp_path_factory):
-    """300 °C film on the default world; target the paper's τ error (2 fs)."""
-    station = annealed_station()
+    """300 °C film on the analysis-test table (the procedure's fit and target, not the
+    table, are under test: tests/quiet_table.py); target the paper's τ error (2 fs)."""
+    station = annealed_station(**QUIET_TABLE)
     fits = []
     path = tmp_path_factory.mktemp("tds") / "tds.csv"
     outcome = run_procedure(
@@ -153,11 +155,12 @@ def test_noisier_world_stops_at_the_cap_and_says_why(tmp_path):
 
 
 def test_a_target_buried_in_a_real_tables_floor_is_not_claimed(tmp_path):
-    """A real table's detector floor (1.8e-5 V/√Hz in both lock-ins, docs/physics.md):
-    the 300 °C film's Δσ is not significant in a few coarse sweeps (on the cheap path not
-    even in 200), so its values are null: the run goes to ``max_sweeps`` and says why,
-    never "target reached". Peaks given, as an operator who knows them would."""
-    station = annealed_station(noise_floor_v_per_rthz=1.8e-5)
+    """The bundled world's real detector floor (both lock-ins, docs/physics.md "Noise
+    floor"): the 300 °C film's Δσ is not significant in a few coarse sweeps (on the cheap
+    path at 1.8e-5 V/√Hz not even in 200), so its values are null: the run goes to
+    ``max_sweeps`` and says why, never "target reached". Peaks given, as an operator who
+    knows them would."""
+    station = annealed_station()
     try:
         outcome = run_procedure(
             TDS(
@@ -265,15 +268,18 @@ def _labctl(*args, timeout=60):
 
 
 @pytest.fixture
-def served_station(serve):
-    """``labctl sim serve`` in its own process, 5000× faster than real time."""
-    return serve(5000).station
+def served_station(serve, tmp_path):
+    """``labctl sim serve`` in its own process, 5000× faster than real time, serving the
+    analysis-test table (its one user recovers Table 2)."""
+    return serve(5000, "--station", str(write_quiet_station(tmp_path / "quiet.yaml"))).station
 
 
 @pytest.mark.slow
 @pytest.mark.tcp
 def test_lab_workflow_across_processes_recovers_table2(served_station, tmp_path):
-    """sim serve | anneal 300 °C | TDS (finds its own peaks) | analyze tds RUNFILE → Table 2."""
+    """sim serve | anneal 300 °C | TDS (finds its own peaks) | analyze tds RUNFILE → Table 2.
+    Served on the analysis-test table (tests/quiet_table.py: Table 2 is not reachable at a
+    real table's floor)."""
     from labctl.paper import TABLE2
 
     st, runs = str(served_station), tmp_path / "runs"
@@ -383,8 +389,9 @@ def test_n_error_includes_where_the_pump_is_parked(quiet_run):
 def test_min_sweeps_1_never_stops_on_a_baseline_error(tmp_path):
     """A single sweep's error comes from its baseline (3.5–6.3× too small: no drift, no
     jitter); before, ``--min-sweeps 1`` stopped there and said 'target reached'. A target
-    is judged on the noise model of ≥ 2 sweeps (many degrees of freedom)."""
-    station = annealed_station()
+    is judged on the noise model of ≥ 2 sweeps (many degrees of freedom). On the
+    analysis-test table: the stop rule is under test, not the table."""
+    station = annealed_station(**QUIET_TABLE)
     try:
         outcome = run_procedure(
             TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=4, step_ps=0.1),
@@ -425,10 +432,11 @@ def test_a_target_takes_under_a_third_of_the_fixed_scans_time(tmp_path):
     """--target tau_fs_err=2 (gate grid unset: the coarse TARGET_GATE_PS) against the
     full 4-sweep scan on the same film, seed 0, alignment included in both; before the
     coarse grid: 0.78 (3 full sweeps). Over 40 seeds, with the stopped errors' pulls:
-    benchmarks/precision_time.py."""
+    benchmarks/precision_time.py. On the analysis-test table (a real floor reaches no
+    τ ± 2 fs in hours)."""
     from labctl.procedures.tds import TARGET_GATE_PS
 
-    station = annealed_station()
+    station = annealed_station(**QUIET_TABLE)
     try:
         t0 = station.clock.now()
         fixed = run_procedure(TDS(min_sweeps=4, max_sweeps=4), tmp_path / "f.csv", station=station)

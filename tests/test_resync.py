@@ -13,13 +13,13 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments.srs import SR830
+from served import served_world  # tests/ is on sys.path
 
 from labctl.clock import RealClock
 from labctl.errors import CommunicationError, InstrumentError
@@ -30,32 +30,13 @@ from labctl.simulators.transport import SimAdapter
 TIMEOUT_MS = 300  # every read in this file is bounded by this (resync discards: 0.1 s)
 
 
-@pytest.fixture
-def served():
-    """`labctl sim serve` in a subprocess; yields (process, {role: resource})."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--time-scale", "100"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().strip()
-        if not line or line == "ready":
-            break
-        lines.append(line)
-    if line != "ready":
-        proc.kill()
-        proc.wait(timeout=10)
-        pytest.fail(f"sim serve did not get ready: {lines}")
-    try:
-        yield proc, dict(line.split(" ", 1) for line in lines)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGKILL's cleanup
-        proc.kill()
-        proc.wait(timeout=10)
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One `labctl sim serve` for this module (tests/served.py: ready, drained, stopped
+    bounded); yields (process, {role: resource}). Each test opens its own drivers and
+    resumes a process it stopped (SIGCONT) before it ends."""
+    with served_world(tmp_path_factory.mktemp("served"), 100) as server:
+        yield server.proc, server.resources
 
 
 def visa(resource: str) -> VISAAdapter:
@@ -407,12 +388,15 @@ def test_late_furnace_replies_in_process_never_shift(quiet_world):
     from labctl.simulators.transport import SimSerial
 
     link = LateReplies(Eurotherm2408Simulator(quiet_world, name="furnace"))
+    # held replies come with the next reply, never by the clock: a 10 ms read timeout and
+    # drain silence (the option retry_delay_s) scale every wait without changing the order
     furnace = eurotherm.open_instrument(
-        SimSerial(link),
+        SimSerial(link, timeout=0.01),
         name="furnace",
         clock=quiet_world.clock,
         max_setpoint_c=400.0,
         max_ramp_c_per_min=20.0,
+        retry_delay_s=0.01,
     )
     reads = _furnace_reads(furnace)
     assert _poll(reads, 1) == ([], [])
@@ -425,13 +409,22 @@ def test_late_furnace_replies_in_process_never_shift(quiet_world):
     assert _poll(reads, 1) == ([], [])
 
 
+#: The furnace's read timeout in the random-lateness tests. Every delay, stretch and
+#: pause below is a multiple of it (what the link's rule depends on is the ratio: a reply
+#: 0.75-3.5 timeouts late, inside the 5-timeout horizon); at 0.1 s each of the 20 trials
+#: costs half what it did at the production 0.2 s.
+FURNACE_TIMEOUT_S = 0.1
+
+
 def _late_at_random(faults, rng, done, delays: list[float]) -> None:
-    """Make the furnace answer 0.15–0.7 s late for stretches of 0.1–0.5 s, until ``done``."""
-    while not done.wait(rng.uniform(0.02, 0.2)):
-        delay = rng.uniform(0.15, 0.7)
+    """Make the furnace answer 0.75-3.5 read timeouts late for stretches of 0.5-2.5
+    timeouts, 0.1-1 timeout apart, until ``done``."""
+    t = FURNACE_TIMEOUT_S
+    while not done.wait(rng.uniform(0.1, 1.0) * t):
+        delay = rng.uniform(0.75, 3.5) * t
         faults.inject("furnace", "late", delay_s=delay)
         try:
-            done.wait(rng.uniform(0.1, 0.5))
+            done.wait(rng.uniform(0.5, 2.5) * t)
         finally:
             faults.clear("furnace", "late")
         delays.append(delay)
@@ -439,8 +432,8 @@ def _late_at_random(faults, rng, done, delays: list[float]) -> None:
 
 @pytest.mark.parametrize("transport", ["in-process", "tcp"])
 def test_random_late_replies_never_give_another_registers_value(world, transport):
-    """The furnace answers 0.15–0.7 s late at random (the driver's read timeout is 0.2 s;
-    served: ``socket://``, in process: ``SimSerial``) while registers with distinct values
+    """The furnace answers 0.75-3.5 read timeouts late at random (served: ``socket://``,
+    in process: ``SimSerial``) while registers with distinct values
     are read: 0 wrong values; each read is right or a clear CommunicationError.
 
     Fails on the driver that flushed once and retried 50 ms later: a reply that came
@@ -456,7 +449,11 @@ def test_random_late_replies_never_give_another_registers_value(world, transport
 
     sim = Eurotherm2408Simulator(world, name="furnace")
     server = SimServer(sim).start() if transport == "tcp" else None
-    port = open_serial(server.resource) if server else SimSerial(sim, timeout=0.2)
+    port = (
+        open_serial(server.resource, timeout=FURNACE_TIMEOUT_S)
+        if server
+        else SimSerial(sim, timeout=FURNACE_TIMEOUT_S)
+    )
     furnace = eurotherm.open_instrument(
         port, name="furnace", clock=RealClock(), max_setpoint_c=400.0, max_ramp_c_per_min=20.0
     )
@@ -490,16 +487,18 @@ def test_random_late_replies_never_give_another_registers_value(world, transport
 
 @pytest.mark.tcp
 def test_random_pauses_of_the_served_furnace_never_give_another_registers_value(served):
-    """`sim serve` paused (SIGSTOP) for 0.15–0.7 s at random while the furnace is read:
-    replies come late, in a burst after the pause. 0 wrong values."""
+    """`sim serve` paused (SIGSTOP) for 0.75-3.5 read timeouts at random while the furnace
+    is read: replies come late, in a burst after the pause. 0 wrong values."""
     import random
     import threading
 
     from labctl.drivers import eurotherm
+    from labctl.transport import open_serial
 
     proc, res = served
+    port = open_serial(res["furnace"], timeout=FURNACE_TIMEOUT_S)
     furnace = eurotherm.open_instrument(
-        res["furnace"],
+        port,
         name="furnace",
         clock=RealClock(),
         max_setpoint_c=400.0,
@@ -510,8 +509,9 @@ def test_random_pauses_of_the_served_furnace_never_give_another_registers_value(
     pauses: list[float] = []
 
     def pause_at_random() -> None:
-        while not done.wait(rng.uniform(0.05, 0.4)):
-            length = rng.uniform(0.15, 0.7)
+        t = FURNACE_TIMEOUT_S
+        while not done.wait(rng.uniform(0.25, 2.0) * t):
+            length = rng.uniform(0.75, 3.5) * t
             os.kill(proc.pid, signal.SIGSTOP)
             try:
                 done.wait(length)
@@ -536,3 +536,4 @@ def test_random_pauses_of_the_served_furnace_never_give_another_registers_value(
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         furnace.close()
+        port.close()

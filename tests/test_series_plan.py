@@ -261,3 +261,37 @@ def test_tds_target_written_as_a_mapping_is_read_or_refused_by_name(tmp_path, ca
     line, path = refuse(tmp_path, capsys, good.replace("tau_fs_err", "tau_err"))
     assert f"{path}:{line_of(good, 'tds:')}: measurements.1.tds.target: " in line, line
     assert "'tau_err=2'" in line and "tau_fs_err" in line
+
+
+def test_a_plan_declares_the_simulated_world_it_assumes(tmp_path, capsys):
+    """The demo runs a table quieter than a real one and says so in its plan: the plan's
+    ``simulation`` options go over the station's, are part of the digest, and are checked
+    like a station's (file:line:key); a station with no simulated world refuses them."""
+    from labctl.cli.demo import demo_plan_path
+    from labctl.series.station_fit import plan_station_spec
+
+    demo = load_plan(demo_plan_path())
+    assert demo.simulation == {"noise_floor_v_per_rthz": 2.5e-9}
+    spec = plan_station_spec(demo)
+    assert spec.simulation["noise_floor_v_per_rthz"] == 2.5e-9 and spec.simulation["noise"]
+    plain = load_plan(write(tmp_path, GOOD))
+    quiet = load_plan(write(tmp_path, GOOD + "simulation: {noise_floor_v_per_rthz: 1.0e-8}\n"))
+    assert plain.simulation == {} and quiet.digest != plain.digest
+    text = GOOD + "simulation: {noise_flor: 1.0e-8}\n"
+    message, path = refuse(tmp_path, capsys, text)
+    assert f"{path}:{line_of(text, 'simulation:')}: simulation.noise_flor: unknown key" in message
+    text = GOOD + "simulation:\n  noise_floor_v_per_rthz: -1\n"
+    message, path = refuse(tmp_path, capsys, text)
+    assert f"{path}:{line_of(text, 'noise_floor_v_per_rthz')}: simulation.noise_floor" in message
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text(
+        "instruments:\n  lockin_ref:\n    driver: sr830\n"
+        "    address: TCPIP0::192.0.2.1::1234::SOCKET\n"
+    )
+    text = GOOD.replace(
+        "measurements:\n  - absorption: {averages: 2}\n  - tds: {max_sweeps: 2, min_sweeps: 1}\n",
+        "measurements: []\n",
+    )
+    path = write(tmp_path, text + "simulation: {noise_floor_v_per_rthz: 1.0e-8}\n")
+    assert main(["series", "check", str(path), "--station", str(hardware)]) == 2
+    assert "no in-process simulated instrument" in capsys.readouterr().err

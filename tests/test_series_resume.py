@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from quiet_table import write_quiet_station
 from served import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
 
 from labctl.series.catalog import Catalog
@@ -55,10 +56,14 @@ LABCTL = [sys.executable, "-m", "labctl.cli"]
 # ---------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def served_world(directory: Path):
-    """A fresh simulated world served on loopback; yields its station file."""
+    """A fresh simulated world served on loopback; yields its station file. It serves the
+    analysis-test table (tests/quiet_table.py): the resumed series' τ, c, N are compared
+    with a reference run's, which needs a photoconductivity a few sweeps can see."""
     station = directory / "served.yaml"
+    quiet = write_quiet_station(directory / "quiet.yaml")
     proc = subprocess.Popen(
-        [*LABCTL, "sim", "serve", "--time-scale", SCALE, "--write-station", str(station)],
+        [*LABCTL, "sim", "serve", "--time-scale", SCALE, "--write-station", str(station)]
+        + ["--station", str(quiet)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from quiet_table import write_quiet_station
 
 from labctl.analysis.io import load_tds_csv
 from labctl.cli import main
@@ -63,7 +64,12 @@ def analyze_tds(path, meta, capsys):
 def test_table2_recovered_by_labctls_own_analysis(tmp_path, capsys, row, err):
     temp, tau_fs, c, n_m3 = row
     _t, tau_err, c_err, n_err = err
-    path, meta = measure(tmp_path, "tds", temp, "--sweeps", "3", "--noise", "white")
+    # the analysis-test table (tests/quiet_table.py): at a real floor Table 2's precision
+    # is out of reach; this test is about the analysis recovering what the world holds
+    quiet = write_quiet_station(tmp_path / "quiet.yaml")
+    path, meta = measure(
+        tmp_path, "tds", temp, "--sweeps", "3", "--noise", "white", "--station", str(quiet)
+    )
     with path.open() as fh:
         header = fh.readline().strip()
     assert header == "time_ps,E_ref,dE,sweep"  # the sweeps kept: errors from their scatter

@@ -173,7 +173,8 @@ class LongWaits(StationProcedure):
 
 
 def test_a_stop_during_a_long_wait_ends_the_run_safe_with_its_summary(tmp_path):
-    with Station.from_file("sim", time_scale=1.0) as station:
+    # 100×: the hour between rows is 36 s of wall time, the safe state's wait 50 ms
+    with Station.from_file("sim", time_scale=100.0) as station:
         stop = threading.Event()
 
         def on_emit(topic, record):
@@ -242,9 +243,12 @@ def _rows(path):
 def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(
     tmp_path, sig, code, times
 ):
-    """Real time, an hour between rows: the signal ends the wait, the furnace is made safe."""
+    """An hour between rows: the signal ends the wait, the furnace is made safe.
+
+    At 100× (the hour is 36 s of wall time; at real time the stage's move to the slot
+    alone took 4.6 s): a run that went on waiting would write a second row."""
     cmd = [
-        sys.executable, "-m", "labctl.cli", "run", "anneal", "--time-scale", "real",
+        sys.executable, "-m", "labctl.cli", "run", "anneal", "--time-scale", "100",
         "--slot", "1", "--anneal-c", "300", "--record-interval-s", "3600", "--quiet",
         "--out", str(tmp_path),
     ]  # fmt: skip
@@ -261,6 +265,7 @@ def test_labctl_run_stopped_by_a_signal_mid_wait_is_safe_and_keeps_its_summary(
             proc.communicate(timeout=30)
     assert proc.returncode == code, err.decode()
     (path,) = _data_files(tmp_path)
+    assert _rows(path) == 1  # the wait for the second row was ended, not waited out
     doc = json.loads(summary_path(path).read_text())
     assert doc["status"] == "aborted" and doc["ending"] == "aborted"
     assert doc["safe_state"].startswith("safe state")

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("pymeasure").setLevel(logging.ERROR)
     from labctl.errors import LabctlError
     from labctl.gui.qt_check import qt_start_problem
+    from labctl.station import load_station_spec
+
+    # a wrong station file is said at once, not after seconds of importing the window
+    load_station_spec(args.station)
 
     problem = qt_start_problem()
     if problem:  # said before Qt would abort the process with its own cryptic line

@@ -35,7 +35,7 @@ def run_series(
     from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
     from labctl.series.runner import SeriesRunner, recorded_station
-    from labctl.series.station_fit import plan_station_name
+    from labctl.series.station_fit import plan_station_spec
     from labctl.station import Station
 
     out_dir = Path(out_dir)
@@ -46,7 +46,7 @@ def run_series(
     if resume and station is None:  # the station the series started on
         station = recorded_station(out_dir)
     try:
-        with Station.from_file(plan_station_name(plan, station), **kwargs) as st:
+        with Station(plan_station_spec(plan, station), **kwargs) as st:
             _say_pace(plan, st)
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
             runner = SeriesRunner(

@@ -129,13 +129,19 @@ def _quit_on_signals(app, seen: list[int]) -> list[int]:
     see the signal while Qt waits."""
     import sys
 
+    from qtpy import QtCore
+
     def handle(signum, _frame) -> None:
         if seen:
             print("labctl gui: still setting the safe state; not interrupted", file=sys.stderr)
             return
         seen.append(signum)
         print("labctl gui: stopping — safe state first, then quit", file=sys.stderr)
-        app.quit()
+        # from the event loop, never inside the handler: quit() closes the window (its
+        # shutdown joins the monitor thread) right away, and the handler interrupts
+        # whatever the main thread was doing -- inside logging, holding the stream
+        # handler's lock, it made the monitor's next log record wait out the 5 s join
+        QtCore.QTimer.singleShot(0, app.quit)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)

@@ -51,6 +51,8 @@ TOP_KEYS = {
     "retries": "extra attempts of a failed measurement",
     "on_failure": "'stop' or 'next-film'",
     "interlocks": "max_deviation_c, deviation_grace_s",
+    "simulation": "simulated-world options the plan assumes (a station's `simulation:`), "
+    "applied over the station's own; refused on a station with no simulated instrument",
 }
 ON_FAILURE = ("stop", "next-film")
 INTERLOCK_KEYS = ("max_deviation_c", "deviation_grace_s")
@@ -90,6 +92,8 @@ class Plan:
     on_failure: str
     interlocks: dict[str, float]
     slots_where: str = ""  # FILE:LINE of 'slots', for errors found against a station
+    #: simulated-world options over the station's (e.g. the demo's quiet detector floor)
+    simulation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -100,6 +104,8 @@ class Plan:
             "on_failure": self.on_failure,
             "interlocks": self.interlocks,
         }
+        if self.simulation:  # the world the plan assumes is part of what it does
+            doc["simulation"] = self.simulation
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -202,6 +208,7 @@ def parse_plan(
     station = data.get("station")
     if station is not None and not isinstance(station, str):
         raise where.error(("station",), "must be a station file path or name")
+    simulation = _simulation(where, data.get("simulation", {}))
 
     steps: list[Step] = []
 
@@ -233,8 +240,24 @@ def parse_plan(
         on_failure=on_failure,
         interlocks=interlocks,
         slots_where=where("slots"),
+        simulation=simulation,
     )
     return plan
+
+
+def _simulation(where: _Where, value) -> dict:
+    """The plan's ``simulation`` options, checked against the station schema's."""
+    from labctl.schema import Invalid
+    from labctl.station_schema import SIMULATION
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise where.error(("simulation",), "must be a mapping of simulated-world options")
+    try:
+        return dict(SIMULATION.check(value))
+    except Invalid as exc:
+        raise where.error(("simulation", *exc.line_path), exc.message) from None
 
 
 def _params(where: _Where, key: tuple, value) -> dict:

@@ -30,6 +30,32 @@ def plan_station_name(plan: Plan, override: str | None = None) -> str | None:
     return plan.station
 
 
+def plan_station_spec(plan: Plan, override: str | None = None):
+    """The station spec a series of ``plan`` runs on, with the plan's ``simulation``
+    options over the station's own (a plan that assumes a simulated world says which).
+    :class:`~labctl.errors.LabctlError` if the plan has some and the station no
+    in-process simulated world to apply them to."""
+    from labctl.station import load_station_spec
+
+    spec = load_station_spec(plan_station_name(plan, override))
+    if plan.simulation:
+        problem = _simulation_problem(plan, spec)
+        if problem:
+            raise LabctlError(problem)
+        spec.simulation = {**spec.simulation, **plan.simulation}
+    return spec
+
+
+def _simulation_problem(plan: Plan, spec) -> str:
+    if not plan.simulation or spec.needs_world:
+        return ""
+    return (
+        f"{plan.path}: simulation: the plan sets simulated-world options "
+        f"({', '.join(plan.simulation)}) but station {spec.name!r} ({spec.source}) has no "
+        "in-process simulated instrument to apply them to"
+    )
+
+
 def station_problems(plan: Plan, station: str | None = None) -> list[str]:
     """One line per way ``plan`` does not fit its station (empty: it fits)."""
     from labctl.procedures import procedure_class
@@ -50,7 +76,7 @@ def station_problems(plan: Plan, station: str | None = None) -> list[str]:
     except LabctlError as exc:
         key = ("station",) if station is None and plan.station is not None else ()
         return [f"{where(*key)}: station: {exc}" if key else f"{plan.path}: station: {exc}"]
-    problems: list[str] = []
+    problems: list[str] = [p for p in [_simulation_problem(plan, spec)] if p]
     roles = set(spec.instruments)
     for kind in dict.fromkeys(s.kind for s in plan.steps):
         missing = [r for r in getattr(procedure_class(kind), "ROLES", ()) if r not in roles]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labctl.simulators.physics.table import channel_floor_v_per_rthz
+from labctl.simulators.physics.table import detector_floor_v_per_rthz
 
 #: ENBW × τ of the SR830's 12 dB/oct filter
 _ENBW_TIMES_TAU = 1.0 / 8.0
@@ -124,10 +124,9 @@ def simulate_sweeps(
     x_pump = probe * noise.pump_channel_gain * 0.5 * de
     if world.noise:
         mag = np.abs(e_ref)
-        sd_ref = channel_floor_v_per_rthz(p, "ref") + float(p["noise_ref_relative_per_rthz"]) * mag
-        sd_pump = (
-            channel_floor_v_per_rthz(p, "pump") + float(p["noise_pump_relative_per_rthz"]) * mag
-        )
+        floor = detector_floor_v_per_rthz(p)
+        sd_ref = floor + float(p["noise_ref_relative_per_rthz"]) * mag
+        sd_pump = floor + float(p["noise_pump_relative_per_rthz"]) * mag
         root_enbw = math.sqrt(_ENBW_TIMES_TAU / time_constant_s)
         x_ref = x_ref + sd_ref * root_enbw * world.rng.standard_normal(x_ref.size)
         x_pump = x_pump + sd_pump * root_enbw * world.rng.standard_normal(x_pump.size)

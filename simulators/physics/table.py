@@ -32,13 +32,11 @@ from labctl.simulators.physics.intrapulse import intrapulse_delta_e
 from labctl.simulators.physics.thz import THzPulse
 
 
-def channel_floor_v_per_rthz(table_params: dict, channel: str) -> float:
-    """The additive white floor of lock-in ``channel`` (V/√Hz): the common detector floor
-    ``noise_floor_v_per_rthz`` when set, else the channel's own (params ≤ 1.2)."""
-    common = table_params.get("noise_floor_v_per_rthz")
-    if common is not None:
-        return float(common)
-    return float(table_params[f"noise_{channel}_floor_v_per_rthz"])
+def detector_floor_v_per_rthz(table_params: dict) -> float:
+    """The additive white floor of the EO detector (V/√Hz at a lock-in input): one detector
+    feeds both lock-ins, so both channels see this same density (drawn independently:
+    they demodulate different frequencies). Since params 1.4 a real table's by default."""
+    return float(table_params["noise_floor_v_per_rthz"])
 
 
 class OpticalTable:
@@ -139,10 +137,7 @@ class OpticalTable:
         p = self.p
         if channel not in ("ref", "pump"):
             raise KeyError(f"no lock-in channel {channel!r} (the table has 'ref' and 'pump')")
-        return (
-            channel_floor_v_per_rthz(p, channel)
-            + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
-        )
+        return detector_floor_v_per_rthz(p) + float(p[f"noise_{channel}_relative_per_rthz"]) * mag
 
     def lockin_reference_hz(self, channel: str) -> float:
         if channel == "ref":
