@@ -21,7 +21,6 @@ series report and the GUI all call :func:`analyze_optp`. Its rules:
   measured kept under ``peak_of_noise``) and a warning — never noise as a measurement.
 """
 
-
 from __future__ import annotations
 
 import math

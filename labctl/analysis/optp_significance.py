@@ -2,7 +2,8 @@
 
 Rule: the OPTP peak is significant when the largest point of the mean trace stands above
 zero by more than its noise allows anywhere in the scan: z = max(−ΔE/E) / σ_mean, one-sided
-(a photoexcited film's −ΔE is positive), with the p-value multiplied by the number of
+(a photoexcited film's −ΔE is positive), p from Student's t with the noise estimate's
+degrees of freedom (a σ from few points has heavy tails), multiplied by the number of
 points searched (Bonferroni: the maximum of M noise points is searched, not one chosen in
 advance). Significant when p ≤ :data:`FALSE_POSITIVE_RATE`. Why: on a real table's
 detector floor (docs/physics.md "Noise floor") a cool film's trace is noise, and its
@@ -45,6 +46,7 @@ class PeakSignificance:
     noise: float | None
     noise_source: str | None
     n_points: int
+    dof: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -56,19 +58,24 @@ class PeakSignificance:
         }
 
 
-def sweep_scatter_sem(sweeps: np.ndarray) -> float | None:
+def sweep_scatter_sem(sweeps: np.ndarray) -> tuple[float, int] | None:
     """Standard error of the mean trace from the sweep-to-sweep scatter, pooled over the
-    points; None below 2 sweeps or when the scatter is zero."""
+    points, and its degrees of freedom; None below 2 sweeps or for zero scatter."""
     sweeps = np.atleast_2d(np.asarray(sweeps, float))
     n = sweeps.shape[0]
     if n < 2:
         return None
-    sem = math.sqrt(float(np.nanmean(np.nanvar(sweeps, axis=0, ddof=1)))) / math.sqrt(n)
-    return sem if sem > 0 and math.isfinite(sem) else None
+    var = np.nanvar(sweeps, axis=0, ddof=1)
+    var = var[np.isfinite(var)]
+    if not var.size:
+        return None
+    sem = math.sqrt(float(np.mean(var))) / math.sqrt(n)
+    return (sem, var.size * (n - 1)) if sem > 0 and math.isfinite(sem) else None
 
 
-def baseline_sd(pump_delay_ps: np.ndarray, trace: np.ndarray) -> float | None:
-    """Scatter of one trace's pre-pump points (before the largest by BASELINE_GAP_PS)."""
+def baseline_sd(pump_delay_ps: np.ndarray, trace: np.ndarray) -> tuple[float, int] | None:
+    """Scatter of one trace's pre-pump points (before the largest by BASELINE_GAP_PS) and
+    its degrees of freedom."""
     t = np.asarray(pump_delay_ps, float)
     y = np.asarray(trace, float)
     before = y[t < t[int(np.nanargmax(y))] - BASELINE_GAP_PS]
@@ -76,7 +83,7 @@ def baseline_sd(pump_delay_ps: np.ndarray, trace: np.ndarray) -> float | None:
     if before.size < MIN_BASELINE_POINTS:
         return None
     sd = float(np.std(before, ddof=1))
-    return sd if sd > 0 else None
+    return (sd, before.size - 1) if sd > 0 else None
 
 
 def optp_peak_significance(
@@ -86,19 +93,21 @@ def optp_peak_significance(
     sweeps = np.atleast_2d(np.asarray(sweeps, float))
     mean = np.nanmean(sweeps, axis=0)
     m = int(np.isfinite(mean).sum())
-    noise, source = sweep_scatter_sem(sweeps), "sweep scatter"
-    if noise is None:
-        noise, source = baseline_sd(pump_delay_ps, mean), "pre-pump baseline"
-    if noise is None and point_err is not None:
+    estimate, source = sweep_scatter_sem(sweeps), "sweep scatter"
+    if estimate is None:
+        estimate, source = baseline_sd(pump_delay_ps, mean), "pre-pump baseline"
+    if estimate is None and point_err is not None:
         err = np.asarray(point_err, float)
         err = err[np.isfinite(err) & (err > 0)]
         if err.size:
-            noise, source = float(np.median(err)), "given point errors"
-    if noise is None or m == 0:
+            estimate, source = (float(np.median(err)), math.inf), "given point errors"
+    if estimate is None or m == 0:
         return PeakSignificance(None, None, None, None, None, m)
+    noise, dof = estimate
     z = float(np.nanmax(mean)) / noise
-    p = min(1.0, m * float(stats.norm.sf(z)))
-    return PeakSignificance(p <= alpha, z, p, noise, source, m)
+    one_point = stats.norm.sf(z) if math.isinf(dof) else stats.t.sf(z, dof)
+    p = min(1.0, m * float(one_point))
+    return PeakSignificance(p <= alpha, z, p, noise, source, m, float(dof))
 
 
 def not_significant_warning(test: PeakSignificance, where: str = "OPTP peak") -> str:
