@@ -129,3 +129,30 @@ def test_tds_on_the_real_floor_ends_with_the_alignment_message_not_a_scan(tmp_pa
     assert outcome.status == FAILED
     assert "no peak above the noise" in outcome.message and "σ" in outcome.message
     assert "optp_peak_ps" not in outcome.results  # never parked
+
+
+def test_series_summary_shows_a_noise_optp_peak_as_not_significant(tmp_path):
+    from rich.console import Console
+
+    from labctl.series.report import print_summary, summary_rows
+
+    step = {"sample_id": "A", "state": "done", "kind": "optp"}
+    noise = {"significant": False, "phi_mu_cm2_Vs": None, "optp_peak": {"pump_delay_ps": -0.2}}
+    measured = {"significant": True, "phi_mu_cm2_Vs": 4.5, "optp_peak": {"pump_delay_ps": 0.2}}
+    rows = summary_rows(
+        [
+            dict(step, temperature_c=250.0, results=noise),
+            dict(step, temperature_c=350.0, results=measured),
+        ]
+    )
+    assert [r["optp_significant"] for r in rows] == [False, True]
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"series": "s", "state": "done", "rows": rows})
+    )
+    console = Console(record=True, width=200)
+    print_summary(tmp_path, console=console)
+    rows_text = {
+        line.split()[1]: line for line in console.export_text().splitlines() if "│" in line
+    }
+    assert "not significant" in rows_text["250"]
+    assert "4.5" in rows_text["350"] and "not significant" not in rows_text["350"]
