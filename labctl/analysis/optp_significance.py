@@ -37,7 +37,7 @@ SIGNIFICANCE_P = 0.5 * FALSE_POSITIVE_RATE
 #: baseline points end this long before the largest point (the rise is ~0.3 ps)
 BASELINE_GAP_PS = 1.0
 #: fewest pre-pump points whose scatter is a noise estimate
-MIN_BASELINE_POINTS = 8
+MIN_BASELINE_POINTS = 5
 
 
 @dataclass(frozen=True)
