@@ -28,6 +28,9 @@ from labctl.simulators.modbus_rtu import ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALU
 
 log = logging.getLogger(__name__)
 
+#: an output this small is off: the PID's arithmetic leaves ~1e-15 % while the PV falls
+_OUTPUT_OFF_PCT = 1e-9
+
 # --- register addresses (2000-series handbook tags) ---------------------------
 PV = 1
 TARGET_SP = 2
@@ -162,6 +165,7 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self._integral = 0.0
         self._d_filtered = 0.0
         self._last_error: float | None = None
+        self._last_sample_t: float | None = None  # world time of the last input sample
         self._was_manual = False
         # programmer state
         # Program words as written, with the decimal places each was written at:
@@ -180,7 +184,9 @@ class Eurotherm2408Simulator(ProtocolHandler):
         self.seg_start_sp = self.pv_c
         self.prog_sp_c = self.pv_c
         self.cycles_remaining = 0
-        world.add_controller(self._control, at_rest=self._at_rest)
+        world.add_controller(
+            self._control, at_rest=self._at_rest, coasts_above_c=self._coasts_above_c
+        )
 
     def program_words(self, number: int) -> list[int]:
         """A copy of program ``number``'s words as the controller holds them (0: the working
@@ -745,14 +751,41 @@ class Eurotherm2408Simulator(ProtocolHandler):
             settled = min(max(self.target_sp_c, self.sp_low_c), self.sp_high_c)
         return self.wsp_c == settled and self.wsp_c <= self.pv_c
 
+    def _coasts_above_c(self) -> float | None:
+        """The lowest PV above which any step leaves the output at 0 % (None: no such PV).
+
+        Unheated by state: not manual, no program running, the low power limit at 0 and
+        the working setpoint settled, the PID's output at 0 % -- it stays there while
+        the PV is above the working setpoint (the error is negative). With the sensor
+        broken and a 0 % sensor-break output, the output is 0 whatever the PV.
+        """
+        if self.manual or self.op_low_pct > 0.0:
+            return None
+        if self.world.furnace.sensor_broken:
+            return -math.inf if self.sensor_break_op_pct <= 0.0 else None
+        if self.prog_status in (RUN, HOLDBACK) or self.output_pct > _OUTPUT_OFF_PCT:
+            return None
+        if self._program_active():
+            settled = min(max(self.prog_sp_c, self.sp_low_c), self.sp_high_c)
+        else:
+            settled = min(max(self.target_sp_c, self.sp_low_c), self.sp_high_c)
+        if self.wsp_c != settled or self.pv_c < self.wsp_c:
+            return None
+        return self.wsp_c
+
     def _control(self, t: float, dt: float) -> None:
         """World controller: input filter, programmer, SP rate limit, PID → heater."""
         if dt <= 0:
             return
         furnace = self.world.furnace
         broken = bool(furnace.sensor_broken)
+        # a sampled controller: the input filter and the PID act on the time since the last
+        # sample, so that an output decided now depends on the past only, whatever the
+        # length of the step to come (world.py's long steps at rest and while coasting)
+        elapsed = dt if self._last_sample_t is None else max(t - self._last_sample_t, 1e-9)
+        self._last_sample_t = t
         if not broken:
-            alpha = min(1.0, dt / self.input_filter_s) if self.input_filter_s > 0 else 1.0
+            alpha = min(1.0, elapsed / self.input_filter_s) if self.input_filter_s > 0 else 1.0
             self.pv_c += (float(furnace.thermocouple_c) - self.pv_c) * alpha
         pv = self.pv_c
         self._step_programmer(dt, pv)
@@ -771,12 +804,12 @@ class Eurotherm2408Simulator(ProtocolHandler):
             out = self.sensor_break_op_pct  # the configured sensor-break output
             self._last_error = None
         else:
-            out = self._pid(dt, pv)
+            out = self._pid(elapsed, pv)
         self._was_manual = self.manual
         self.output_pct = max(self.op_low_pct, min(self.op_high_pct, out))
         furnace.heater_fraction = self.output_pct / 100.0
 
-    def _pid(self, dt: float, pv: float) -> float:
+    def _pid(self, elapsed: float, pv: float) -> float:
         """Eurotherm-style PID: PB in display units, Ti/Td in seconds, anti-windup.
 
         Derivative acts on the error, filtered (the setpoint moves smoothly: it
@@ -789,16 +822,18 @@ class Eurotherm2408Simulator(ProtocolHandler):
         if self._last_error is None:
             self._last_error = error
             self._d_filtered = 0.0
-        slope = (error - self._last_error) / dt
+        # sampled: the error changed, and is integrated, over the ``elapsed`` time since the
+        # last sample, not over the step to come: P, I and D agree on the interval
+        slope = (error - self._last_error) / elapsed
         self._last_error = error
-        tau_d = max(self.td_s / 8.0, dt)
-        self._d_filtered += (slope - self._d_filtered) * min(1.0, dt / tau_d)
+        tau_d = max(self.td_s / 8.0, elapsed)
+        self._d_filtered += (slope - self._d_filtered) * min(1.0, elapsed / tau_d)
         p_term = kc * error
         d_term = kc * self.td_s * self._d_filtered
         if self._was_manual:  # bumpless manual → auto
             self._integral = self.output_pct - p_term - d_term
         if self.ti_s > 0:
-            self._integral += kc * error * dt / self.ti_s
+            self._integral += kc * error * elapsed / self.ti_s
             u = p_term + self._integral + d_term
             if u > self.op_high_pct:
                 self._integral = max(self.op_low_pct, self.op_high_pct - p_term - d_term)

@@ -217,7 +217,9 @@ class SR830Simulator(TextProtocolHandler):
             self._u_last = self._input_v()
             self.filter = _RCFilter(self.time_constant_s, self.slope_stages)
             self.filter.settle_to(self._demodulated(self._u_last), self._noise_psd(), world.rng)
-            world.add_controller(self._on_world_step, at_rest=self._forgotten)
+            world.add_controller(
+                self._on_world_step, at_rest=self._forgotten, coasts_above_c=self._coasts_above_c
+            )
 
     # --- settings -----------------------------------------------------------
     def _reset_settings(self) -> None:
@@ -310,6 +312,10 @@ class SR830Simulator(TextProtocolHandler):
     def _forgotten(self) -> bool:
         """Unqueried for longer than the filter remembers: world steps do not touch it."""
         return self.world.t - self._t_observed > _FORGET_AFTER_TAU * self.filter.tau
+
+    def _coasts_above_c(self) -> float | None:
+        """Long world steps leave a forgotten filter as it is (it heats nothing): any PV."""
+        return -math.inf if self._forgotten() else None
 
     def _on_world_step(self, t: float, dt: float) -> None:
         """World controller: sample the input at each world step (world.lock held).

@@ -20,6 +20,18 @@ constant-temperature step). Stepped second by second it would give the same
 state to within :data:`REST_C`; in one step a served world left idle for days
 of virtual time (hours at 10⁵× real time) answers its next request at once.
 
+Unheated stretches cost O(temperature travel), not O(duration): while the
+furnace *coasts* -- heater off and every controller saying it stays off while
+the PV is above a floor it names (its ``coasts_above_c`` hook: the Eurotherm's
+settled working setpoint, no program running), no stage moving -- a step is as
+long as moves no furnace node and no film by more than :data:`COAST_TRAVEL_C`
+(at most :data:`COAST_MAX_STEP_S`), and never lets the PV reach the floor
+(an unheated plant never falls below the room). Natural cooling from 350 °C
+to the room is then ~2 000 steps instead of ~30 000 (10 h of 1 s steps); the
+furnace's nodes and the films stay within :data:`COAST_TRAVEL_C` of the 1 s
+stepped trajectory (``tests/test_world_rest.py``), and a served world at 10⁵×
+real time answers at once while it cools.
+
 Geometry: an in-situ optical tube furnace. The holder (a rod with one slot
 every ``holder.pitch_mm``) rides on stage 3 along the tube axis; the UV-Vis
 and THz/pump beams cross the tube through side windows at the hot-zone
@@ -34,9 +46,14 @@ Interface contract (used by simulators in this package):
 
 * ``world.lock`` — RLock; hold it while reading or acting on the world.
 * ``world.advance()`` — integrate to now; call before every observation.
-* ``world.add_controller(fn, at_rest=None)`` — ``fn(t_s, dt_s)`` called every step;
-  ``at_rest()`` (optional) is true when any step, however long, leaves the
-  controller's output as it is while the plant is at rest (see "Rest" above).
+* ``world.add_controller(fn, at_rest=None, coasts_above_c=None)`` — ``fn(t_s, dt_s)``
+  called every step; ``at_rest()`` (optional) is true when any step, however long,
+  leaves the controller's output as it is while the plant is at rest (see "Rest"
+  above); ``coasts_above_c()`` (optional) returns the PV (°C) above which any step
+  leaves the controller heating nothing and integrating nothing it would not
+  integrate exactly (``-inf``: any PV; ``None``: it needs 1 s steps now). A
+  controller called for a long step acts on the time since its last call only
+  (the step may be cut to 1 s after it has acted: when it turned the heater on).
 * ``world.furnace`` — :class:`~labctl.simulators.physics.furnace.FurnacePlant`:
   ``heater_fraction`` (0..1, set by the controller), ``thermocouple_c``
   (reads ``range_max_c`` while ``sensor_broken``: upscale burnout),
@@ -89,6 +106,12 @@ _QUIESCENT_BELOW_C = 60.0
 _QUIESCENT_DT_C = 0.05
 #: an unheated furnace this close to the room (°C, every node) is at rest: see "Rest" above
 REST_C = 1e-3
+#: a coasting step moves no furnace node and no film by more than this (°C; the PV shows 0.1)
+COAST_TRAVEL_C = 0.1
+#: and is at most this long (s): the tail of a cooling, below where any chemistry runs
+COAST_MAX_STEP_S = 600.0
+#: a heater fraction this small is off (a PID at its floor leaves ~1e-17)
+_HEATER_OFF = 1e-11
 
 
 @dataclass
@@ -163,6 +186,8 @@ class World:
     max_step_s = 1.0
     #: integrate a stretch at rest in one step (False: second by second, for comparison)
     rest_in_one_step = True
+    #: integrate an unheated stretch in long steps (False: second by second, for comparison)
+    coast_in_long_steps = True
 
     def __init__(
         self,
@@ -186,6 +211,7 @@ class World:
         self.lock = threading.RLock()
         self._controllers: list[Callable[[float, float], None]] = []
         self._rest_checks: list[Callable[[], bool] | None] = []
+        self._coast_floors: list[Callable[[], float | None] | None] = []
         self.t = self.clock.now()
         self.pump_fluence_uj_cm2 = float(self.params.table["pump_fluence_uj_cm2"])
         self.lamp_shutter_open = True  # UV-Vis light source shutter (closed: dark spectra)
@@ -291,15 +317,20 @@ class World:
 
     # --- time ---------------------------------------------------------------
     def add_controller(
-        self, fn: Callable[[float, float], None], at_rest: Callable[[], bool] | None = None
+        self,
+        fn: Callable[[float, float], None],
+        at_rest: Callable[[], bool] | None = None,
+        coasts_above_c: Callable[[], float | None] | None = None,
     ) -> None:
-        """Call ``fn(t_s, dt_s)`` on every step; ``at_rest()``: see "Rest" in the module doc.
+        """Call ``fn(t_s, dt_s)`` on every step; ``at_rest()``: see "Rest" in the module doc,
+        ``coasts_above_c()``: see "Unheated stretches".
 
-        A controller without ``at_rest`` keeps the world stepping second by second.
+        A controller without these hooks keeps the world stepping second by second.
         """
         with self.lock:
             self._controllers.append(fn)
             self._rest_checks.append(at_rest)
+            self._coast_floors.append(coasts_above_c)
 
     def _at_rest(self, slots: list[FilmSlot], holder_x_mm: float) -> bool:
         """Whether one step of any length integrates what is left exactly (module doc, "Rest")."""
@@ -320,6 +351,35 @@ class World:
                 return False
         return True
 
+    def _coasting_step_s(self, slots: list[FilmSlot], holder_x_mm: float, left_s: float) -> float:
+        """The length of the next step while the furnace coasts (module doc, "Unheated
+        stretches"); ``max_step_s`` when it does not."""
+        furnace = self.furnace
+        if furnace.heater_fraction > _HEATER_OFF or any(s.is_moving(self.t) for s in self.stages):
+            return self.max_step_s
+        floors = [hook() if hook is not None else None for hook in self._coast_floors]
+        if any(floor is None for floor in floors):
+            return self.max_step_s
+        rate = furnace.fastest_rate_c_per_s()
+        lag = furnace.sample_lag_s
+        for slot in slots:
+            env = furnace.local_temperature_c(slot.position_mm - holder_x_mm)
+            temperature = slot.film.temperature_c
+            if not (env < _QUIESCENT_BELOW_C and abs(env - temperature) < _QUIESCENT_DT_C):
+                rate = max(rate, abs(env - temperature) / lag if lag > 0 else math.inf)
+        dt = min(left_s, COAST_MAX_STEP_S, COAST_TRAVEL_C / rate if rate > 0 else math.inf)
+        if dt <= self.max_step_s:
+            return self.max_step_s
+        # the lowest PV the step can reach: a node falls by at most the travel, and an
+        # unheated plant that is nowhere below the room never falls below it
+        nodes = (furnace.element_c, furnace.zone_c, furnace.tc_c, furnace.sample_c)
+        lowest = min(furnace.tc_c, furnace.zone_c) - COAST_TRAVEL_C
+        if min(nodes) >= furnace.ambient_c:
+            lowest = max(lowest, furnace.ambient_c)
+        if floors and lowest < max(floors):
+            return self.max_step_s
+        return dt
+
     def advance(self) -> None:
         """Integrate controllers, furnace and films up to the clock's now."""
         with self.lock:
@@ -333,14 +393,19 @@ class World:
             )  # time a quiescent (cold, settled) film has not yet been stepped
             while self.t < t_end:
                 dt = min(self.max_step_s, t_end - self.t)
-                if (
-                    dt < t_end - self.t
-                    and self.rest_in_one_step
-                    and self._at_rest(slots, holder_stage.position_mm(self.t))
-                ):
-                    dt = t_end - self.t  # at rest: the rest of the interval in one step
+                if dt < t_end - self.t:
+                    x = holder_stage.position_mm(self.t)
+                    if self.rest_in_one_step and self._at_rest(slots, x):
+                        dt = t_end - self.t  # at rest: the rest of the interval in one step
+                    elif self.coast_in_long_steps:
+                        dt = self._coasting_step_s(slots, x, t_end - self.t)
                 for fn in self._controllers:
                     fn(self.t, dt)
+                if dt > self.max_step_s and furnace.heater_fraction > _HEATER_OFF:
+                    # a controller heats after all (a PID holding the room: its integral
+                    # back-calculated above 0): this step is 1 s, as it would have been;
+                    # resting and coasting controllers integrate nothing over the step ahead
+                    dt = self.max_step_s
                 furnace.step(dt)
                 x = holder_stage.position_mm(self.t + dt)
                 for i, slot in enumerate(slots):

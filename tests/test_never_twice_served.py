@@ -4,6 +4,8 @@ from the catalog. A short recipe at a modest speed-up, with the plan's real inte
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from labctl.servesim import RemoteFaultBoard
 
 pytestmark = [pytest.mark.slow, pytest.mark.tcp]
 
-SCALE = "300"
+SCALE = "600"
 PLAN = """\
 name: never-twice
 sample: F
@@ -75,6 +77,19 @@ def finish(proc: subprocess.Popen, timeout_s: float = 120.0) -> int:
             proc.wait(timeout=10)
 
 
+def communicate_observing(proc: subprocess.Popen, observe, timeout_s: float = 120.0):
+    """``proc.communicate()``, calling ``observe()`` every 0.1 s until it has ended."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return proc.communicate(timeout=0.1)
+        except subprocess.TimeoutExpired:  # retrying loses no output (subprocess docs)
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            observe()
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
@@ -114,11 +129,14 @@ def test_failed_in_cooling_resumes_on_its_station_and_is_never_heated_again(worl
 
 def test_a_second_run_or_runner_is_refused_and_the_first_anneal_goes_on(world, tmp_path):
     plan, station, board = world
-    plan.write_text(PLAN.replace("dwell_min: 5", "dwell_min: 120"))  # time for two start-ups
     out = tmp_path / "series"
     proc = start(out, plan, "--station", str(station))
     try:
         wait_for(lambda: any(r["segment"] == "2" for r in anneal_rows(out)), proc)
+        # held mid-anneal however long two start-ups take on a loaded machine (instead of
+        # a dwell long enough for them): a stopped process keeps its claims, as a busy one
+        # does, and the controller's program goes on meanwhile
+        os.kill(proc.pid, signal.SIGSTOP)
         second = subprocess.Popen(
             [*LABCTL, "run", "anneal", "--station", str(station), "--slot", "2"]
             + ["--anneal-c", "250", "--out", str(tmp_path / "second"), "--quiet"],
@@ -132,10 +150,15 @@ def test_a_second_run_or_runner_is_refused_and_the_first_anneal_goes_on(world, t
             stderr=subprocess.PIPE,
             text=True,
         )
-        second_out, _ = second.communicate(timeout=120)
-        _, runner_err = runner.communicate(timeout=120)
+        # the served world is kept integrated as the stopped runner's rows did (a heating
+        # furnace is stepped second by second: seconds of wall time unobserved at 600x would
+        # be a late first reply to the refused ones, past the link's 0.2 s timeout)
+        second_out, _ = communicate_observing(second, lambda: film1(board))
+        _, runner_err = communicate_observing(runner, lambda: film1(board))
         assert proc.poll() is None  # the first was still running when both were refused
     finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
         code = finish(proc, timeout_s=180)
     assert second.returncode == 1
     assert f"pid {proc.pid}" in second_out

@@ -19,7 +19,7 @@ sample: F
 slots: [1]
 temperatures_c: [250]
 anneal: {ramp_c_per_min: 20, dwell_min: 5, cool_min: 30, record_interval_s: 10,
-         ready_below_c: 80}
+         ready_below_c: 150}
 measurements: []
 retries: 0
 on_failure: stop

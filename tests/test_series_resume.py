@@ -5,15 +5,28 @@ the furnace's program keeps running, a film keeps its thermal history); the
 series runner (`labctl series run`, a subprocess) is killed with SIGKILL at
 several points, or stopped by an injected fault, and resumed with `--resume`.
 Compared with an uninterrupted run in a fresh world: every step done once, no
-anneal repeated, no recorded point missing, the same physics in the summary.
+anneal repeated -- by the controller's own account of the dwell and by the
+served films' heating episodes --, no recorded point missing, the same physics.
 
-Fast: the served world runs 6000× real time (a 3 h anneal in ~2 s of wall time),
-with short TDS scans whose peaks are given (no alignment scans).
+Fast and indifferent to load: a short recipe (20 °C/min, 15 min dwell, ready below
+95 °C: ~2.7 h of furnace time for the series, most of it natural cooling) at a modest
+600× speed-up, with the plan's real deviation interlock (a row read 50 ms late is 30 s
+of furnace time, a tenth of the interlock's grace); short TDS scans whose peaks are given.
+Ready below 95 °C, not hotter: a film measured in a furnace still above 100 °C, and put
+back into it after an interrupted measurement, is heated again (a heating episode). A
+15 min dwell, not shorter: a film re-heated for the dwell still owed gets one more ramp
+and cooling, ~2 min at the anneal temperature -- with a 5 min dwell that was +4 °C of
+anneal-equivalent temperature and its Drude-Smith c 4.4σ off the reference.
+
+"Same physics": the Drude-Smith fit of each film's TDS, and each film's state in the
+served world (its anneal-equivalent temperature). Not the exciton peak of the
+absorption: it is measured warm, and a resume measures the film later, cooler (CdSe
+shifts −0.35 meV/K: 20 °C is 1.5 nm) -- the film's state is what that peak reports,
+read here without the measurement's temperature.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import signal
@@ -24,61 +37,50 @@ from pathlib import Path
 
 import pytest
 from quiet_table import write_quiet_station
-from served import read_lines_until  # tests/ is on sys.path (rootdir-relative imports)
+from served import served_world
 
 from labctl.series.catalog import Catalog
+from labctl.servesim import RemoteFaultBoard
 
 pytestmark = [pytest.mark.slow, pytest.mark.tcp]
 
-SCALE = "6000"  # virtual seconds per wall second in the served world and the runner
-DWELL_MIN = 30.0
+SCALE = "600"  # virtual seconds per wall second in the served world and the runner
+DWELL_MIN = 15.0
 PLAN = """\
 name: crash-test
 sample: F
 slots: [1, 2]
 temperatures_c: [300, 335]
-anneal: {ramp_c_per_min: 10, dwell_min: 30, cool_min: 120, record_interval_s: 60}
+anneal: {ramp_c_per_min: 20, dwell_min: 15, cool_min: 16, record_interval_s: 20,
+         ready_below_c: 95}
 measurements:
   - absorption: {averages: 4}
   - tds: {step_ps: 0.05, t_start_ps: -1.0, t_stop_ps: 5.0, min_sweeps: 2, max_sweeps: 2,
           optp_peak_ps: 0.16, thz_peak_ps: 0.0}
 retries: RETRIES
 on_failure: stop
-# at 6000x a loaded machine delays a row by minutes of furnace time: PV and setpoint are
-# read apart in time, so the deviation interlock gets room (its own tests are elsewhere)
-interlocks: {max_deviation_c: 80, deviation_grace_s: 3600}
 """
 #: step indices of the plan above
 ANNEAL_300, ABS_300, TDS_300, ANNEAL_335, ABS_335, TDS_335 = range(6)
+FILM_OF_STEP = {ANNEAL_300: 1, ANNEAL_335: 2}  # the plan's slots, in order
+#: the films' anneal-equivalent temperatures agree to this, °C: ≤ 1 nm of the exciton peak
+#: at room temperature (0.07 nm/°C at 300 °C, 0.2 at 335), tighter than its old 1.5 nm
+SAME_STATE_C = 5.0
 LABCTL = [sys.executable, "-m", "labctl.cli"]
 
 
 # ---------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def served_world(directory: Path):
-    """A fresh simulated world served on loopback; yields its station file. It serves the
-    analysis-test table (tests/quiet_table.py): the resumed series' τ, c, N are compared
-    with a reference run's, which needs a photoconductivity a few sweeps can see."""
-    station = directory / "served.yaml"
+def quiet_served_world(directory: Path):
+    """A fresh simulated world served on loopback at SCALE. It serves the analysis-test
+    table (tests/quiet_table.py): the resumed series' τ, c, N are compared with a
+    reference run's, which needs a photoconductivity a few sweeps can see."""
     quiet = write_quiet_station(directory / "quiet.yaml")
-    proc = subprocess.Popen(
-        [*LABCTL, "sim", "serve", "--time-scale", SCALE, "--write-station", str(station)]
-        + ["--station", str(quiet)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        lines = read_lines_until(proc, "ready", timeout_s=60)
-        assert lines[-1:] == ["ready"], lines
-        yield station
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    return served_world(directory, SCALE, "--station", str(quiet))
+
+
+def films_of(station: Path) -> dict[int, dict]:
+    """The served world's films by slot: heating episodes, state, temperature."""
+    return {f["slot"]: f for f in RemoteFaultBoard.from_station_file(station).films()}
 
 
 def write_plan(directory: Path, retries: int = 1, name: str = "plan.yaml") -> Path:
@@ -180,14 +182,29 @@ def summary(out: Path) -> dict[float, dict]:
     return {r["temperature_c"]: r for r in rows}
 
 
-def assert_same_physics(out: Path, reference: Path) -> None:
+def assert_same_physics(out: Path, reference: Path, films: dict, ref_films: dict) -> None:
     got, ref = summary(out), summary(reference)
     assert sorted(got) == sorted(ref) == [300.0, 335.0]
     for t in ref:
-        assert got[t]["hh_peak_nm"] == pytest.approx(ref[t]["hh_peak_nm"], abs=1.5), t
+        assert math.isfinite(got[t]["hh_peak_nm"]), t  # measured, recorded, summarised
         for key in ("tau_fs", "c", "N_m3"):
             tolerance = 4 * math.hypot(got[t][f"{key}_err"], ref[t][f"{key}_err"])
             assert got[t][key] == pytest.approx(ref[t][key], abs=tolerance), (t, key)
+    for slot in FILM_OF_STEP.values():
+        assert films[slot]["anneal_equivalent_c"] == pytest.approx(
+            ref_films[slot]["anneal_equivalent_c"], abs=SAME_STATE_C
+        ), slot
+
+
+def assert_heated_once(films: dict, reheated_for_owed_dwell: int | None = None) -> None:
+    """The physics: each film heated once (heating episodes of the served world), but for
+    a film whose anneal was stopped before its dwell was done and finished afterwards."""
+    for slot in FILM_OF_STEP.values():
+        if slot == reheated_for_owed_dwell:
+            assert films[slot]["heating_episodes"] in (1, 2), films[slot]
+        else:
+            assert films[slot]["heating_episodes"] == 1, films[slot]
+    assert all(f["heating_episodes"] == 0 for s, f in films.items() if s not in (1, 2))
 
 
 def assert_annealed_once(out: Path, step: dict) -> None:
@@ -228,11 +245,12 @@ def assert_completed_once(out: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted series in a fresh world; `series status --json` read while it runs."""
+    """An uninterrupted series in a fresh world; `series status --json` read while it runs;
+    the world's films at the end."""
     directory = tmp_path_factory.mktemp("reference")
     out = directory / "series"
-    with served_world(directory) as station:
-        proc = start_series(write_plan(directory), out, station)
+    with quiet_served_world(directory) as served:
+        proc = start_series(write_plan(directory), out, served.station)
         try:
             wait_until(proc, out, lambda steps: steps[ANNEAL_300]["state"] == "running")
             status = subprocess.run(
@@ -241,16 +259,23 @@ def reference(tmp_path_factory):
                 text=True,
                 timeout=60,
             )
-            assert proc.wait(timeout=110) == 0
+            assert proc.wait(timeout=110) == 0, runner_log(out)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
-    return out, status
+        films = films_of(served.station)
+    assert_heated_once(films)
+    return out, status, films
+
+
+def runner_log(out: Path) -> str:
+    path = out.parent / f"{out.name}-runner.log"
+    return path.read_text()[-3000:] if path.exists() else ""
 
 
 def test_status_from_another_process_while_the_series_runs(reference):
-    out, status = reference
+    out, status, _ = reference
     assert status.returncode == 0, status.stderr
     doc = json.loads(status.stdout)
     assert doc["state"] == "running"
@@ -276,10 +301,11 @@ def test_status_from_another_process_while_the_series_runs(reference):
     ],
 )
 def test_sigkill_then_resume_does_each_step_once(tmp_path, reference, point, idx, ready):
-    ref_out, _ = reference
+    ref_out, _, ref_films = reference
     out = tmp_path / "series"
     plan = write_plan(tmp_path)
-    with served_world(tmp_path) as station:
+    with quiet_served_world(tmp_path) as served:
+        station = served.station
         proc = start_series(plan, out, station)
         try:
             wait_until(proc, out, lambda steps: ready(steps, out))
@@ -299,7 +325,7 @@ def test_sigkill_then_resume_does_each_step_once(tmp_path, reference, point, idx
         assert run_series(changed, out, station, "--resume") == 2
         assert steps_of(out) == killed
         if point != "between-steps":  # ... the plan the series started with finishes it
-            assert run_series(plan, out, station, "--resume") == 0
+            assert run_series(plan, out, station, "--resume") == 0, runner_log(out)
         else:  # ... or, when allowed, the changed one: new parameters for steps not yet done
             allow = ("--resume", "--allow-changed-plan")
             assert run_series(changed, out, station, *allow) == 0
@@ -309,9 +335,11 @@ def test_sigkill_then_resume_does_each_step_once(tmp_path, reference, point, idx
             assert steps[ABS_335]["params"]["averages"] == 5
             with Catalog.in_directory(out) as catalog:
                 assert "changed plan" in " ".join(e["message"] for e in catalog.events())
+        films = films_of(station)
 
     assert_completed_once(out, ref_out)
-    assert_same_physics(out, ref_out)
+    assert_heated_once(films)  # a continuation attached to the controller's program
+    assert_same_physics(out, ref_out, films, ref_films)
     steps = steps_of(out)
     with Catalog.in_directory(out) as catalog:
         for i, rows in partial.items():
@@ -335,19 +363,7 @@ def test_sigkill_then_resume_does_each_step_once(tmp_path, reference, point, idx
 def inject(station: Path, role: str, kind: str) -> None:
     """Inject at once (the ``labctl sim fault`` command takes a process start-up; its own
     tests are in test_faults.py) — a scan may be over before a new process is up."""
-    from labctl.servesim import RemoteFaultBoard
-
     RemoteFaultBoard.from_station_file(station).inject(role, kind)
-
-
-def fault(station: Path, *args: str) -> None:
-    done = subprocess.run(
-        [*LABCTL, "sim", "fault", "--station", str(station), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -360,10 +376,11 @@ def fault(station: Path, *args: str) -> None:
 def test_fault_stops_safely_and_resume_finishes(
     tmp_path, reference, role, kind, idx, ready, reason
 ):
-    ref_out, _ = reference
+    ref_out, _, ref_films = reference
     out = tmp_path / "series"
     plan = write_plan(tmp_path, retries=0)
-    with served_world(tmp_path) as station:
+    with quiet_served_world(tmp_path) as served:
+        station = served.station
         proc = start_series(plan, out, station)
         try:
             wait_until(proc, out, lambda steps: ready(steps, out))
@@ -389,14 +406,15 @@ def test_fault_stops_safely_and_resume_finishes(
         # the furnace is in its safe state: program reset, setpoint at the safe value
         from labctl.station import Station
 
-        fault(station, "--clear")
+        RemoteFaultBoard.from_station_file(station).clear(role)  # repaired
         with Station.from_file(station) as st:
             assert st["furnace"].program_status.name == "RESET"
             assert st["furnace"].setpoint_c <= 30.0
-        assert run_series(plan, out, station, "--resume") == 0
+        assert run_series(plan, out, station, "--resume") == 0, runner_log(out)
+        films = films_of(station)
 
     assert_completed_once(out, ref_out)
-    assert_same_physics(out, ref_out)
+    assert_same_physics(out, ref_out, films, ref_films)
     steps = steps_of(out)
     if kind == "sensor_break":  # finished for the dwell still owed, never re-heated past it
         assert steps[idx]["attempts"] == 2
@@ -407,5 +425,8 @@ def test_fault_stops_safely_and_resume_finishes(
         owed = first["dwell_done_s"] < DWELL_MIN * 60.0
         expected = "dwell still owed" if owed else "dwell already done"
         assert expected in steps[idx]["results"]["continued"]
+        # the physics: heated again only for the dwell still owed
+        assert_heated_once(films, reheated_for_owed_dwell=FILM_OF_STEP[idx] if owed else None)
     else:  # the measurement was redone into a new file
         assert steps[idx]["attempts"] == 2
+        assert_heated_once(films)

@@ -457,7 +457,8 @@ def photoconductivity(
     method : ``"exact"`` (Tinkham), ``"small-signal"``, or a geometry callable
         (:class:`labctl.analysis.reflection.Geometry`; ``thickness_m`` then scales Δσ·d).
     noise : ``"auto"`` (scatter of ≥ 3 sweeps; the fitted time-domain noise model with 2;
-        the pre-pulse baseline with 1), ``"sweeps"``, ``"model"``, ``"baseline"`` or ``"none"``.
+        the pre-pulse baseline with 1), ``"sweeps"``, ``"model"`` (≥ 2 sweeps: many degrees
+        of freedom, what a precision target is judged on), ``"baseline"`` or ``"none"``.
         The source used is ``noise_source``: ``"sweep-scatter"``, ``"noise-model"`` or
         ``"baseline"``.
     require_signal : refuse a ΔE at the noise level (AnalysisError); with False it is
@@ -585,6 +586,8 @@ def photoconductivity(
     elif mode == "model":
         if n_sweeps < 2:
             raise AnalysisError("the time-domain noise model needs at least 2 sweeps")
+        if callable(method):
+            raise AnalysisError("the time-domain noise model needs the transmission formula")
         sigma_cov = noise_model_covariance(
             t, ref2, de2, e_ref_w[keep], de_w[keep], freq[keep], thickness_m,
             substrate_index, method, window=window,
@@ -691,6 +694,77 @@ def fit_time_domain_noise_moments(
     return model_var, tuple(float(np.sqrt(c)) for c in coef)
 
 
+#: noise components of the pair (E_ref, ΔE) at a gate point, as the vector (u_ref, u_de)
+#: whose amplitude is drawn independently per point: what one detector and one gate put
+#: into both traces, and what each channel has alone (:func:`fit_joint_noise`)
+JOINT_NOISE_COMPONENTS = (
+    "reference floor",  # (1, 0): the reference lock-in's floor
+    "pump-channel floor",  # (−½, 1): the pump lock-in's floor (E_ref = X_ref − X_pump, ΔE = 2 X_pump)
+    "probe intensity",  # (E, ΔE): one detector, both traces
+    "gate jitter",  # (E', ΔE'): one gate, both traces
+    "reference-only intensity",  # (E, 0): the reference lock-in's own relative noise
+    "pump energy",  # (0, ΔE)
+    "probe in the pump channel",  # (0, E)
+    "jitter in the pump channel",  # (0, E')
+    "reference floor × intensity",  # (√|E|, 0): cross term of a sd floor + k·|E|
+    "pump-channel floor × intensity",  # (0, √|E|)
+)
+
+
+def joint_noise_vectors(time_ps, ref_mean, de_mean) -> tuple[np.ndarray, np.ndarray]:
+    """(u_ref, u_de), each (K, N): :data:`JOINT_NOISE_COMPONENTS` at every gate point."""
+    t = np.asarray(time_ps, float)
+    e = np.asarray(ref_mean, float)
+    d = np.asarray(de_mean, float)
+    de_dt, e_dt = np.gradient(d, t), np.gradient(e, t)
+    one, zero, root = np.ones_like(e), np.zeros_like(e), np.sqrt(np.abs(e))
+    u_ref = np.array([one, -0.5 * one, e, e_dt, e, zero, zero, zero, root, zero])
+    u_de = np.array([zero, one, d, de_dt, zero, d, e, e_dt, zero, root])
+    return u_ref, u_de
+
+
+def fit_joint_noise(time_ps, ref_sweeps, de_sweeps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Variances (K,) of :data:`JOINT_NOISE_COMPONENTS`, fitted (non-negative least squares)
+    to the per-point variances of E_ref and ΔE and their covariance over ≥ 2 sweeps
+    ``(n, N)``: every point of every sweep, so a handful of parameters with many degrees of
+    freedom. Returns (variances, u_ref, u_de).
+
+    Why jointly: one detector and one gate feed both lock-ins, so the probe's intensity
+    noise and gate errors reach E_ref and ΔE together and cancel to first order in
+    Δσ ∝ ΔE/E_ref. Fitted per trace (:func:`fit_time_domain_noise`), they count twice and
+    independently: the noise model's τ error was 2.4× too large on the simulated table
+    (docs/analysis.md "How errors are estimated")."""
+    from scipy.optimize import nnls
+
+    t = np.asarray(time_ps, float)
+    ref = np.atleast_2d(np.asarray(ref_sweeps, float))
+    de = np.atleast_2d(np.asarray(de_sweeps, float))
+    n = ref.shape[0]
+    ref_mean, de_mean = ref.mean(axis=0), de.mean(axis=0)
+    u_ref, u_de = joint_noise_vectors(t, ref_mean, de_mean)
+    dr, dd = ref - ref_mean, de - de_mean
+    if n >= 2:  # a sweep's own amplitude and delay, the same in both traces: Δσ ignores them
+        common = u_ref[[2, 3]].T  # E, E'
+        coef, *_ = np.linalg.lstsq(common, dr.T, rcond=None)
+        dr = dr - (common @ coef).T
+        dd = dd - (u_de[[2, 3]].T @ coef).T
+    data = np.concatenate([np.sum(dr * dr, 0), np.sum(dd * dd, 0), np.sum(dr * dd, 0)]) / max(
+        n - 1, 1
+    )
+    design = np.concatenate([(u_ref**2).T, (u_de**2).T, (u_ref * u_de).T])
+    # rows weighted by their expected scale (the sample variance smoothed over neighbours:
+    # positive wherever there is noise), so neither the pulse nor the baseline dominates
+    tiny = np.finfo(float).tiny
+    s_ref = np.maximum(smooth_variance(data[: t.size]), tiny)
+    s_de = np.maximum(smooth_variance(data[t.size : 2 * t.size]), tiny)
+    weight = 1.0 / np.concatenate([s_ref, s_de, np.sqrt(s_ref * s_de)])
+    a = design * weight[:, None]
+    scale = np.sqrt(np.mean(a**2, axis=0))
+    scale[scale == 0] = 1.0
+    coef, _ = nnls(a / scale, data * weight)
+    return coef / scale, u_ref, u_de
+
+
 def noise_model_covariance(
     time_ps,
     ref_sweeps,
@@ -703,23 +777,28 @@ def noise_model_covariance(
     method="exact",
     window=None,
 ) -> np.ndarray:
-    """Covariance (2F × 2F) of [Re Δσ, Im Δσ] of the sweep average, from the fitted
-    time-domain noise (:func:`fit_time_domain_noise`) of E_ref and ΔE, propagated
-    linearly through the FFT and the thin-film formula (E_ref–ΔE noise correlation
-    neglected)."""
+    """Covariance (2F × 2F) of [Re Δσ, Im Δσ] of the sweep average, from the time-domain
+    noise of the pair (E_ref, ΔE) fitted jointly (:func:`fit_joint_noise`), each
+    component propagated linearly through the FFT and the thin-film formula — what the
+    two traces share cancels where it cancels in Δσ."""
     t = np.asarray(time_ps, float)
     n = np.atleast_2d(ref_sweeps).shape[0]
-    v_ref, _ = fit_time_domain_noise(t, ref_sweeps)
-    v_de, _ = fit_time_domain_noise(t, de_sweeps, probe=np.mean(np.atleast_2d(ref_sweeps), axis=0))
+    variances, u_ref, u_de = fit_joint_noise(t, ref_sweeps, de_sweeps)
     d_ref, d_de, rows = _linear_maps(
         t, e_ref_w, de_w, freq_hz, thickness_m, substrate_index, method, window
     )
     cos_m, sin_m = rows(freq_hz)
-    cov = np.zeros((2 * freq_hz.size, 2 * freq_hz.size))
-    for deriv, v in ((d_ref, v_ref), (d_de, v_de)):
+
+    def lin(deriv):
         a, b = deriv.real[:, None], deriv.imag[:, None]
-        lin = np.vstack([a * cos_m - b * sin_m, b * cos_m + a * sin_m])
-        cov += (lin * (v / n)) @ lin.T
+        return np.vstack([a * cos_m - b * sin_m, b * cos_m + a * sin_m])
+
+    lin_ref, lin_de = lin(d_ref), lin(d_de)
+    cov = np.zeros((2 * freq_hz.size, 2 * freq_hz.size))
+    for var, ur, ud in zip(variances, u_ref, u_de, strict=True):
+        if var > 0:
+            m = lin_ref * ur + lin_de * ud
+            cov += (var / n) * (m @ m.T)
     return cov
 
 

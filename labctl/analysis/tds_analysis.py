@@ -202,12 +202,15 @@ def analyze_tds(
     max_nfev: int | None = None,
     notes=(),
     sums=None,
+    noise: str = "auto",
 ) -> TDSAnalysis:
     """Analyse one TDS measurement: ``e_ref``/``delta_e`` (n,) one trace or
     (n_sweeps, n) sweeps on ``time_ps``. ``initial`` (model name → fit-unit values) warm
     starts the fits (the live fit). ``sums`` (:class:`labctl.analysis.tds.SweepSums`, ≥ 3
     sweeps) replaces the sweeps by their running sums: the same result to rounding (the
-    live fit, which keeps no sweeps). Raises AnalysisError when no answer is possible."""
+    live fit, which keeps no sweeps). ``noise``: where the errors come from
+    (:func:`~labctl.analysis.tds.photoconductivity`'s ``noise``; ``"model"`` is what a TDS
+    precision target is judged on). Raises AnalysisError when no answer is possible."""
     spec = photoconductivity(
         time_ps,
         e_ref,
@@ -221,6 +224,7 @@ def analyze_tds(
         method=method,
         require_signal=False,
         sums=sums,
+        noise=noise,
     )
     test = significance(spec)
     candidates = AUTO_CANDIDATES if model == AUTO_MODEL else (model,)
@@ -270,6 +274,22 @@ HEADER_NAMES = {
 }
 
 
+#: where a precision-target run's errors come from (``photoconductivity``'s ``noise``):
+#: the time-domain noise model, many degrees of freedom (docs/procedures/tds.md)
+TARGET_RUN_NOISE = "model"
+#: a run file's header name of the TDS procedure's precision target
+TARGET_HEADER = "Precision target"
+
+
+def noise_for_run(header: dict[str, str], n_sweeps: int) -> str:
+    """The ``noise`` a run file is analysed with: :data:`TARGET_RUN_NOISE` when its header
+    names a precision target and it holds ≥ 2 sweeps (the errors its target was judged on
+    and its run reported), else ``"auto"`` — so every front end reading the file gives the
+    run's numbers."""
+    targeted = bool(header.get(TARGET_HEADER, "").strip())
+    return TARGET_RUN_NOISE if targeted and n_sweeps >= 2 else "auto"
+
+
 def sample_from_header(header: dict[str, str]) -> dict[str, float | None]:
     """Film thickness (nm), substrate index and m*/mₑ from a run file's header (None where
     absent): every front end reads a run file's sample the same way, with no defaults
@@ -281,8 +301,9 @@ def sample_from_header(header: dict[str, str]) -> dict[str, float | None]:
 
 def analyze_tds_run_file(path, **options) -> TDSAnalysis:
     """:func:`analyze_tds` of a run file (or any file :func:`labctl.analysis.io.load_tds_csv`
-    reads), its sweeps, with the sample from its header; ``options`` (e.g.
-    ``thickness_nm``) override the header. AnalysisError when a number is missing."""
+    reads), its sweeps, with the sample (and, for a precision-target run, the noise:
+    :func:`noise_for_run`) from its header; ``options`` (e.g. ``thickness_nm``, ``noise``)
+    override the header. AnalysisError when a number is missing."""
     from .io import load_tds_csv
 
     data = load_tds_csv(path)
@@ -298,6 +319,8 @@ def analyze_tds_run_file(path, **options) -> TDSAnalysis:
         if sample[key] is None:
             raise AnalysisError(f"{path}: its header has no '{HEADER_NAMES[key]}'")
     sweeps = data.e_ref_sweeps is not None
+    n_sweeps = np.atleast_2d(data.e_ref_sweeps).shape[0] if sweeps else 1
+    options.setdefault("noise", noise_for_run(data.header, n_sweeps))
     return analyze_tds(
         data.time_ps,
         data.e_ref_sweeps if sweeps else data.e_ref,

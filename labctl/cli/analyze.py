@@ -28,6 +28,8 @@ MODEL_CHOICES = (
     "lorentz",
     "drude-smith+lorentz",
 )
+#: ``--noise``: photoconductivity's noise modes a user may ask for
+NOISE_CHOICES = ("auto", "sweeps", "model", "baseline")
 
 
 #: Exit code for a data file refused as malformed or physically impossible.
@@ -106,6 +108,15 @@ def register(subparsers) -> None:
     )
     t.add_argument(
         "--small-signal", action="store_true", help="use -(1+n)/(Z0 d)·dE/E_ref, not the exact form"
+    )
+    t.add_argument(
+        "--noise",
+        choices=NOISE_CHOICES,
+        default=None,
+        help="where the errors come from: auto (the scatter of ≥ 3 sweeps, the noise model "
+        "with 2, the baseline with 1), sweeps, model (the time-domain noise model, ≥ 2 "
+        "sweeps) or baseline; default: model for a 'labctl run tds --target' file (what "
+        "the run reported), else auto",
     )
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--plot", metavar="OUT.png", help="write Re/Im Δσ with the fit")
@@ -270,7 +281,7 @@ def _parse_window(text):
 
 def run_tds(args: argparse.Namespace) -> int:
     from labctl.analysis.tds import check_pad_factor, make_window
-    from labctl.analysis.tds_analysis import analyze_tds
+    from labctl.analysis.tds_analysis import analyze_tds, noise_for_run
     from labctl.cli import analyze_input
     from labctl.errors import AnalysisError
 
@@ -292,6 +303,9 @@ def run_tds(args: argparse.Namespace) -> int:
     analyze_input.check_input_options(args)
     data = _tds_data_and_sample(args)
     sweeps = data.e_ref_sweeps is not None
+    if args.noise is None:
+        n_sweeps = data.e_ref_sweeps.shape[0] if sweeps else 1
+        args.noise = noise_for_run(data.header or {}, n_sweeps)
     _check_positive("--thickness-nm (or the header's film thickness)", args.thickness_nm)
     _check_positive("--substrate-index (or the header's substrate index)", args.substrate_index)
     _check_positive("--excitation-depth-nm", args.excitation_depth_nm)
@@ -312,6 +326,7 @@ def run_tds(args: argparse.Namespace) -> int:
             method=method,
             fit_method=args.fit_method,
             notes=data.notes,
+            noise=args.noise,
         )
         analyze_input.refuse_negative_real(args, analysis.spectrum, analysis.test)
     except AnalysisError as exc:

@@ -112,7 +112,7 @@ def serve(args: argparse.Namespace) -> int:
             served.write_station(args.write_station)
         print("ready", flush=True)
         try:
-            while not stop.wait(0.5):
+            while not stop.wait(0.1):
                 pass
         except KeyboardInterrupt:
             pass

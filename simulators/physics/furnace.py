@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import expm
 
 #: Steps longer than this many explicit sub-steps use the exact solution of the linear
 #: two-node plant at constant heater power instead (O(1) in dt; only long, quiet steps
@@ -64,6 +63,7 @@ class FurnacePlant:
         self._tau_tc = float(p["thermocouple_lag_s"])
         self._tau_s = float(p["sample_lag_s"])
         self._flat = float(p["hot_zone_flat_half_mm"])
+        self._modes: tuple | None = None  # the plant's eigen-decomposition (see _exact)
         self._roll = float(p["hot_zone_rolloff_mm"])
 
     def set_ambient(self, ambient_c: float) -> None:
@@ -101,22 +101,39 @@ class FurnacePlant:
         self.tc_c += (tz - self.tc_c) * -math.expm1(-dt / self._tau_tc)
         self.sample_c += (tz - self.sample_c) * -math.expm1(-dt / self._tau_s)
 
-    def _exact(self, dt: float, power: float, te: float, tz: float) -> tuple[float, float]:
-        """Element and zone after ``dt`` at constant ``power``: exp of the plant's matrix.
+    def fastest_rate_c_per_s(self) -> float:
+        """The fastest rate of change of any node (element, zone, bead, sample) now, °C/s.
 
-        With x = (T_e − T_a, T_z − T_a), dx/dt = A x + b is linear; the augmented
-        matrix [[A, b], [0, 0]] gives x(dt) in one matrix exponential.
+        ``World.advance`` sizes a coasting step by it: a step that moves no node by more
+        than a fraction of a degree is integrated as accurately as 1 s steps are.
         """
-        ce, cz, gez = self._ce, self._cz, self._gez
-        m = np.array(
-            [
-                [-(gez + self._ge) / ce, gez / ce, power / ce],
-                [gez / cz, -(gez + self._gz) / cz, 0.0],
-                [0.0, 0.0, 0.0],
-            ]
+        ta, te, tz = self.ambient_c, self.element_c, self.zone_c
+        q_ez = self._gez * (te - tz)
+        return max(
+            abs((self.heater_power_w - q_ez - self._ge * (te - ta)) / self._ce),
+            abs((q_ez - self._gz * (tz - ta)) / self._cz),
+            abs(tz - self.tc_c) / self._tau_tc,
+            abs(tz - self.sample_c) / self._tau_s,
         )
+
+    def _exact(self, dt: float, power: float, te: float, tz: float) -> tuple[float, float]:
+        """Element and zone after ``dt`` at constant ``power``: the linear plant's exact step.
+
+        With x = (T_e − T_a, T_z − T_a), dx/dt = A x + b is linear with a constant
+        conductance matrix A (real, negative eigenvalues): x(dt) = x_ss + V e^{Λ dt} V⁻¹
+        (x − x_ss), x_ss = −A⁻¹ b. The eigen-decomposition is computed once per plant.
+        """
+        if self._modes is None:
+            ce, cz, gez = self._ce, self._cz, self._gez
+            a = np.array([[-(gez + self._ge) / ce, gez / ce], [gez / cz, -(gez + self._gz) / cz]])
+            rates, vectors = np.linalg.eig(a)
+            self._modes = (a, rates.real, vectors.real, np.linalg.inv(vectors.real))
+        a, rates, vectors, inverse = self._modes
         ta = self.ambient_c
-        x = expm(m * dt) @ np.array([te - ta, tz - ta, 1.0])
+        steady = np.linalg.solve(a, np.array([-power / self._ce, 0.0]))
+        x = steady + vectors @ (
+            np.exp(rates * dt) * (inverse @ (np.array([te - ta, tz - ta]) - steady))
+        )
         return float(x[0] + ta), float(x[1] + ta)
 
     def profile(self, offset_mm: float) -> float:
