@@ -121,26 +121,68 @@ def find_thz_peak(
     return PeakScan(parabolic_peak(fine, fine_x), coarse_peak, fine.tolist(), fine_x.tolist())
 
 
-def optp_scan(
+def optp_scan_passes(
     pump_stage, lockin_pump, delays_ps, n_tau: float = 5.0, between_points=None
 ) -> np.ndarray:
-    """−X of the pump lock-in (−ΔE/2) vs pump delay, forth and back, summed (lag cancels)."""
+    """−X of the pump lock-in (−ΔE/2) vs pump delay: (2, n), the forth and the back pass."""
     delays = np.asarray(delays_ps, float)
-    minus_x = np.zeros(delays.size)
-    for order in (range(delays.size), range(delays.size - 1, -1, -1)):
+    minus_x = np.zeros((2, delays.size))
+    for k, order in enumerate((range(delays.size), range(delays.size - 1, -1, -1))):
         pump_stage.move_to_ps(float(delays[order[0]]))
         lockin_pump.settle(10.0)
         for i in order:
             _tick(between_points)
             pump_stage.move_to_ps(float(delays[i]))
-            minus_x[i] -= read_x(lockin_pump, n_tau)
+            minus_x[k, i] = -read_x(lockin_pump, n_tau)
     return minus_x
+
+
+def optp_scan(
+    pump_stage, lockin_pump, delays_ps, n_tau: float = 5.0, between_points=None
+) -> np.ndarray:
+    """−X of the pump lock-in (−ΔE/2) vs pump delay, forth and back, summed (lag cancels)."""
+    return optp_scan_passes(pump_stage, lockin_pump, delays_ps, n_tau, between_points).sum(0)
 
 
 #: A peak within this many steps of an end of its scan window may lie outside it.
 EDGE_STEPS = 2
 #: OPTP peak searches before a peak that stays at a window's edge fails the alignment.
 OPTP_SEARCHES = 3
+#: forth-and-back scans averaged, at most, before a peak not above the noise fails alignment
+OPTP_AVERAGED_SCANS = 2
+
+
+def _scan_until_significant(stages, lockin_pump, delays, notes, between_points):
+    """Forth-and-back scans of ``delays`` (each repeated less sensitive if it overloads),
+    averaged until the largest −X is significantly above the pass-to-pass scatter
+    (:func:`~labctl.analysis.optp_significance.optp_peak_significance`), at most
+    :data:`OPTP_AVERAGED_SCANS` scans; returns (summed −X of one forth-and-back scan, test)."""
+    from labctl.analysis.optp_significance import optp_peak_significance
+
+    passes: list[np.ndarray] = []
+    for n_scan in range(OPTP_AVERAGED_SCANS):
+        lockin_pump.range_with_headroom()
+        # a clipped (overloaded) scan is repeated less sensitive: a clipped top has no peak
+        for _ in range(len(lockin_pump.SENSITIVITIES)):
+            lockin_pump.read_overload()
+            scan = optp_scan_passes(stages.pump, lockin_pump, delays, between_points=between_points)
+            if not (overloads := lockin_pump.read_overload()):
+                break
+            notes.append(
+                f"OPTP peak scan overloaded the pump lock-in ({', '.join(overloads)}) at "
+                f"{lockin_pump.sensitivity:g} V: scanned again less sensitive"
+            )
+            _less_sensitive(lockin_pump)
+        passes.extend(scan)
+        test = optp_peak_significance(delays, np.array(passes))
+        if test.significant:
+            break
+        if n_scan + 1 < OPTP_AVERAGED_SCANS:
+            notes.append(
+                f"OPTP peak in {delays[0]:g}…{delays[-1]:g} ps only {test.z:.2g}σ above the "
+                "noise: scanned again and averaged"
+            )
+    return 2.0 * np.mean(passes, axis=0), test
 
 
 def find_optp_peak(
@@ -159,25 +201,25 @@ def find_optp_peak(
     fit's maximum is then an extrapolation, or the rise was never scanned): the window
     is moved to centre on it and the scan repeated, said in ``PeakScan.notes``; still
     at an edge after ``searches`` scans, :class:`AnalysisError` — never a silent TDS
-    before the pump arrived (2 of 10 as-made seeds did that, issue 16).
+    before the pump arrived (2 of 10 as-made seeds did that, issue 16). A largest −ΔE not
+    significantly above the pass-to-pass noise is scanned once more and averaged; still
+    not significant, :class:`AnalysisError` naming the window and z — never parked on a
+    noise peak (:mod:`labctl.analysis.optp_significance`).
     """
     start, stop, step = coarse
     notes: list[str] = []
     for _ in range(max(1, int(searches))):
         stages.pump.move_to_ps(stop)
-        lockin_pump.range_with_headroom()
         delays = _grid(start, stop, step)
-        # a clipped (overloaded) scan is repeated less sensitive: a clipped top has no peak
-        for _ in range(len(lockin_pump.SENSITIVITIES)):
-            lockin_pump.read_overload()
-            minus = optp_scan(stages.pump, lockin_pump, delays, between_points=between_points)
-            if not (overloads := lockin_pump.read_overload()):
-                break
-            notes.append(
-                f"OPTP peak scan overloaded the pump lock-in ({', '.join(overloads)}) at "
-                f"{lockin_pump.sensitivity:g} V: scanned again less sensitive"
+        minus, test = _scan_until_significant(stages, lockin_pump, delays, notes, between_points)
+        if not test.significant:
+            raise AnalysisError(
+                f"OPTP peak search: no peak above the noise in {delays[0]:g}…{delays[-1]:g} ps "
+                f"after {OPTP_AVERAGED_SCANS} averaged scans (largest −ΔE {test.z:.2g}σ above "
+                f"zero, p = {test.p_value:.2g}): the pump-induced signal is below this table's "
+                "floor; give the pump delay (optp_peak_ps), raise the pump fluence or the "
+                "lock-in time constant — not parked on noise"
             )
-            _less_sensitive(lockin_pump)
         spline = spline_vertex(delays, minus)
         peak = optp_peak_of_scan(delays, minus)
         scan = PeakScan(peak, spline, delays.tolist(), (0.5 * minus).tolist(), notes)

@@ -189,7 +189,16 @@ class OPTP(AlignedProcedure):
         else:
             record["error"] = analysis.decay_error
             self.run_results["fit_error"] = analysis.decay_error
-        for key in ("optp_peak", "absorbed_photons_m2", "phi_mu_cm2_Vs", "phi_mu_cm2_Vs_err"):
+        for key in (
+            "optp_peak",
+            "absorbed_photons_m2",
+            "phi_mu_cm2_Vs",
+            "phi_mu_cm2_Vs_err",
+            "significant",
+            "peak_z",
+            "peak_p_value",
+            "peak_of_noise",
+        ):
             self.run_results[key] = result[key]
         self.run_results["sweeps"] = n
         self.run_results["trace"] = {
@@ -227,11 +236,15 @@ class OPTP(AlignedProcedure):
         peak = run_results.get("optp_peak") or {}
         if not peak:
             return "OPTP: no complete sweep"
-        parts = [
-            f"peak at {peak['pump_delay_ps']:.2f} ps",
-            f"−ΔE/E {peak['minus_dE_over_E']:.2g}",
-        ]
-        fit = run_results.get("fit")
+        if peak.get("minus_dE_over_E") is None:  # not significant: noise is no peak
+            z = run_results.get("peak_z")
+            parts = ["peak not significant" + (f" ({z:.2g}σ)" if z is not None else "")]
+        else:
+            parts = [
+                f"peak at {peak['pump_delay_ps']:.2f} ps",
+                f"−ΔE/E {peak['minus_dE_over_E']:.2g}",
+            ]
+        fit = run_results.get("fit") if peak.get("minus_dE_over_E") is not None else None
         if fit:
             parts.append("decay " + "/".join(f"{t:.2g}" for t in fit["lifetimes_ps"]) + " ps")
         elif run_results.get("fit_error"):

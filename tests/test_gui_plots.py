@@ -114,3 +114,19 @@ def test_a_new_live_fit_costs_one_paint(qtbot):
         app.processEvents()
         counts.append(len(paints) - before)
     assert max(counts[2:]) == 1 and min(counts[2:]) == 1, counts
+
+
+def test_optp_note_says_a_noise_peak_is_not_significant(qtbot):
+    """A fit record whose peak is not significant (value null, issue 16): said, no crash."""
+    from labctl.gui.plots import OPTPPlot
+
+    panel = OPTPPlot()
+    qtbot.addWidget(panel)
+    panel.add_row({"sweep": 1, "pump_delay_ps": 0.0, "minus_dE_over_E": 1e-5})
+    record = {
+        "sweeps": 4,
+        "optp_peak": {"pump_delay_ps": 0.1, "minus_dE_over_E": None, "significant": False},
+    }
+    panel.set_fit(record)
+    panel.redraw()
+    assert "peak not significant" in panel.note.text()

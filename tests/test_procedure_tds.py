@@ -414,9 +414,12 @@ def test_min_sweeps_1_never_stops_on_a_baseline_error(tmp_path):
 
 def test_a_target_on_baseline_errors_alone_is_not_assessable(tmp_path):
     station = annealed_station()
+    # the pump delay given: on the real floor the alignment refuses this film's OPTP peak
+    # as noise (tests/test_optp_significance.py); the stop rule is under test here
+    given = station.world.optp_peak_delay_ps()
     try:
         outcome = run_procedure(
-            TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=1, step_ps=0.1),
+            TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=1, step_ps=0.1, optp_peak_ps=given),
             tmp_path / "tds.csv",
             station=station,
         )

@@ -15,6 +15,10 @@ series report and the GUI all call :func:`analyze_optp`. Its rules:
   film, the peak −ΔE/E per N_abs (m²) and the yield-mobility product
   φμ = (1 + n)/(Z₀ e)·(−ΔE/E)/N_abs (cm²/Vs). A per-volume density would divide by a
   thickness the OPTP never measured and fold its error into the comparison of films.
+- Significance first (:mod:`labctl.analysis.optp_significance`): a peak that does not
+  stand above the noise (one-sided, look-elsewhere corrected, p ≤ 1e-3) is reported as
+  ``significant: false`` with the peak value, its per-photon value and φμ null (what was
+  measured kept under ``peak_of_noise``) and a warning — never noise as a measurement.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .optp import (
     optp_peak,
     yield_mobility_cm2_vs,
 )
+from .optp_significance import PeakSignificance, not_significant_warning, optp_peak_significance
 from .peaks import spline_vertex
 
 #: the fitted maximum is searched within this many ps of the trace's largest point
@@ -76,6 +81,11 @@ class OPTPAnalysis:
     absorbed_photons_m2: float | None
     substrate_index: float
     warnings: list[str] = field(default_factory=list)
+    test: PeakSignificance | None = None
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.test is None else self.test.significant
 
     def per_absorbed_photon_m2(self, value: float | None) -> float | None:
         if value is None or not self.absorbed_photons_m2:
@@ -101,8 +111,25 @@ class OPTPAnalysis:
                 phi_mu_err = float(
                     yield_mobility_cm2_vs(self.peak_err, n_abs, self.substrate_index)
                 )
+        noise_peak = None
+        if self.significant is False:  # noise is not a measurement: keep it, named as such
+            noise_peak = {
+                "minus_dE_over_E": peak["minus_dE_over_E"],
+                "minus_dE_over_E_err": peak["minus_dE_over_E_err"],
+                "phi_mu_cm2_Vs": phi_mu,
+                "z": self.test.z,
+            }
+            for k in ("minus_dE_over_E", "minus_dE_over_E_err"):
+                peak[k] = None
+            for k in ("per_absorbed_photon_m2", "per_absorbed_photon_m2_err"):
+                peak[k] = None
+            phi_mu = phi_mu_err = None
+        peak["significant"] = self.significant
         return {
             "optp_peak": peak,
+            "significant": self.significant,
+            **({} if self.test is None else self.test.to_dict()),
+            "peak_of_noise": noise_peak,
             "fluence_uj_cm2": None if self.fluence_j_m2 is None else self.fluence_j_m2 * 1e2,
             "absorptance": self.absorptance,
             "absorbed_photons_m2": self.absorbed_photons_m2,
@@ -171,6 +198,14 @@ def analyze_optp(
             at = float(t[i])
         value = float(mean[i])
         method = "spline vertex of the mean trace"
+    test = optp_peak_significance(t, sweeps, signal_err if n == 1 else None)
+    if test.significant is False:
+        warnings.append(not_significant_warning(test))
+    elif test.significant is None:
+        warnings.append(
+            "OPTP peak significance not assessable: one trace without errors and too few "
+            "pre-pump points for a noise estimate"
+        )
     n_abs = None
     if fluence_j_m2 is not None and absorptance:
         n_abs = float(absorbed_photon_density(fluence_j_m2, absorptance, photon_energy_ev))
@@ -194,6 +229,7 @@ def analyze_optp(
         absorbed_photons_m2=n_abs,
         substrate_index=substrate_index,
         warnings=warnings,
+        test=test,
     )
 
 

@@ -638,7 +638,7 @@ def run_optp(args: argparse.Namespace) -> int:
     result["warnings"] = list(data.notes) + notes + guard_warnings + result["warnings"]
     if overloaded := overload_warning(args.file):
         result["warnings"].append(overloaded)
-    if not args.no_fit and analysis.decay is None:
+    if not args.no_fit and analysis.decay is None and analysis.significant is not False:
         raise AnalysisError(f"{args.file}: {analysis.decay_error}")
     fit = analysis.decay
     peak = result["optp_peak"]
@@ -666,16 +666,25 @@ def run_optp(args: argparse.Namespace) -> int:
     c = Console()
     c.print(f"[bold]OPTP[/bold] {args.file} ({analysis.n_sweeps} sweeps)")
     err = peak["minus_dE_over_E_err"]
-    c.print(
-        f"peak −ΔE/E = {peak['minus_dE_over_E']:.4g}"
-        + (f" ± {err:.2g}" if err is not None else "")
-        + f" at {peak['pump_delay_ps']:.3f} ps ({peak['method']})"
-    )
+    if result["significant"] is False:
+        c.print(
+            f"OPTP peak not significant (largest −ΔE/E {result['peak_z']:.2g}σ above zero, "
+            f"p = {result['peak_p_value']:.2g}): no peak value or φμ"
+        )
+    else:
+        c.print(
+            f"peak −ΔE/E = {peak['minus_dE_over_E']:.4g}"
+            + (f" ± {err:.2g}" if err is not None else "")
+            + f" at {peak['pump_delay_ps']:.3f} ps ({peak['method']})"
+            + (f", {result['peak_z']:.3g}σ" if result.get("peak_z") is not None else "")
+        )
     if result["fluence_uj_cm2"] is not None:
         c.print(f"pump fluence = {result['fluence_uj_cm2']:.4g} µJ/cm²")
     for w in result["warnings"]:
         c.print(f"[yellow]warning:[/yellow] {w}")
-    if result["absorbed_photons_m2"] is not None:
+    if result["absorbed_photons_m2"] is not None and result["significant"] is False:
+        c.print(f"N_abs = {result['absorbed_photons_m2']:.3g} m⁻²; φμ not significant")
+    elif result["absorbed_photons_m2"] is not None:
         c.print(
             f"N_abs = {result['absorbed_photons_m2']:.3g} m⁻²; peak/N_abs = "
             f"{peak['per_absorbed_photon_m2']:.3g} m²; φμ = {result['phi_mu_cm2_Vs']:.3g} cm²/Vs"

@@ -87,6 +87,13 @@ def register_measure(sub) -> None:
         "--sweeps", type=int, default=4, help="sweeps, each kept in FILE.csv (default 4)"
     )
     t.add_argument("--time-constant-s", type=float, default=0.1, help="lock-in time constant, s")
+    t.add_argument(
+        "--optp-peak-ps",
+        type=float,
+        default=None,
+        help="pump delay of the OPTP peak, ps (default: found by the alignment, which refuses "
+        "a peak not above the noise — on a real floor, films below ~350 °C)",
+    )
     t.set_defaults(func=measure_tds)
 
     a = msub.add_parser("absorption", help="absorbance spectrum (wavelength_nm,absorbance)")
@@ -255,6 +262,7 @@ def _run_tds(args: argparse.Namespace) -> int:
             min_sweeps=args.sweeps,
             max_sweeps=args.sweeps,
             time_constant_s=args.time_constant_s,
+            optp_peak_ps=args.optp_peak_ps,
             # the sample and table as the operator would enter them (here: the world's)
             film_thickness_nm=film.thickness_nm,
             substrate_index=float(world.params.table["substrate_index"]),

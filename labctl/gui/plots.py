@@ -291,7 +291,9 @@ class OPTPPlot(Panel):
             return f"{len(self.points)} points" if len(self.points) else "no OPTP data yet"
         parts = [f"{self.fit.get('sweeps', '?')} sweeps"]
         peak = self.fit.get("optp_peak") or {}
-        if peak:
+        if peak and peak.get("minus_dE_over_E") is None:  # noise is no peak (optp_significance)
+            parts.append("peak not significant")
+        elif peak:
             parts.append(f"peak {peak['minus_dE_over_E']:.3g} at {peak['pump_delay_ps']:.2f} ps")
             if peak.get("per_absorbed_photon_m2") is not None:
                 parts.append(f"per N_abs {peak['per_absorbed_photon_m2']:.3g} m²")

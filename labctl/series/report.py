@@ -33,6 +33,7 @@ COLUMNS = (
     "optp_absorbed_photons_m2",
     "optp_peak_per_absorbed_photon_m2",
     "optp_phi_mu_cm2_Vs",
+    "optp_significant",
     "tds_significant",
     "tds_model",
     "tau_fs",
@@ -62,6 +63,7 @@ SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "optp_absorbed_photons_m2": ("optp", ("absorbed_photons_m2",)),
     "optp_peak_per_absorbed_photon_m2": ("optp", ("optp_peak.per_absorbed_photon_m2",)),
     "optp_phi_mu_cm2_Vs": ("optp", ("phi_mu_cm2_Vs",)),
+    "optp_significant": ("optp", ("significant",)),
     "tds_significant": ("tds", ("fit.significant",)),
     "tds_model": ("tds", ("fit.model",)),
     "tau_fs": ("tds", ("fit.tau_fs",)),
@@ -208,7 +210,11 @@ def print_summary(directory: str | Path, console=None) -> None:
             "as made" if t is None else f"{t:g}",
             pm(r["hh_peak_nm"], None),
             pm(r["tauc_gap_ev"], None, fmt=".2f"),
-            pm(r["optp_phi_mu_cm2_Vs"], None, fmt=".3g"),
+            (
+                "not significant"
+                if r.get("optp_significant") is False
+                else pm(r["optp_phi_mu_cm2_Vs"], None, fmt=".3g")
+            ),
             *tds_cells,
         )
         ref = paper.TABLE2.get(round(t)) if t is not None else None
