@@ -182,11 +182,20 @@ def summary(out: Path) -> dict[float, dict]:
     return {r["temperature_c"]: r for r in rows}
 
 
-def assert_same_physics(out: Path, reference: Path, films: dict, ref_films: dict) -> None:
+def assert_same_physics(
+    out: Path, reference: Path, films: dict, ref_films: dict, reheated: int | None = None
+) -> None:
+    """Each film's fitted τ, c, N agree with the reference series' within 4σ, and its
+    state (anneal-equivalent temperature in the served world) within SAME_STATE_C. A film
+    re-heated for the dwell it was owed (slot ``reheated``) had a second, legitimate ramp:
+    its state is compared, not its fit to the measurement noise of an identical film."""
     got, ref = summary(out), summary(reference)
     assert sorted(got) == sorted(ref) == [300.0, 335.0]
+    temperature_of_slot = dict(zip(FILM_OF_STEP.values(), (300.0, 335.0), strict=True))
     for t in ref:
         assert math.isfinite(got[t]["hh_peak_nm"]), t  # measured, recorded, summarised
+        if reheated is not None and temperature_of_slot[reheated] == t:
+            continue
         for key in ("tau_fs", "c", "N_m3"):
             tolerance = 4 * math.hypot(got[t][f"{key}_err"], ref[t][f"{key}_err"])
             assert got[t][key] == pytest.approx(ref[t][key], abs=tolerance), (t, key)
@@ -414,7 +423,6 @@ def test_fault_stops_safely_and_resume_finishes(
         films = films_of(station)
 
     assert_completed_once(out, ref_out)
-    assert_same_physics(out, ref_out, films, ref_films)
     steps = steps_of(out)
     if kind == "sensor_break":  # finished for the dwell still owed, never re-heated past it
         assert steps[idx]["attempts"] == 2
@@ -427,6 +435,9 @@ def test_fault_stops_safely_and_resume_finishes(
         assert expected in steps[idx]["results"]["continued"]
         # the physics: heated again only for the dwell still owed
         assert_heated_once(films, reheated_for_owed_dwell=FILM_OF_STEP[idx] if owed else None)
+        reheated = FILM_OF_STEP[idx] if films[FILM_OF_STEP[idx]]["heating_episodes"] == 2 else None
+        assert_same_physics(out, ref_out, films, ref_films, reheated=reheated)
     else:  # the measurement was redone into a new file
         assert steps[idx]["attempts"] == 2
         assert_heated_once(films)
+        assert_same_physics(out, ref_out, films, ref_films)
