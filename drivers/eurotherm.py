@@ -172,6 +172,7 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
         parity: str = "none",
         stop_bits: int = 1,
         byte_size: int = 8,
+        framing: str = "silence",
     ) -> None:
         self.name = name
         self.lock = threading.RLock()
@@ -226,11 +227,14 @@ class Eurotherm2408(ScaledRegisters, FurnaceSafety, Programmer, OverTemperatureG
                 port = open_serial(port, **line)
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise CommunicationError(name, f"cannot open {port}: {exc}") from exc
+        if framing not in ("silence", "packet"):
+            raise InstrumentError(name, f"framing must be 'silence' or 'packet', got {framing!r}")
         self.port = port
         self.link = ModbusLink(
             name,
             port,
             self.modbus_address,
+            framed_by_silence=framing == "silence",
             retries=self.retries,
             quiet_s=self.retry_delay_s,
             lock=self.lock,

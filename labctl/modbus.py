@@ -53,7 +53,9 @@ simulator port: each ``write`` hands one whole frame to the handler) has no
 line to keep silent, so the link skips that wait there. It was pure waiting,
 ~2000 sleeps per in-process anneal (a sleep of 1.75 ms takes 2-4 ms): the
 paper's 300 °C anneal took 5.9 s of wall time, 0.9 s without them (measured on
-the loaded 2-core machine). Every other port, real or served, keeps it.
+the loaded 2-core machine). So does a port the station declares ``framing: packet``
+(``framed_by_silence=False``): an RTU-over-TCP gateway, or ``labctl sim serve``,
+whose furnace finds frames by their length, never by a gap. Every other port keeps it.
 
 Framing, CRC and the decoding of exception replies come from minimalmodbus,
 not from here. Exception replies become :class:`~labctl.errors.InstrumentError`
@@ -175,6 +177,7 @@ class ModbusLink:
         port: Any,
         slave_address: int,
         *,
+        framed_by_silence: bool = True,
         retries: int = 2,
         quiet_s: float | None = None,
         drain_limit_s: float = DRAIN_LIMIT_S,
@@ -210,7 +213,7 @@ class ModbusLink:
         except (minimalmodbus.ModbusException, ValueError, TypeError) as exc:
             raise CommunicationError(name, f"cannot use {port!r} for Modbus RTU: {exc}") from exc
         self._mm.clear_buffers_before_each_transaction = True
-        self._keeps_silence = frames_delimited_by_silence(port)
+        self._keeps_silence = framed_by_silence and frames_delimited_by_silence(port)
 
     def _request(self, call: Callable, *args, **kwargs):
         """One minimalmodbus request; without the inter-frame silence where there is no line."""

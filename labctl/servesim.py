@@ -11,7 +11,14 @@ one line per reply::
     inject ROLE KIND [axis=N | delay_s=S]  ->  ok ROLE: KIND injected
     clear [ROLE [KIND]]         ->  ok cleared N fault(s)
     status                      ->  ok {"ROLE": ["KIND", ...], ...}
+    films                       ->  ok [{"slot": N, ...}, ...]
+    clock ...                   ->  (a world on its clients' virtual time: labctl.served_clock)
     (anything wrong)            ->  error WHAT
+
+A world served with ``time_scale`` virtual (``math.inf``) runs on a
+:class:`~labctl.served_clock.WorldClock` that its clients' waits advance; the station
+file it writes says ``time_scale: virtual``, and a :class:`~labctl.station.Station`
+opened on it drives that clock through the control socket.
 """
 
 from __future__ import annotations
@@ -19,15 +26,18 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import socket
 import socketserver
 import threading
+import time
 from pathlib import Path
 
 import yaml
 
 from labctl.clock import ScaledClock
 from labctl.errors import LabctlError, StationError
+from labctl.served_clock import WorldClock, clock_request
 from labctl.simulators.faults import FaultError
 from labctl.simulators.transport import LOOPBACK, STOP_POLL_S, SimServer
 from labctl.station import build_world, load_station_spec, make_simulator, station_path
@@ -42,7 +52,7 @@ class ServedStation:
         self.spec = load_station_spec(station)
         self.source = station_path(station)
         self.time_scale = float(time_scale)
-        self.clock = ScaledClock(self.time_scale)
+        self.clock = WorldClock() if self.time_scale == math.inf else ScaledClock(self.time_scale)
         sim = dict(self.spec.simulation)
         if seed is not None:
             sim["seed"] = seed
@@ -77,12 +87,16 @@ class ServedStation:
         data = yaml.safe_load(Path(self.source).read_text())
         out = copy.deepcopy(data)
         out["name"] = f"{self.spec.name}-served"
-        out["time_scale"] = self.time_scale if self.time_scale != 1 else "real"
+        out["time_scale"] = {1.0: "real", math.inf: "virtual"}.get(self.time_scale, self.time_scale)
         out.pop("simulation", None)  # the world lives in the server
         out["sim_control"] = self.control_address
         for role, resource in self.resources.items():
-            out["instruments"][role]["address"] = resource
-            out["instruments"][role].pop("simulator", None)
+            inst = out["instruments"][role]
+            inst["address"] = resource
+            inst.pop("simulator", None)
+            served_options = getattr(self.handlers[role], "served_options", None)
+            if served_options:
+                inst["options"] = {**(inst.get("options") or {}), **served_options}
         return out
 
     def write_station(self, path: str | Path) -> None:
@@ -149,6 +163,8 @@ def fault_request(board, line: str, world=None) -> str:
     words = line.split()
     if words == ["films"]:
         return films_reply(world)
+    if words[:1] == ["clock"]:
+        return "error no world here" if world is None else clock_request(world.clock, words[1:])
     if not words:
         return "error empty request (inject ROLE KIND [axis=N | delay_s=S] | clear [ROLE [KIND]] | status)"
     verb, args = words[0].lower(), words[1:]
@@ -178,7 +194,7 @@ def fault_request(board, line: str, world=None) -> str:
             return "ok " + json.dumps(board.summary())
     except FaultError as exc:
         return f"error {exc}"
-    return f"error unknown request {words[0]!r} (inject, clear, status)"
+    return f"error unknown request {words[0]!r} (inject, clear, status, films, clock)"
 
 
 class _ControlConnection(socketserver.StreamRequestHandler):
@@ -302,3 +318,46 @@ class RemoteFaultBoard:
     def films(self) -> list[dict]:
         """Each film slot's thermal history in the served world (heating episodes, …)."""
         return json.loads(send_fault_request(self.address, "films"))
+
+
+class RemoteWorldClock:
+    """Hold and release a served world's virtual clock from another process.
+
+    What a test uses to freeze the program driving the world at a known point of its
+    timeline (see :mod:`labctl.served_clock`)::
+
+        clock = RemoteWorldClock.from_station_file("served.yaml")
+        clock.hold(clock.now() + 60.0)
+        clock.wait_held(timeout_s=60)   # the program now waits at that time
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = str(address)
+
+    @classmethod
+    def from_station_file(cls, path: str | Path) -> RemoteWorldClock:
+        return cls(RemoteFaultBoard.from_station_file(path).address)
+
+    def _ask(self, request: str) -> str:
+        return send_fault_request(self.address, f"clock {request}")
+
+    def now(self) -> float:
+        return float(self._ask("now"))
+
+    def hold(self, at_s: float) -> None:
+        self._ask(f"hold {float(at_s)!r}")
+
+    def release(self) -> None:
+        self._ask("release")
+
+    def wait_held(self, timeout_s: float) -> bool:
+        """True once a client waits at the hold; False if none did within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            wait_s = min(max(left, 0.0), 2.0)  # well inside the request's 5 s
+            state = self._ask(f"held {wait_s!r}").split()[0]
+            if state == "held":
+                return True
+            if left <= 0:
+                return False

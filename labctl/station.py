@@ -21,6 +21,7 @@ from labctl.clock import Clock, make_clock
 from labctl.errors import StationError
 from labctl.registry import load, model
 from labctl.schema import Invalid, show
+from labctl.served_clock import ServedClock
 from labctl.station_schema import SIMULATION, check_station, time_scale_value
 from labctl.yamlfile import YamlDocument, load_document
 
@@ -151,7 +152,7 @@ class Station:
             scale = spec.time_scale
         else:
             scale = _parse_time_scale(time_scale, "time scale")
-        self.clock = clock if clock is not None else make_clock(scale)
+        self.clock = clock if clock is not None else self._make_clock(scale)
         self.world = world
         if self.world is None and spec.needs_world:
             self.world = build_world(spec.simulation, self.clock, spec.source)
@@ -163,6 +164,19 @@ class Station:
         except Exception:
             self.close()
             raise
+
+    def _make_clock(self, scale: float | None) -> Clock:
+        """The clock for ``scale``; a world served on virtual time lends its own."""
+        served_virtual = self.spec.sim_control is not None and self.spec.time_scale == math.inf
+        if served_virtual:
+            if scale != math.inf:
+                raise StationError(
+                    f"{self.spec.source}: the world served at {self.spec.sim_control} runs on "
+                    f"its clients' virtual time; time scale {scale!r} would never move it "
+                    "(use the station's own, or 'virtual')"
+                )
+            return ServedClock(self.spec.sim_control)
+        return make_clock(scale)
 
     @classmethod
     def from_file(cls, name_or_path: str | Path | None = None, **kwargs) -> Station:

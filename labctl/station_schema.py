@@ -107,6 +107,13 @@ EUROTHERM_OPTIONS = Record(
         ),
         "stop_bits": Choice(doc="serial stop bits (factory: 1)", default=1, values=(1, 2)),
         "byte_size": Choice(doc="data bits (Modbus RTU: always 8)", default=8, values=(8,)),
+        "framing": Choice(
+            doc="what delimits RTU frames on the port: silence (a serial line, or a "
+            "transparent serial-to-TCP server) or packet (an RTU-over-TCP gateway, "
+            "`labctl sim serve`): no 3.5-character wait before each request",
+            default="silence",
+            values=("silence", "packet"),
+        ),
     },
     required=frozenset({"max_setpoint_c", "max_ramp_c_per_min"}),
     checks=(_setpoint_limits_in_order,),

@@ -106,6 +106,9 @@ class Eurotherm2408Simulator(ProtocolHandler):
     """Eurotherm 2408 (or 2416) controller-programmer on Modbus RTU."""
 
     kind = "serial"
+    #: Driver options of the station file ``labctl sim serve`` writes: served, this
+    #: simulator finds request frames by their length (RtuRequestFramer), not by a gap.
+    served_options = {"framing": "packet"}
 
     def __init__(
         self,

@@ -26,7 +26,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,3 +174,41 @@ def served_world(
         yield served
     finally:
         served.stop()
+
+
+def hold_when(
+    station: Path,
+    proc: subprocess.Popen,
+    ready: Callable[[], bool],
+    step_s: Callable[[], float],
+    timeout_s: float = 120.0,
+) -> float:
+    """Advance a world served on virtual time in held steps until ``ready()``; returns
+    the virtual time the program is left held at (``RemoteWorldClock.release`` frees it).
+
+    At each step the clock is held ``step_s()`` virtual seconds further on and the
+    program driving the world (``proc``) runs until it waits there; ``ready()`` then
+    looks at what it has recorded while it is frozen. So "kill it mid-dwell" is a point
+    of the program's own timeline, not a race with the machine's load. ``timeout_s``
+    (wall) only ends a test whose program never reaches the point.
+    """
+    from labctl.servesim import RemoteWorldClock
+
+    clock = RemoteWorldClock.from_station_file(station)
+    at_s = clock.now()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        clock.hold(at_s)
+        while not clock.wait_held(timeout_s=1.0):
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"the program ended ({proc.returncode}) before the point was reached, "
+                    f"at virtual {clock.now():g} s"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the program never waited at virtual {at_s:g} s")
+        if ready():
+            return at_s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not ready by virtual {at_s:g} s")
+        at_s += step_s()

@@ -9,9 +9,12 @@ from pathlib import Path
 
 
 def positive_time_scale(text: str) -> float:
-    """argparse type: a finite, positive number of virtual seconds per wall second."""
+    """argparse type: a finite, positive number of virtual seconds per wall second, or
+    ``virtual`` (math.inf): the world's time moves only when its clients wait."""
     import math
 
+    if text.strip().lower() == "virtual":
+        return math.inf
     try:
         value = float(text)
     except ValueError:
@@ -20,7 +23,7 @@ def positive_time_scale(text: str) -> float:
 
     if not (math.isfinite(value) and 0 < value <= MAX_TIME_SCALE):
         raise argparse.ArgumentTypeError(
-            f"must be a finite positive factor (virtual s per wall s), got {text!r}"
+            f"must be a finite positive factor (virtual s per wall s) or 'virtual', got {text!r}"
         )
     return value
 
@@ -45,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--time-scale",
         type=positive_time_scale,
         default=1.0,
-        help="virtual seconds per wall second (default 1: real time)",
+        help=(
+            "virtual seconds per wall second (default 1: real time), or 'virtual': the "
+            "world's time moves only when the programs driving it wait (deterministic, "
+            "as fast as the machine computes)"
+        ),
     )
     s.add_argument(
         "--write-station",
