@@ -1,6 +1,8 @@
 """Never twice, against a served world (`labctl sim serve`, a subprocess, like hardware):
 "heated once" is read from the served films' thermal history (heating episodes), not
-from the catalog. A short recipe at a modest speed-up, with the plan's real interlock."""
+from the catalog. A short recipe, with the plan's real interlock, in a world served on
+its clients' virtual time: the fault and the refusals land at held points of the first
+runner's own timeline (tests/served.py ``hold_when``), whatever the machine's load."""
 
 from __future__ import annotations
 
@@ -8,20 +10,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from served import served_world
+from served import hold_when, served_world
 from test_series_resume import data_rows, steps_of
 
 from labctl.series.catalog import Catalog
-from labctl.servesim import RemoteFaultBoard
+from labctl.served_clock import ServedClock
+from labctl.servesim import RemoteFaultBoard, RemoteWorldClock
 
 pytestmark = [pytest.mark.slow, pytest.mark.tcp]
 
-SCALE = "600"
+SCALE = "virtual"
+HOLD_STEP_S = 30.0  # virtual seconds between the holds the test looks in at
 PLAN = """\
 name: never-twice
 sample: F
@@ -45,16 +48,13 @@ def start(out: Path, plan: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def wait_for(what, proc: subprocess.Popen | None = None, timeout_s: float = 90.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None:
-            assert proc.poll() is None, f"the runner ended early ({proc.returncode})"
-        got = what()
-        if got:
-            return got
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what.__doc__ or what}")
+def hold_at(station: Path, proc: subprocess.Popen, ready) -> None:
+    """The first runner held at the first point of its timeline where ``ready()``."""
+    hold_when(station, proc, ready, lambda: HOLD_STEP_S)
+
+
+def in_segment(out: Path, segment: str):
+    return lambda: any(r["segment"] == segment for r in anneal_rows(out))
 
 
 def anneal_rows(out: Path) -> list[dict]:
@@ -77,19 +77,6 @@ def finish(proc: subprocess.Popen, timeout_s: float = 120.0) -> int:
             proc.wait(timeout=10)
 
 
-def communicate_observing(proc: subprocess.Popen, observe, timeout_s: float = 120.0):
-    """``proc.communicate()``, calling ``observe()`` every 0.1 s until it has ended."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return proc.communicate(timeout=0.1)
-        except subprocess.TimeoutExpired:  # retrying loses no output (subprocess docs)
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            observe()
-
-
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCTL_LOCK_DIR", str(tmp_path / "locks"))
@@ -103,15 +90,22 @@ def test_failed_in_cooling_resumes_on_its_station_and_is_never_heated_again(worl
     plan, station, board = world
     out = tmp_path / "series"
     proc = start(out, plan, "--station", str(station))
+    clock = RemoteWorldClock.from_station_file(station)
     try:
-        wait_for(lambda: any(r["segment"] == "3" for r in anneal_rows(out)), proc)
+        hold_at(station, proc, in_segment(out, "3"))
         board.inject("furnace", "sensor_break")  # the thermocouple opens in the cooling
+        clock.release()
     finally:
         code = finish(proc)
     assert code == 1
     assert steps_of(out)[0]["state"] == "failed"
     # the repair takes a while: the film cools well below the anneal temperature
-    wait_for(lambda: film1(board)["temperature_c"] < 200.0)
+    repair = ServedClock(clock.address)
+    for _ in range(240):  # at most 4 h of virtual time
+        if film1(board)["temperature_c"] < 200.0:
+            break
+        repair.sleep(60.0)
+    assert film1(board)["temperature_c"] < 200.0
     board.clear("furnace")
     assert film1(board)["heating_episodes"] == 1
     # --resume without --station: the station the series started on, not the plan's default
@@ -132,11 +126,12 @@ def test_a_second_run_or_runner_is_refused_and_the_first_anneal_goes_on(world, t
     out = tmp_path / "series"
     proc = start(out, plan, "--station", str(station))
     try:
-        wait_for(lambda: any(r["segment"] == "2" for r in anneal_rows(out)), proc)
-        # held mid-anneal however long two start-ups take on a loaded machine (instead of
-        # a dwell long enough for them): a stopped process keeps its claims, as a busy one
-        # does, and the controller's program goes on meanwhile
+        hold_at(station, proc, in_segment(out, "2"))
+        # stopped mid-anneal however long two start-ups take on a loaded machine (instead
+        # of a dwell long enough for them): a stopped process keeps its claims, as a busy
+        # one does; the world's clock is free again for the two refused programs' waits
         os.kill(proc.pid, signal.SIGSTOP)
+        RemoteWorldClock.from_station_file(station).release()
         second = subprocess.Popen(
             [*LABCTL, "run", "anneal", "--station", str(station), "--slot", "2"]
             + ["--anneal-c", "250", "--out", str(tmp_path / "second"), "--quiet"],
@@ -150,11 +145,8 @@ def test_a_second_run_or_runner_is_refused_and_the_first_anneal_goes_on(world, t
             stderr=subprocess.PIPE,
             text=True,
         )
-        # the served world is kept integrated as the stopped runner's rows did (a heating
-        # furnace is stepped second by second: seconds of wall time unobserved at 600x would
-        # be a late first reply to the refused ones, past the link's 0.2 s timeout)
-        second_out, _ = communicate_observing(second, lambda: film1(board))
-        _, runner_err = communicate_observing(runner, lambda: film1(board))
+        second_out, _ = second.communicate(timeout=120)
+        _, runner_err = runner.communicate(timeout=120)
         assert proc.poll() is None  # the first was still running when both were refused
     finally:
         if proc.poll() is None:
