@@ -269,9 +269,9 @@ def _labctl(*args, timeout=60):
 
 @pytest.fixture
 def served_station(serve, tmp_path):
-    """``labctl sim serve`` in its own process, 5000× faster than real time, serving the
+    """``labctl sim serve`` in its own process, on its clients' virtual time, serving the
     analysis-test table (its one user recovers Table 2)."""
-    return serve(5000, "--station", str(write_quiet_station(tmp_path / "quiet.yaml"))).station
+    return serve("virtual", "--station", str(write_quiet_station(tmp_path / "quiet.yaml"))).station
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ name: crash-test
 sample: F
 slots: [1, 2]
 temperatures_c: [300, 335]
-anneal: {ramp_c_per_min: 20, dwell_min: 15, cool_min: 16, record_interval_s: 20,
+anneal: {ramp_c_per_min: 20, dwell_min: 15, cool_min: 16, record_interval_s: 60,
          ready_below_c: 95}
 measurements:
   - absorption: {averages: 4}
