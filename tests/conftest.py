@@ -14,6 +14,14 @@ import pytest  # noqa: E402
 from labctl.clock import VirtualClock  # noqa: E402
 
 
+# --------------------------------------------------------------- running in parallel
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the CPUs. Part of the suite waits on served
+    worlds, subprocesses and sockets; the extra worker computes meanwhile. Measured on
+    the idle 2-core machine: 2 workers ~230 s, 3 workers 193 s, 4 workers 206 s."""
+    return (os.cpu_count() or 1) + 1
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
     """Deterministic virtual time: sleeping advances it instantly."""

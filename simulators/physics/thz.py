@@ -20,6 +20,7 @@ the photoconductivity has decayed: it sees Δσ at pump delay + 2nL/c.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -28,29 +29,47 @@ Z0_OHM = 376.730313668
 C_MM_PER_PS = 0.299792458
 
 
+def _synth(omega_ps: np.ndarray, spec: np.ndarray, t_ps: np.ndarray) -> np.ndarray:
+    phase = np.exp(-1j * np.outer(np.atleast_1d(t_ps), omega_ps))
+    return 2.0 * np.real(phase @ spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _pulse_spectrum(
+    df_thz: float, fmax_thz: float, center_thz: float, cutoff_thz: float, chirp_ps2: float,
+    peak_v: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(frequencies in THz, complex spectrum in V per bin) of the emitted pulse, its peak
+    at t = 0 scaled to ``peak_v``. Cached: every simulated world builds its pulse, and
+    locating the peak takes an 801 × bins complex exponential (11 ms); read-only arrays."""
+    freq_thz = np.arange(1, int(fmax_thz / df_thz) + 1) * df_thz
+    omega_ps = 2.0 * math.pi * freq_thz
+    f = freq_thz
+    amp = (f / center_thz) ** 2 * np.exp(-((f / center_thz) ** 2)) / (1.0 + (f / cutoff_thz) ** 4)
+    spec = amp * np.exp(0.5j * chirp_ps2 * omega_ps**2)
+    # put the peak at t = 0 and scale it to peak_v
+    t = np.linspace(-1.0, 1.0, 801)
+    t0 = t[int(np.argmax(_synth(omega_ps, spec, t)))]
+    spec = spec * np.exp(-1j * omega_ps * t0)
+    spec = spec * (peak_v / _synth(omega_ps, spec, np.array([0.0]))[0])
+    freq_thz.flags.writeable = False
+    spec.flags.writeable = False
+    return freq_thz, spec
+
+
 class THzPulse:
     def __init__(self, table: dict) -> None:
         self.p = table
-        df = float(table["thz_df_thz"])
-        self.freq_thz = np.arange(1, int(float(table["thz_fmax_thz"]) / df) + 1) * df
+        self.freq_thz, self.spectrum = _pulse_spectrum(  # spectrum: complex, V per bin
+            float(table["thz_df_thz"]),
+            float(table["thz_fmax_thz"]),
+            float(table["thz_center_thz"]),
+            float(table["zno_cutoff_thz"]),
+            float(table["thz_chirp_ps2"]),
+            float(table["thz_peak_v"]),
+        )
         self.freq_hz = self.freq_thz * 1e12
         self._omega_ps = 2.0 * math.pi * self.freq_thz  # rad/ps
-        f = self.freq_thz
-        fc = float(table["thz_center_thz"])
-        amp = (
-            (f / fc) ** 2
-            * np.exp(-((f / fc) ** 2))
-            / (1.0 + (f / float(table["zno_cutoff_thz"])) ** 4)
-        )
-        spec = amp * np.exp(0.5j * float(table["thz_chirp_ps2"]) * self._omega_ps**2)
-        # put the peak at t = 0 and scale it to thz_peak_v
-        t = np.linspace(-1.0, 1.0, 801)
-        trace = self._synth(spec, t)
-        i = int(np.argmax(trace))
-        t0 = t[i]
-        spec = spec * np.exp(-1j * self._omega_ps * t0)
-        peak = self._synth(spec, np.array([0.0]))[0]
-        self.spectrum = spec * (float(table["thz_peak_v"]) / peak)  # complex, V per bin
         n = float(table["substrate_index"])
         self.substrate_index = n
         self.echo_delay_ps = 2.0 * n * float(table["substrate_thickness_mm"]) / C_MM_PER_PS
@@ -59,10 +78,6 @@ class THzPulse:
         )
         r0 = (n - 1.0) / (n + 1.0)
         self._echo0 = r0 * r0 * np.exp(1j * self._omega_ps * self.echo_delay_ps)
-
-    def _synth(self, spec: np.ndarray, t_ps: np.ndarray) -> np.ndarray:
-        phase = np.exp(-1j * np.outer(np.atleast_1d(t_ps), self._omega_ps))
-        return 2.0 * np.real(phase @ spec)
 
     def phase(self, t_ps: float) -> np.ndarray:
         """e^{−iω_k t} at sampling delay ``t_ps``."""
