@@ -6,6 +6,8 @@
   scheduling jitter, so ``labctl sim serve`` and a client can share it.
 * :class:`VirtualClock` — virtual time that only moves when somebody sleeps;
   deterministic, for tests.
+* :class:`~labctl.served_clock.ServedClock` — the virtual time of a world served by
+  ``labctl sim serve --time-scale virtual``, moved by this process's waits.
 
 Physics integrates over virtual time, so acceleration changes nothing but the
 wall time a run takes.

@@ -14,7 +14,10 @@ every served test gets the same guarantees:
   wait, then SIGKILL; every wait and join has a timeout.
 
 Use :func:`served_world` directly for module-scoped servers, or the ``serve``
-fixture of ``tests/conftest.py`` for one server per test.
+fixture of ``tests/conftest.py`` for one server per test. A world served on virtual
+time (``time_scale="virtual"``) moves only when its clients wait; :func:`hold_when`
+stops the program driving it at a point of its own timeline (kill it, inject a fault)
+instead of racing it on the wall clock.
 """
 
 from __future__ import annotations
