@@ -189,10 +189,10 @@ class ServedClock:
             try:
                 sock.sendall((line + "\n").encode("ascii"))
                 reply = self._read_line(sock, waits)
-            except _Closed:
+            except (_Closed, ConnectionError) as exc:  # closed before it read the request
                 self._drop()
                 if attempt == 2:
-                    raise self._lost("the connection closed") from None
+                    raise self._lost(f"the connection closed ({exc or 'no reply'})") from None
                 continue
             except BaseException:
                 self._drop()  # a reply may still come: never read it as the next one's
@@ -215,6 +215,10 @@ class ServedClock:
                 elif time.monotonic() > deadline:
                     raise self._lost(f"no reply in {REPLY_TIMEOUT_S:g} s") from None
                 continue
+            except ConnectionError:
+                if data:
+                    raise self._lost("the reply was cut short") from None
+                raise
             except OSError as exc:
                 raise self._lost(exc) from None
             if not chunk:

@@ -26,6 +26,27 @@ def series_dir(tmp_path):
     catalog.close()
 
 
+@pytest.fixture
+def series_view(qtbot):
+    """``series_view(station, time_scale)``: a SeriesView and the list its messages
+    (text, is_error) go to; every view made is closed at teardown (closing is idempotent)."""
+    from labctl.gui.series_view import SeriesView
+
+    made = []
+
+    def make(station: str = "sim", time_scale: str = "virtual"):
+        view = SeriesView(station, time_scale)
+        qtbot.addWidget(view)
+        messages: list[tuple[str, bool]] = []
+        view.message.connect(lambda text, error: messages.append((text, error)))
+        made.append(view)
+        return view, messages
+
+    yield make
+    for view in made:
+        view.close_view()
+
+
 def test_series_view_shows_each_steps_state_as_the_catalog_changes(qtbot, series_dir):
     from labctl.gui.series_view import SeriesView
 
@@ -59,15 +80,10 @@ def test_series_view_shows_each_steps_state_as_the_catalog_changes(qtbot, series
 
 
 def test_series_view_starts_the_series_command_line_and_reports_problems(
-    qtbot, series_dir, tmp_path
+    series_view, series_dir, tmp_path
 ):
-    from labctl.gui.series_view import SeriesView
-
     plan_path, out, _plan, _catalog = series_dir
-    view = SeriesView("stations/served.yaml", "50")
-    qtbot.addWidget(view)
-    messages = []
-    view.message.connect(lambda text, error: messages.append((text, error)))
+    view, messages = series_view("stations/served.yaml", "50")
     try:
         view.load_plan(plan_path)
         view.watch(out)
@@ -118,16 +134,13 @@ def series_cli_available() -> bool:
 
 
 @pytest.mark.skipif(not series_cli_available(), reason="labctl series is not on this branch")
-def test_series_view_runs_a_plan_through_the_command_line_and_makes_its_report(qtbot, tmp_path):
-    from labctl.gui.series_view import SeriesView
-
+def test_series_view_runs_a_plan_through_the_command_line_and_makes_its_report(
+    qtbot, series_view, tmp_path
+):
     plan_path = tmp_path / "short.yaml"
     plan_path.write_text(SHORT_PLAN)
     out = tmp_path / "series"
-    view = SeriesView("sim", "virtual")
-    qtbot.addWidget(view)
-    messages = []
-    view.message.connect(lambda text, error: messages.append((text, error)))
+    view, messages = series_view("sim", "virtual")
     try:
         assert view.load_plan(plan_path)
         view.watch(out)
@@ -149,19 +162,15 @@ SLOW_PLAN = SHORT_PLAN.replace("record_interval_s: 120", "record_interval_s: 360
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["stop", "quit"])
-def test_series_stop_and_quit_wait_for_the_safe_state_never_kill(qtbot, tmp_path, how):
+def test_series_stop_and_quit_wait_for_the_safe_state_never_kill(qtbot, series_view, tmp_path, how):
     """Issue 15: the series view killed the runner after 5 s (the furnace program ran on).
     Real time, an hour between rows: Stop (SIGTERM) and Quit wait for the runner's own
     stop path — exit 143, catalog 'aborted', the furnace's safe state reported."""
-    from labctl.gui.series_view import SeriesView
 
     plan_path = tmp_path / "slow.yaml"
     plan_path.write_text(SLOW_PLAN)
     out = tmp_path / "series"
-    view = SeriesView("sim", "real")
-    qtbot.addWidget(view)
-    messages = []
-    view.message.connect(lambda text, error: messages.append((text, error)))
+    view, messages = series_view("sim", "real")
     try:
         assert view.load_plan(plan_path)
         view.watch(out)

@@ -154,26 +154,27 @@ def test_noisier_world_stops_at_the_cap_and_says_why(tmp_path):
     assert TDS.summary_line(r).endswith("4 sweeps (target not reached)")
 
 
+def tds_on_an_annealed_film(path, **params):
+    """A TDS run on a film annealed at 300 °C in the bundled world (its real floor), the
+    pump delay given: on that floor the alignment refuses the film's OPTP peak as noise
+    (tests/test_optp_significance.py), and the stop rule is what these tests are about."""
+    station = annealed_station()
+    try:
+        given = station.world.optp_peak_delay_ps()
+        return run_procedure(TDS(optp_peak_ps=given, **params), path, station=station)
+    finally:
+        station.close()
+
+
 def test_a_target_buried_in_a_real_tables_floor_is_not_claimed(tmp_path):
     """The bundled world's real detector floor (both lock-ins, docs/physics.md "Noise
     floor"): the 300 °C film's Δσ is not significant in a few coarse sweeps (on the cheap
     path at 1.8e-5 V/√Hz not even in 200), so its values are null: the run goes to
     ``max_sweeps`` and says why, never "target reached". Peaks given, as an operator who
     knows them would."""
-    station = annealed_station()
-    try:
-        outcome = run_procedure(
-            TDS(
-                target="tau_fs_err=2",
-                max_sweeps=3,
-                thz_peak_ps=0.0,
-                optp_peak_ps=station.world.optp_peak_delay_ps(),
-            ),
-            tmp_path / "floor.csv",
-            station=station,
-        )
-    finally:
-        station.close()
+    outcome = tds_on_an_annealed_film(
+        tmp_path / "floor.csv", target="tau_fs_err=2", max_sweeps=3, thz_peak_ps=0.0
+    )
     r = outcome.results
     assert outcome.status == FINISHED and r["sweeps"] == 3
     assert r["stopped_because"].startswith(
@@ -413,18 +414,9 @@ def test_min_sweeps_1_never_stops_on_a_baseline_error(tmp_path):
 
 
 def test_a_target_on_baseline_errors_alone_is_not_assessable(tmp_path):
-    station = annealed_station()
-    # the pump delay given: on the real floor the alignment refuses this film's OPTP peak
-    # as noise (tests/test_optp_significance.py); the stop rule is under test here
-    given = station.world.optp_peak_delay_ps()
-    try:
-        outcome = run_procedure(
-            TDS(target="tau_fs_err=2", min_sweeps=1, max_sweeps=1, step_ps=0.1, optp_peak_ps=given),
-            tmp_path / "tds.csv",
-            station=station,
-        )
-    finally:
-        station.close()
+    outcome = tds_on_an_annealed_film(
+        tmp_path / "tds.csv", target="tau_fs_err=2", min_sweeps=1, max_sweeps=1, step_ps=0.1
+    )
     r = outcome.results
     assert r["noise_source"] == "baseline"
     assert "target not assessable" in r["stopped_because"]

@@ -170,3 +170,33 @@ def test_a_serial_line_keeps_the_rtu_silence(served, tmp_path, monkeypatch):
 def test_an_in_process_virtual_station_keeps_its_own_clock():
     with Station.from_file("sim", time_scale="virtual") as station:
         assert isinstance(station.clock, VirtualClock)
+
+
+def test_a_connection_the_server_closed_is_opened_again():
+    """The control server closes a connection idle for 30 s; the client's next request
+    finds it closed, opens another and gets its answer (here a server that answers one
+    request per connection: every request after the first finds its connection closed)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(JOIN_S)
+    answered: list[str] = []
+
+    def serve_one_per_connection():
+        for _ in range(3):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(JOIN_S)
+                request = conn.makefile("rb").readline().decode().strip()
+                answered.append(request)
+                conn.sendall(f"ok {float(len(answered))!r}\n".encode())
+
+    server = threading.Thread(target=serve_one_per_connection, daemon=True)
+    server.start()
+    clock = ServedClock(f"127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        assert [clock.now(), clock.now(), clock.now()] == [1.0, 2.0, 3.0]
+    finally:
+        server.join(JOIN_S)
+        listener.close()
+    assert answered == ["clock now"] * 3
