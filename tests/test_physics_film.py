@@ -1,5 +1,6 @@
 """Film physics against the paper: distances, history, irreversibility, TGA, EDX."""
 
+import sys
 import time
 
 import numpy as np
@@ -21,10 +22,18 @@ def annealed():
     t0 = time.thread_time()  # CPU time: the bound holds however busy the machine is
     for temp, slot in slots.items():
         anneal_slot(world, slot, temp)
-    wall = time.thread_time() - t0
+    cpu_s = time.thread_time() - t0
     films = {temp: world.slots[slot].film for temp, slot in slots.items()}
     films[25.0] = world.slots[1].film  # as made, parked in the cool end all along
-    return world, films, wall
+    return world, films, cpu_s
+
+
+def traced() -> bool:
+    """Python runs under a tracer (coverage.py, a debugger): several times slower."""
+    coverage = sys.modules.get("coverage")
+    return sys.gettrace() is not None or (
+        coverage is not None and coverage.Coverage.current() is not None
+    )
 
 
 def test_distances_match_tem_after_the_paper_anneal(annealed):
@@ -39,8 +48,9 @@ def test_distances_match_tem_after_the_paper_anneal(annealed):
 
 
 def test_anneals_integrate_fast_and_spare_the_neighbours(annealed):
-    world, films, wall = annealed
-    assert wall < 5 * 1.5  # five ~3.5 h virtual anneals
+    world, films, cpu_s = annealed
+    if not traced():  # the CPU budget of untraced code (benchmarks/coverage_by_package.py)
+        assert cpu_s < 5 * 1.5  # five ~3.5 h virtual anneals
     assert films[25.0].max_temperature_c < 40.0
     assert films[25.0].loose_fraction > 0.8  # ~20 h near room temperature: a little solvent goes
     assert world.slots[7].film.distance_nm > 3.5  # never annealed
