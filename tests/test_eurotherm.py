@@ -637,3 +637,13 @@ def test_a_break_during_the_check_is_a_sensor_break_not_an_over_temperature(
     monkeypatch.setattr(type(furnace), "temperature_c", property(pv_then_break))
     with pytest.raises(FurnaceInterlock, match="furnace: sensor break"):
         getattr(furnace, check)()
+
+
+def test_framing_is_silence_or_packet(sim, clock):
+    """The driver's own check (a station file's is in the schema): nothing is asked of
+    the controller with a framing it does not know."""
+    with pytest.raises(InstrumentError, match="furnace: framing must be 'silence' or 'packet'"):
+        Eurotherm2408(
+            "furnace", SimSerial(sim), 1, clock, max_setpoint_c=400, max_ramp_c_per_min=20,
+            framing="gap",
+        )  # fmt: skip

@@ -112,3 +112,18 @@ def test_edx_carbon_follows_table_1(annealed):
     assert films[25.0].carbon_wt_percent == pytest.approx(75.67, abs=3)
     assert films[250.0].carbon_wt_percent == pytest.approx(58.93, abs=3)
     assert films[300.0].carbon_wt_percent == pytest.approx(33.66, abs=4)
+
+
+def test_the_noise_recursion_is_the_same_on_even_and_uneven_time_steps():
+    """The table's 1/f noise steps x_i = x_{i-1}·d_i + k_i: by a filter where the points
+    are evenly spaced, by a loop where they are not; both are the recursion itself."""
+    from labctl.simulators.physics.noise import ar1_recursion
+
+    rng = np.random.default_rng(7)
+    for dts in (np.r_[5.0, np.full(299, 0.3)], np.r_[5.0, np.tile([0.3, 0.3, 0.5], 100)]):
+        decay, kicks = np.exp(-dts / 2.0), rng.standard_normal(dts.size)
+        expected, x = [], 0.7
+        for d, k in zip(decay, kicks, strict=True):
+            x = x * d + k
+            expected.append(x)
+        np.testing.assert_allclose(ar1_recursion(0.7, decay, kicks), expected, rtol=1e-12, atol=1e-12)

@@ -200,3 +200,56 @@ def test_a_connection_the_server_closed_is_opened_again():
         server.join(JOIN_S)
         listener.close()
     assert answered == ["clock now"] * 3
+
+
+def one_reply_server(reply: bytes):
+    """A loopback server that answers one request with ``reply`` and closes: (address,
+    thread)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(JOIN_S)
+
+    def answer():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(JOIN_S)
+                conn.makefile("rb").readline()
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return f"127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (b"error clock: this world runs on ScaledClock(scale=100)\n", "runs on ScaledClock"),
+        (b"ok 12.", "the reply was cut short"),
+    ],
+)
+def test_a_refused_or_cut_reply_is_one_clear_error(reply, said):
+    from labctl.errors import LabctlError
+
+    address, server = one_reply_server(reply)
+    try:
+        with pytest.raises(LabctlError, match=said) as caught:
+            ServedClock(address).now()
+    finally:
+        server.join(JOIN_S)
+    assert address in str(caught.value)
+
+
+def test_a_clock_with_no_server_or_a_remote_address_is_refused():
+    import socket
+
+    from labctl.errors import LabctlError
+
+    with pytest.raises(LabctlError, match="expected '127.0.0.1:PORT'"):
+        ServedClock("example.org:4000")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    with pytest.raises(LabctlError, match="is `labctl sim serve` still running"):
+        ServedClock(f"127.0.0.1:{port}").now()  # nobody listens there any more

@@ -47,7 +47,7 @@ def noise_mode(value) -> str:
     raise ValueError(f"noise must be true/'realistic', 'white' or false, got {value!r}")
 
 
-def _ar1(x0: float, decay: np.ndarray, kicks: np.ndarray) -> np.ndarray:
+def ar1_recursion(x0: float, decay: np.ndarray, kicks: np.ndarray) -> np.ndarray:
     """x_i = x_{i-1}·decay_i + kicks_i from x0. A scan's points are evenly spaced in time
     (one decay after the first): then a first-order filter (scipy's lfilter) runs the
     recursion, 30× faster than Python's loop, which stays for uneven spacing."""
@@ -94,7 +94,7 @@ class OUSum:
         for j, tau in enumerate(self.tau):
             decay = np.exp(-dts / tau)
             kicks = self.sd * np.sqrt(1.0 - decay**2) * self.rng.standard_normal(dts.size)
-            values = _ar1(float(self.state[j]), decay, kicks)
+            values = ar1_recursion(float(self.state[j]), decay, kicks)
             out += values
             new_state.append(float(values[-1]))
         self.state, self.t = np.array(new_state), float(times[-1])
