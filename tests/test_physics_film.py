@@ -126,4 +126,6 @@ def test_the_noise_recursion_is_the_same_on_even_and_uneven_time_steps():
         for d, k in zip(decay, kicks, strict=True):
             x = x * d + k
             expected.append(x)
-        np.testing.assert_allclose(ar1_recursion(0.7, decay, kicks), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            ar1_recursion(0.7, decay, kicks), expected, rtol=1e-12, atol=1e-12
+        )
