@@ -377,6 +377,7 @@ def test_programmed_ramp_and_dwell(furnace, clock):
     furnace.load_program([Ramp(10.0, 300.0), Dwell(30.0), End()], holdback_c=2.0)
     furnace.run_program(1)
     assert furnace.program_status == ProgramStatus.RUN
+    assert furnace.link.read_register(77) & 0b1  # extended status word: program running
     samples = []
 
     def record(reading):
@@ -386,6 +387,7 @@ def test_programmed_ramp_and_dwell(furnace, clock):
 
     state = furnace.wait_for_program(poll_s=20.0, timeout_s=3 * 3600, on_poll=record)
     assert state == ProgramStatus.COMPLETE
+    assert furnace.link.read_register(77) == 0b1000  # extended status word: program end
     ramp = [s for s in samples if s[1] == 1 and s[0] > 180]
     dwell = [s for s in samples if s[1] == 2]
     assert ramp and dwell

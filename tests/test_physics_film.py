@@ -42,6 +42,7 @@ def test_distances_match_tem_after_the_paper_anneal(annealed):
     for temp, (d_paper, err) in TEM_DISTANCES_NM.items():
         assert abs(got[temp] - d_paper) <= err, f"{temp} °C: {got[temp]:.2f} nm vs {d_paper}±{err}"
     assert films[350.0].fused_fraction > 0.95
+    assert f"d={films[350.0].distance_nm:.2f} nm" in repr(films[350.0])  # as logs show it
     assert films[350.0].distance_nm < 0.1
     assert films[350.0].cdo_fraction > 0.1
     assert films[340.0].fused_fraction < 0.2

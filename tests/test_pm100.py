@@ -244,3 +244,14 @@ def test_plain_pyvisa_client_over_tcp(quiet_world):
         finally:
             inst.close()
             rm.close()
+
+
+def test_initiate_then_fetch_returns_the_reading_initiate_took(quiet_world):
+    """SCPI INITiate takes a reading, FETCh? returns it (again and again) without a new
+    one; MEASure? does both."""
+    sim = PM100Simulator(quiet_world)
+    ask(sim, "INIT")
+    first = ask(sim, "FETC?")
+    assert float(first) > 0 and ask(sim, "FETCH?") == first
+    assert float(ask(sim, "MEAS:POW?")) > 0
+    assert ask(sim, "SYST:ERR?") == '0,"No error"\n'

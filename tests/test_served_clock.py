@@ -253,3 +253,22 @@ def test_a_clock_with_no_server_or_a_remote_address_is_refused():
         port = taken.getsockname()[1]
     with pytest.raises(LabctlError, match="is `labctl sim serve` still running"):
         ServedClock(f"127.0.0.1:{port}").now()  # nobody listens there any more
+
+
+def test_the_control_socket_holds_releases_and_says_when_a_client_waits(world):
+    """The requests a test sends (``RemoteWorldClock``), carried out on a served world's
+    control socket, and what a world without a served clock answers."""
+    from labctl.servesim import fault_request
+
+    clock = WorldClock()
+    assert clock_request(clock, ["hold", "5"]) == "ok holding at 5.0"
+    assert clock_request(clock, ["held", "0"]) == "ok running 0.0"  # nobody waits yet
+    waiter = threading.Thread(target=clock.client_sleep, args=(10.0,))
+    waiter.start()
+    assert clock_request(clock, ["held", str(JOIN_S)]) == "ok held 5.0"
+    assert clock_request(clock, ["release"]) == "ok released"
+    waiter.join(JOIN_S)
+    assert clock.now() == 10.0
+    assert fault_request(world.faults, "clock now", world=None) == "error no world here"
+    assert "runs on VirtualClock" in fault_request(world.faults, "clock now", world=world)
+    assert fault_request(world.faults, "tick").startswith("error unknown request 'tick'")

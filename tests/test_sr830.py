@@ -85,6 +85,7 @@ def test_illegal_command_sets_cmd_bit_and_stays_silent(quiet_world):
     assert ask(sim, "FOO 1") == ""
     assert ask(sim, "OUTP 1") == ""  # a query-only command used as a setter
     assert ask(sim, "SNAP? 1") == ""  # SNAP? needs 2..6 parameters
+    assert ask(sim, "DDEF 1") == ""  # setting a display needs 2 or 3
     assert int(ask(sim, "*ESR?")) == 32
     assert int(ask(sim, "*ESR?")) == 0  # reading clears it
 
