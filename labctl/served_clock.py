@@ -37,12 +37,22 @@ import time
 from collections import Counter
 
 from labctl.clock import STOP_SLICE_S, VirtualClock, _check_wait, _raise_if_stopped, current_stop
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, StationError
 
 #: Longest wall time a ``clock now`` (never held) may take before the link is called lost.
 REPLY_TIMEOUT_S = 30.0
 #: Longest ``clock held`` wait the server grants one request (a client asks again).
 MAX_HELD_WAIT_S = 10.0
+
+
+def loopback_address(address: str, what: str) -> tuple[str, int]:
+    """(host, port) of a served world's ``127.0.0.1:PORT`` (or ``localhost:PORT``);
+    :class:`~labctl.errors.StationError` naming ``what`` for anything else: the
+    simulators are served on loopback only."""
+    host, _, port = str(address).rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise StationError(f"{what} {address!r}: expected '127.0.0.1:PORT'")
+    return host, int(port)
 
 
 class WorldClock(VirtualClock):
@@ -143,11 +153,8 @@ class ServedClock:
     scale = math.inf
 
     def __init__(self, address: str) -> None:
-        host, _, port = str(address).rpartition(":")
-        if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-            raise LabctlError(f"served clock {address!r}: expected '127.0.0.1:PORT'")
-        self.address = f"{host}:{port}"
-        self._where = (host, int(port))
+        self._where = loopback_address(address, "served clock")
+        self.address = "{}:{}".format(*self._where)
         self._local = threading.local()
 
     def now(self) -> float:

@@ -37,7 +37,7 @@ import yaml
 
 from labctl.clock import ScaledClock
 from labctl.errors import LabctlError, StationError
-from labctl.served_clock import WorldClock, clock_request
+from labctl.served_clock import WorldClock, clock_request, loopback_address
 from labctl.simulators.faults import FaultError
 from labctl.simulators.transport import LOOPBACK, STOP_POLL_S, SimServer
 from labctl.station import build_world, load_station_spec, make_simulator, station_path
@@ -243,11 +243,9 @@ def send_fault_request(address: str, line: str, timeout_s: float = 5.0) -> str:
 
     Raises :class:`LabctlError` when the socket cannot be reached or answers ``error``.
     """
-    host, _, port = str(address).rpartition(":")
-    if host not in (LOOPBACK, "localhost") or not port.isdigit():
-        raise StationError(f"sim_control {address!r}: expected '127.0.0.1:PORT'")
+    where = loopback_address(address, "sim_control")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        with socket.create_connection(where, timeout=timeout_s) as sock:
             sock.sendall((line.strip() + "\n").encode("utf-8"))
             reply = b""
             while not reply.endswith(b"\n"):
