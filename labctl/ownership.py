@@ -185,8 +185,13 @@ def claim_instruments(addresses: Iterable[tuple[str, str]], owner: object | None
 
 
 def claim_station(station, roles: Iterable[str] | None = None, owner: object | None = None):
-    """Claim a station's instruments (``roles``, default all) before touching any."""
-    instruments = getattr(getattr(station, "spec", None), "instruments", None) or {}
+    """Claim a station's instruments (``roles``, default all) before touching any.
+
+    ``station`` is a :class:`~labctl.station.Station` or its spec: claiming on the
+    spec, before the station is opened, keeps a refused program from connecting to
+    (and so talking to) instruments another run owns."""
+    spec = getattr(station, "spec", station)
+    instruments = getattr(spec, "instruments", None) or {}
     spec = {role: inst.address for role, inst in instruments.items()}
     wanted = spec if roles is None else {r: spec[r] for r in roles if r in spec}
     return claim_instruments(wanted.items(), owner)

@@ -108,3 +108,101 @@ def test_one_runner_per_series_directory(tmp_path):
         with pytest.raises(Busy, match=f"series {tmp_path}"):
             claim_series_directory(tmp_path)
     claim_series_directory(tmp_path).release()
+
+
+# --- a refused program touches no instrument ----------------------------------------
+PLAN = """\
+name: refused
+sample: R
+slots: [1]
+temperatures_c: [250]
+anneal: {ramp_c_per_min: 20, dwell_min: 5, cool_min: 30}
+measurements: []
+"""
+
+
+@pytest.fixture
+def listened_station(tmp_path, lock_dir):
+    """A station whose every instrument address is a loopback listener of this test (so a
+    connection attempt is seen), with the furnace's address claimed by another process."""
+    import socket
+
+    import yaml
+
+    from labctl.station import station_path
+
+    data = yaml.safe_load(station_path("sim").read_text())
+    data.pop("simulation")
+    listeners = {}
+    for role, inst in data["instruments"].items():
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        listeners[role] = sock
+        visa = inst["driver"] in ("sr830", "esp301", "pm100")
+        inst["address"] = (
+            f"TCPIP0::127.0.0.1::{port}::SOCKET" if visa else f"socket://127.0.0.1:{port}"
+        )
+        inst.pop("simulator", None)
+    path = tmp_path / "listened.yaml"
+    path.write_text(yaml.safe_dump(data))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, data["instruments"]["furnace"]["address"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LABCTL_LOCK_DIR": str(lock_dir)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield path, listeners, holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        for sock in listeners.values():
+            sock.close()
+
+
+def untouched(listeners) -> list[str]:
+    """The roles whose listener was never connected to (a refused program left exited)."""
+    roles = []
+    for role, sock in listeners.items():
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            roles.append(role)
+        else:
+            conn.close()
+    return roles
+
+
+def test_a_refused_series_runner_connects_to_no_instrument(listened_station, tmp_path, capsys):
+    from labctl.cli import main
+
+    station, listeners, holder = listened_station
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    out = tmp_path / "series"
+    rc = main(["series", "run", str(plan), "--out", str(out), "--station", str(station),
+               "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and "refusing to start" in err[0] and f"pid {holder.pid}" in err[0]
+    assert untouched(listeners) == list(listeners)
+    assert not (out / "catalog.sqlite").exists()
+
+
+def test_a_refused_run_connects_to_no_instrument_and_records_nothing(
+    listened_station, tmp_path, capsys
+):
+    from labctl.cli import main
+
+    station, listeners, holder = listened_station
+    out = tmp_path / "runs"
+    rc = main(["run", "anneal", "--station", str(station), "--anneal-c", "250", "--out",
+               str(out), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "anneal refused" in err and f"pid {holder.pid}" in err and "Traceback" not in err
+    assert untouched(listeners) == list(listeners)
+    assert not out.exists() or not any(out.iterdir())

@@ -222,9 +222,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from labctl.cli.stopping import StopOnSignals
     from labctl.errors import LabctlError, brief
+    from labctl.ownership import Busy, claim_station, owner_scope
     from labctl.procedures import procedure_class
     from labctl.runs import ABORTED, FINISHED, new_run_file, run_procedure, summary_path
-    from labctl.station import Station
+    from labctl.station import Station, load_station_spec
 
     kind = args.kind
     try:
@@ -247,8 +248,15 @@ def _run(args: argparse.Namespace) -> int:
     values["station_file"] = station_name
     procedure = cls(**values)
     stop = threading.Event()
-    with StopOnSignals(stop, f"labctl run {kind}") as signals:
-        station = Station.from_file(station_name, time_scale=ns.time_scale or "station")
+    spec = load_station_spec(station_name)
+    roles = [r for r in (*cls.ROLES, *cls.OPTIONAL_ROLES) if r in spec.instruments]
+    owner = object()  # this run: the procedure's own claim in startup() is re-entrant
+    try:  # claimed before the station opens: refused, this run touches no instrument
+        claim = claim_station(spec, roles, owner)
+    except Busy as exc:
+        raise Busy(f"{kind} refused, no instrument touched, nothing recorded: {exc}") from None
+    with claim, owner_scope(owner), StopOnSignals(stop, f"labctl run {kind}") as signals:
+        station = Station(spec, time_scale=ns.time_scale or "station")
         try:
             _say_pace(station, kind, params, values)
             path = new_run_file(out, kind, values.get("sample_id") or "")

@@ -34,7 +34,7 @@ def run_series(
     SIGINT/SIGTERM (130 also for a stop by other means)."""
     from labctl.cli.stopping import StopOnSignals
     from labctl.series.report import write_report
-    from labctl.series.runner import SeriesRunner, recorded_station
+    from labctl.series.runner import SeriesRunner, claim_series, recorded_station
     from labctl.series.station_fit import plan_station_spec
     from labctl.station import Station
 
@@ -45,8 +45,12 @@ def run_series(
     kwargs = {} if time_scale is None else {"time_scale": time_scale}
     if resume and station is None:  # the station the series started on
         station = recorded_station(out_dir)
+    owner = object()  # this runner, before its SeriesRunner exists
+    claims: list = []
     try:
-        with Station(plan_station_spec(plan, station), **kwargs) as st:
+        spec = plan_station_spec(plan, station)
+        claims = claim_series(out_dir, spec, owner)  # refused here, no instrument is touched
+        with Station(spec, **kwargs) as st:
             _say_pace(plan, st)
             display = SeriesDisplay(plan, st.clock, quiet=quiet)
             runner = SeriesRunner(
@@ -58,6 +62,7 @@ def run_series(
                 allow_other_station=allow_other_station,
                 stop=stop,
                 on_event=display.on_event,
+                owner=owner,
             )
             display.catalog = runner.catalog
             try:
@@ -67,6 +72,8 @@ def run_series(
                 runner.close()
         paths = write_report(out_dir)
     finally:
+        for claim in claims:
+            claim.release()
         logging.getLogger().removeHandler(handler)
         handler.close()
     display.print_end(outcome, paths)

@@ -76,6 +76,25 @@ class SeriesOutcome:
     safe_state: str = ""
 
 
+def claim_series(out_dir: str | Path, station, owner: object) -> list:
+    """Claim the series directory, then the station's instruments (a ``Station`` or its
+    spec), for ``owner``; refused with :class:`SeriesError` naming the holder, all or
+    none. Claimed on the spec before the station opens, a refused runner touches no
+    instrument. The claims are returned for the caller to release."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        directory = claim_series_directory(out_dir, owner=owner)
+    except Busy as exc:
+        raise SeriesError(f"refusing to run a second runner: {exc}") from None
+    try:
+        instruments = claim_station(station, owner=owner)
+    except Busy as exc:
+        directory.release()
+        raise SeriesError(f"refusing to start: {exc}") from None
+    return [instruments, directory]
+
+
 class SeriesRunner:
     """Runs ``plan`` into ``out_dir`` on ``station`` (a connected :class:`Station`)."""
 
@@ -90,8 +109,12 @@ class SeriesRunner:
         allow_other_station: bool = False,
         stop: threading.Event | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        owner: object | None = None,
     ) -> None:
         self.plan = plan
+        #: Whose claims this runner's are (re-entrant): the caller's when it claimed the
+        #: series before opening the station (:func:`claim_series`), else the runner's own.
+        self.owner = owner if owner is not None else self
         self.out_dir = Path(out_dir).resolve()
         self.station = station
         self.stop = stop if stop is not None else threading.Event()
@@ -117,17 +140,7 @@ class SeriesRunner:
         """The series directory, then every instrument of the station, for this runner."""
         leftover = (self.out_dir / STARTUP_MARK).exists()
         self._startup_killed = resume and leftover and not (self.out_dir / CATALOG_NAME).exists()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            directory = claim_series_directory(self.out_dir, owner=self)
-        except Busy as exc:
-            raise SeriesError(f"refusing to run a second runner: {exc}") from None
-        try:
-            instruments = claim_station(self.station, owner=self)
-        except Busy as exc:
-            directory.release()
-            raise SeriesError(f"refusing to start: {exc}") from None
-        return [instruments, directory]
+        return claim_series(self.out_dir, self.station, self.owner)
 
     def _check_slots(self) -> None:
         """Every film's slot exists on this station's holder (before anything moves)."""
@@ -301,7 +314,7 @@ class SeriesRunner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> SeriesOutcome:
-        with owner_scope(self):  # the procedures' claims are this runner's: re-entrant
+        with owner_scope(self.owner):  # the procedures' claims are this runner's: re-entrant
             return self._run()
 
     def _run(self) -> SeriesOutcome:
