@@ -206,3 +206,23 @@ def test_a_refused_run_connects_to_no_instrument_and_records_nothing(
     assert "anneal refused" in err and f"pid {holder.pid}" in err and "Traceback" not in err
     assert untouched(listeners) == list(listeners)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_station_check_names_an_instrument_in_use_and_does_not_connect_it(
+    listened_station, tmp_path, capsys
+):
+    import yaml
+
+    from labctl.cli import main
+
+    station, listeners, holder = listened_station
+    data = yaml.safe_load(station.read_text())
+    data["instruments"] = {"furnace": data["instruments"]["furnace"]}
+    alone = tmp_path / "furnace-only.yaml"
+    alone.write_text(yaml.safe_dump(data))
+    rc = main(["station", "check", str(alone)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("furnace:")]
+    assert "NOT CHECKED" in line and f"pid {holder.pid}" in line
+    assert "furnace" in untouched(listeners)

@@ -46,14 +46,21 @@ def _one_line(text: str, limit: int = LINE_CHARS) -> str:
 
 
 def check_instrument(spec, role: str) -> tuple[bool, str, dict]:
-    """Connect ``role`` alone; (ok, one line, its settings)."""
+    """Connect ``role`` alone; (ok, one line, its settings). An instrument a run owns
+    (:mod:`labctl.ownership`) is named with its holder and not connected: a check must
+    not put its handshake between a running series and its furnace."""
+    from labctl.ownership import Busy, claim_station
     from labctl.station import Station
 
     inst = spec.instruments[role]
     alone = replace(spec, instruments={role: inst})
     where = f"{inst.driver} at {inst.address}"
     try:
-        with Station(alone, time_scale="virtual" if spec.needs_world else None) as st:
+        claim = claim_station(alone)
+    except Busy as exc:
+        return False, _one_line(f"{role}: NOT CHECKED ({where}): {exc}; not connected"), {}
+    try:
+        with claim, Station(alone, time_scale="virtual" if spec.needs_world else None) as st:
             settings = st.settings().get(role, {})
     except Exception as exc:  # any failure is this instrument's: name it, go on
         cause = str(exc) or type(exc).__name__
