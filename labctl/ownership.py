@@ -190,10 +190,9 @@ def claim_station(station, roles: Iterable[str] | None = None, owner: object | N
     ``station`` is a :class:`~labctl.station.Station` or its spec: claiming on the
     spec, before the station is opened, keeps a refused program from connecting to
     (and so talking to) instruments another run owns."""
-    spec = getattr(station, "spec", station)
-    instruments = getattr(spec, "instruments", None) or {}
-    spec = {role: inst.address for role, inst in instruments.items()}
-    wanted = spec if roles is None else {r: spec[r] for r in roles if r in spec}
+    instruments = getattr(getattr(station, "spec", station), "instruments", None) or {}
+    addresses = {role: inst.address for role, inst in instruments.items()}
+    wanted = addresses if roles is None else {r: addresses[r] for r in roles if r in addresses}
     return claim_instruments(wanted.items(), owner)
 
 

@@ -71,15 +71,20 @@ class StationProcedure(Procedure):
             )
         self.claim_instruments()
 
+    @classmethod
+    def roles_to_claim(cls, present) -> list[str]:
+        """The roles a run of this procedure owns among those ``present`` (a Station, or a
+        spec's ``instruments``): its required ones and the optional ones there are."""
+        return [r for r in (*cls.ROLES, *cls.OPTIONAL_ROLES) if r in present]
+
     def claim_instruments(self) -> None:
         """Own this run's instruments (all of them, before touching any), or be refused
         at once naming the holder (:class:`labctl.ownership.Busy`): then ``shutdown()``
         undoes nothing, since nothing was done."""
         from labctl.ownership import Busy, claim_station
 
-        roles = [r for r in (*self.ROLES, *self.OPTIONAL_ROLES) if r in self.station]
         try:
-            self._claim = claim_station(self.station, roles)
+            self._claim = claim_station(self.station, self.roles_to_claim(self.station))
         except Busy as exc:
             self._refused = True
             raise Busy(f"{self.KIND or type(self).__name__} refused: {exc}") from None

@@ -249,10 +249,9 @@ def _run(args: argparse.Namespace) -> int:
     procedure = cls(**values)
     stop = threading.Event()
     spec = load_station_spec(station_name)
-    roles = [r for r in (*cls.ROLES, *cls.OPTIONAL_ROLES) if r in spec.instruments]
     owner = object()  # this run: the procedure's own claim in startup() is re-entrant
     try:  # claimed before the station opens: refused, this run touches no instrument
-        claim = claim_station(spec, roles, owner)
+        claim = claim_station(spec, cls.roles_to_claim(spec.instruments), owner)
     except Busy as exc:
         raise Busy(f"{kind} refused, no instrument touched, nothing recorded: {exc}") from None
     with claim, owner_scope(owner), StopOnSignals(stop, f"labctl run {kind}") as signals:

@@ -18,9 +18,10 @@ One runner per series directory and one owner per instrument
 (:mod:`labctl.ownership`): a second runner, or another run on the station's
 instruments, is refused in one line naming the holder, before anything is
 written; ``labctl series run`` claims before it opens the station
-(:func:`claim_series`), so a refused runner connects to no instrument. A resume runs on the station the series started on (recorded in the
-catalog) unless told otherwise (``allow_other_station``); a damaged catalog is
-reported as damaged; a step with run files is never started afresh.
+(:func:`claim_series`), so a refused runner connects to no instrument. A resume
+runs on the station the series started on (recorded in the catalog) unless told
+otherwise (``allow_other_station``); a damaged catalog is reported as damaged; a
+step with run files is never started afresh.
 
 A failed anneal is never retried (it stops the series, or skips to the next
 film by the plan's ``on_failure``); a failed measurement is retried up to the
